@@ -73,6 +73,11 @@ pub enum DecodeErrorKind {
     TextDuringReconstruction,
     /// A binary message arrived while no binary packet was expecting attachments.
     UnexpectedAttachment,
+    /// A namespace to send must start with `/` and cannot contain `,`.
+    InvalidNamespace {
+        /// The namespace given.
+        namespace: String,
+    },
     /// A placeholder points at an attachment that does not exist.
     PlaceholderOutOfRange {
         /// The placeholder's `num`, as written.
@@ -97,6 +102,7 @@ impl DecodeErrorKind {
             Self::TextDuringReconstruction => "text_during_reconstruction",
             Self::UnexpectedAttachment => "unexpected_attachment",
             Self::PlaceholderOutOfRange { .. } => "placeholder_out_of_range",
+            Self::InvalidNamespace { .. } => "invalid_namespace",
         }
     }
 }
@@ -129,6 +135,10 @@ impl fmt::Display for DecodeErrorKind {
             Self::UnexpectedAttachment => {
                 f.write_str("got a binary attachment while no binary packet was expecting one")
             }
+            Self::InvalidNamespace { namespace } => write!(
+                f,
+                "namespace {namespace:?} must start with '/' and cannot contain ','"
+            ),
             Self::PlaceholderOutOfRange { num, count } => write!(
                 f,
                 "placeholder num {num} does not name one of the packet's {count} attachments"

@@ -133,13 +133,13 @@ pub struct Packet<'a> {
 
 impl<'a> Packet<'a> {
     /// `CONNECT` to `namespace`, with the auth payload if any (must be a JSON object).
-    pub fn connect(namespace: &'a str, auth: Option<Json<'a>>) -> Self {
-        Self::raw(PacketKind::Connect, namespace, None, 0, auth, None)
+    pub fn connect(namespace: &'a str, auth: Option<Json<'a>>) -> Result<Self, DecodeError> {
+        Self::checked(PacketKind::Connect, namespace, None, 0, auth)
     }
 
     /// `DISCONNECT` from `namespace`.
-    pub fn disconnect(namespace: &'a str) -> Self {
-        Self::raw(PacketKind::Disconnect, namespace, None, 0, None, None)
+    pub fn disconnect(namespace: &'a str) -> Result<Self, DecodeError> {
+        Self::checked(PacketKind::Disconnect, namespace, None, 0, None)
     }
 
     /// An `EVENT` whose `payload` is the whole JSON array `["name", args...]`.
@@ -166,6 +166,14 @@ impl<'a> Packet<'a> {
         attachments: usize,
         data: Option<Json<'a>>,
     ) -> Result<Self, DecodeError> {
+        if !is_valid_namespace(namespace) {
+            return Err(DecodeError::new(
+                DecodeErrorKind::InvalidNamespace {
+                    namespace: namespace.to_owned(),
+                },
+                0,
+            ));
+        }
         let event = match &data {
             // The name is copied: `data` may own its text.
             Some(json) => validate_payload(kind, json.as_str())?.map(EventName::into_owned),
@@ -399,6 +407,11 @@ pub fn encode(packet: &Packet<'_>, out: &mut Vec<u8>) {
     if let Some(data) = &packet.data {
         out.extend_from_slice(data.as_str().as_bytes());
     }
+}
+
+/// A namespace the text form can carry: `/`, or `/` followed by anything but `,`.
+fn is_valid_namespace(namespace: &str) -> bool {
+    namespace.starts_with('/') && !namespace.contains(',')
 }
 
 fn write_decimal(out: &mut Vec<u8>, n: u64) {
