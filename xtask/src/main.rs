@@ -1,1 +1,124 @@
-fn main() {}
+//! Project automation: `cargo xtask <command>`. `cargo xtask ci` green means CI green.
+//!
+//! * `ci`: fmt check, clippy (warnings denied), every test, docs (warnings denied), and
+//!   `cargo deny` when it is installed.
+//! * `bench codec`: the codec benchmark, ours and the peers' side by side (release build).
+//! * `fuzz <target> <seconds>` / `fuzz list`: run a fuzz target (needs nightly and cargo-fuzz),
+//!   its corpus seeded from `fixtures/protocol/`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context as _, bail};
+
+mod fuzz;
+#[cfg(test)]
+mod tidy;
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    match args.as_slice() {
+        ["ci"] => ci(),
+        ["bench", rest @ ..] => bench(rest),
+        ["fuzz", "list"] => {
+            for target in fuzz::TARGETS {
+                println!("{target}");
+            }
+            Ok(())
+        }
+        ["fuzz", target, seconds] => fuzz::run(target, seconds.parse().context("seconds")?),
+        _ => {
+            eprintln!(
+                "usage: cargo xtask <command>\n\n\
+                 commands:\n  \
+                 ci                        fmt, clippy, tests, docs, cargo-deny: what CI runs\n  \
+                 bench codec               decode throughput: ours vs serde_json floor vs rust_engineio/rust_socketio\n  \
+                 fuzz list                 the fuzz targets\n  \
+                 fuzz <target> <seconds>   run one fuzz target (nightly + cargo-fuzz)"
+            );
+            bail!("unknown command {:?}", args.join(" "))
+        }
+    }
+}
+
+/// The workspace root.
+pub(crate) fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives one level below the root")
+        .to_path_buf()
+}
+
+fn cargo() -> Command {
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.current_dir(root());
+    cmd
+}
+
+pub(crate) fn run(mut cmd: Command) -> anyhow::Result<()> {
+    eprintln!("$ {}", describe(&cmd));
+    let status = cmd
+        .status()
+        .with_context(|| format!("cannot start {}", describe(&cmd)))?;
+    if !status.success() {
+        bail!("{} failed with {status}", describe(&cmd));
+    }
+    Ok(())
+}
+
+fn describe(cmd: &Command) -> String {
+    std::iter::once(cmd.get_program())
+        .chain(cmd.get_args())
+        .map(|s| s.to_string_lossy().into_owned())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn ci() -> anyhow::Result<()> {
+    let mut fmt = cargo();
+    fmt.args(["fmt", "--all", "--check"]);
+    run(fmt)?;
+
+    let mut clippy = cargo();
+    clippy.args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--locked",
+        "--",
+        "-D",
+        "warnings",
+    ]);
+    run(clippy)?;
+
+    let mut test = cargo();
+    test.args(["test", "--workspace", "--locked"]);
+    run(test)?;
+
+    let mut doc = cargo();
+    doc.args(["doc", "--workspace", "--no-deps", "--locked"])
+        .env("RUSTDOCFLAGS", "-D warnings");
+    run(doc)?;
+
+    let has_deny = Command::new("cargo")
+        .args(["deny", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if has_deny {
+        let mut deny = cargo();
+        deny.args(["deny", "--offline", "check", "licenses", "bans", "sources"]);
+        run(deny)?;
+    } else {
+        eprintln!("cargo-deny is not installed: skipping the license and source check");
+    }
+    eprintln!("xtask ci: all green");
+    Ok(())
+}
+
+fn bench(args: &[&str]) -> anyhow::Result<()> {
+    let mut cmd = cargo();
+    cmd.args(["run", "--release", "--locked", "-p", "crema-bench", "--"])
+        .args(args);
+    run(cmd)
+}

@@ -14,6 +14,21 @@ pub(crate) struct Stats {
     pub(crate) errors: usize,
 }
 
+/// One output line.
+#[derive(serde::Serialize)]
+struct EventLine<'a> {
+    event: serde_json::Value,
+    args: Vec<&'a serde_json::value::RawValue>,
+    #[serde(skip_serializing_if = "is_default_namespace")]
+    namespace: &'a str,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    attachments: Vec<usize>,
+}
+
+fn is_default_namespace(namespace: &&str) -> bool {
+    *namespace == "/"
+}
+
 /// Decodes every line of `input`; a bad line is reported on `errors` and skipped.
 pub(crate) fn run(
     input: impl BufRead,
@@ -52,19 +67,16 @@ pub(crate) fn run(
                     stats.other += 1;
                     continue;
                 };
-                let args = packet.raw_args()?;
-                let name = match name.as_str() {
-                    Some(s) => serde_json::Value::from(s),
-                    None => serde_json::from_str(&name.to_string())?,
+                let line = EventLine {
+                    event: match name.as_str() {
+                        Some(s) => serde_json::Value::from(s),
+                        None => serde_json::from_str(&name.to_string())?,
+                    },
+                    // The arguments are written as they came: raw JSON, key order kept.
+                    args: packet.raw_args()?,
+                    namespace: packet.namespace(),
+                    attachments: message.attachments.iter().map(|a| a.len()).collect(),
                 };
-                let mut line = serde_json::json!({
-                    "namespace": packet.namespace(),
-                    "event": name,
-                    "args": args,
-                });
-                if !message.attachments.is_empty() {
-                    line["attachments"] = message.attachments.iter().map(|a| a.len()).collect();
-                }
                 serde_json::to_writer(&mut *out, &line)?;
                 out.write_all(b"\n")?;
                 stats.events += 1;
@@ -100,7 +112,7 @@ mod tests {
         );
         assert_eq!(
             out,
-            "{\"args\":[{\"state\":\"idle\"}],\"event\":\"status\",\"namespace\":\"/\"}\n{\"args\":[],\"event\":\"done\",\"namespace\":\"/admin\"}\n"
+            "{\"event\":\"status\",\"args\":[{\"state\":\"idle\"}]}\n{\"event\":\"done\",\"args\":[],\"namespace\":\"/admin\"}\n"
         );
         assert_eq!(err, "");
         assert_eq!(
@@ -117,7 +129,7 @@ mod tests {
     #[test]
     fn reports_bad_lines_with_their_number_and_goes_on() {
         let (out, err, stats) = decode_all("9oops\n42{}\n42[\"ok\"]\n");
-        assert_eq!(out, "{\"args\":[],\"event\":\"ok\",\"namespace\":\"/\"}\n");
+        assert_eq!(out, "{\"event\":\"ok\",\"args\":[]}\n");
         assert!(
             err.starts_with("line 1: invalid Engine.IO packet at byte 0"),
             "{err}"
@@ -132,7 +144,7 @@ mod tests {
             decode_all("451-[\"file\",{\"_placeholder\":true,\"num\":0}]\nbAQIDBA==\n");
         assert_eq!(
             out,
-            "{\"args\":[{\"_placeholder\":true,\"num\":0}],\"attachments\":[4],\"event\":\"file\",\"namespace\":\"/\"}\n"
+            "{\"event\":\"file\",\"args\":[{\"_placeholder\":true,\"num\":0}],\"attachments\":[4]}\n"
         );
         assert_eq!(stats.events, 1);
     }

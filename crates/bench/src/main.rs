@@ -1,1 +1,42 @@
-fn main() {}
+//! The benchmark harness behind `cargo xtask bench …`: our figure and the peers' figures from
+//! one run, side by side, as ratios. Always built with `--release`.
+
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+
+mod codec;
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("codec") => codec::run(&args[1..]),
+        _ => bail!("usage: crema-bench codec [--rounds N]"),
+    }
+}
+
+/// The workspace root (for fixtures).
+pub(crate) fn root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("workspace root")
+}
+
+pub(crate) fn read_fixture(path: &str) -> anyhow::Result<String> {
+    let full = root().join(path);
+    std::fs::read_to_string(&full).with_context(|| format!("cannot read {}", full.display()))
+}
+
+pub(crate) fn median(sorted: &[Duration]) -> Duration {
+    sorted[sorted.len() / 2]
+}
+
+/// Parses `--rounds N` (default `default`).
+pub(crate) fn rounds_arg(args: &[String], default: usize) -> anyhow::Result<usize> {
+    match args {
+        [] => Ok(default),
+        [flag, n] if flag == "--rounds" => n.parse().context("--rounds takes a number"),
+        other => bail!("unexpected arguments {other:?}"),
+    }
+}
