@@ -33,7 +33,7 @@ pub mod session;
 pub use error::{DecodeError, DecodeErrorKind, EncodeError};
 pub use packet::{
     Data, FrameKind, Handshake, PROBE, Packet, PacketType, decode, decode_binary, decode_str,
-    encode,
+    encode, json_error_offset,
 };
 pub use payload::{
     PayloadDecoder, RECORD_SEPARATOR, decode_payload, decode_record, encode_payload, encode_record,

@@ -260,8 +260,9 @@ fn decode_handshake(json: &str) -> Result<Handshake, DecodeError> {
     })
 }
 
-/// The byte offset within `json` that a serde_json error points at.
-pub(crate) fn json_error_offset(json: &str, error: &serde_json::Error) -> usize {
+/// The byte offset within `json` that a `serde_json` error points at (serde_json reports a line
+/// and a column; both codecs report faults by byte).
+pub fn json_error_offset(json: &str, error: &serde_json::Error) -> usize {
     let mut line_start = 0;
     for _ in 1..error.line() {
         match json[line_start..].find('\n') {

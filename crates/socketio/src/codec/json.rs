@@ -41,9 +41,9 @@ impl<'a> Json<'a> {
 
     /// The same JSON as a `serde_json` raw value.
     pub fn to_raw_value(&self) -> Box<serde_json::value::RawValue> {
-        // The text is valid JSON, so this only copies it.
+        // Every `Json` holds validated JSON (parsed, decoded or serialized), so this only copies.
         serde_json::value::RawValue::from_string(self.0.trim().to_owned())
-            .unwrap_or_else(|_| Box::<serde_json::value::RawValue>::default())
+            .expect("Json always holds valid JSON")
     }
 }
 
@@ -148,16 +148,4 @@ impl<'de> Visitor<'de> for EventNameVisitor {
             .map(EventName::Number)
             .ok_or_else(|| E::custom("event name is not a finite number"))
     }
-}
-
-/// The byte offset within `json` that a serde_json error points at.
-pub(crate) fn error_offset(json: &str, error: &serde_json::Error) -> usize {
-    let mut line_start = 0;
-    for _ in 1..error.line() {
-        match json[line_start..].find('\n') {
-            Some(i) => line_start += i + 1,
-            None => break,
-        }
-    }
-    (line_start + error.column().saturating_sub(1)).min(json.len())
 }

@@ -379,14 +379,7 @@ pub fn decode(input: &str) -> Result<Packet<'_>, DecodeError> {
         let event = validate_payload(kind, payload).map_err(|e| e.shifted(i))?;
         (Some(Json::new_unchecked(payload)), event)
     };
-    Ok(Packet {
-        kind,
-        namespace: Cow::Borrowed(namespace),
-        id,
-        attachments,
-        data,
-        event,
-    })
+    Ok(Packet::raw(kind, namespace, id, attachments, data, event))
 }
 
 /// Appends the text form of `packet` to `out` (the Engine.IO message's data; attachments, if
@@ -455,7 +448,7 @@ fn validate_payload(kind: PacketKind, payload: &str) -> Result<Option<EventName<
     let shape = shape
         .and_then(|shape| de.end().map(|()| shape))
         .map_err(|e| {
-            let offset = json::error_offset(payload, &e);
+            let offset = engineio_codec::json_error_offset(payload, &e);
             let kind = if e.is_data() {
                 DecodeErrorKind::InvalidPayload {
                     expected: expected_payload(kind),
