@@ -1,8 +1,45 @@
-//! **API boundary.** The async Engine.IO v4 client: WebSocket and long-polling transports, the
-//! polling → WebSocket upgrade, heartbeat and reconnect, driving the pure
-//! [`engineio_codec::session::Session`].
+//! **API boundary.** An async Engine.IO v4 client for tokio.
 //!
-//! Not built yet: this crate holds its place in the workspace map until the client issue lands.
+//! WebSocket (tokio-tungstenite) and HTTP long-polling (hyper) transports, the polling →
+//! WebSocket upgrade exactly as the reference client does it, the v4 heartbeat (the server pings,
+//! the client answers, silence for `pingInterval + pingTimeout` ends the session), and reconnection
+//! with exponential backoff and jitter. The protocol decisions live in the pure
+//! [`engineio_codec::session::Session`]; this crate moves bytes.
+//!
+//! ```no_run
+//! use engineio_client::{Client, Config, Event, Payload, TransportMode};
+//!
+//! # async fn demo() -> Result<(), engineio_client::Error> {
+//! let config = Config::new("http://127.0.0.1:3000")?.transport(TransportMode::WebSocket);
+//! let (client, mut events) = Client::connect(config);
+//! while let Some(event) = events.recv().await {
+//!     match event {
+//!         Event::Open { .. } => client.send("hello").await?,
+//!         Event::Message(Payload::Text(text)) => println!("got {text}"),
+//!         _ => {}
+//!     }
+//! }
+//! # Ok(()) }
+//! ```
 #![deny(missing_docs)]
 
+mod backoff;
+mod client;
+mod config;
+mod driver;
+mod error;
+mod event;
+#[cfg(feature = "rustls")]
+mod tls;
+mod transport;
+
+pub use backoff::Backoff;
+pub use client::{Client, Events};
+pub use config::{Config, HeaderProvider, Reconnect, TransportMode};
 pub use engineio_codec as codec;
+pub use engineio_codec::Handshake;
+pub use engineio_codec::session::{CloseReason, Transport};
+pub use error::Error;
+pub use event::{ConnectionState, Event, Payload, Text};
+#[cfg(feature = "rustls")]
+pub use rustls;

@@ -362,6 +362,12 @@ impl Session {
         }
     }
 
+    /// The driver could not decode what the server sent on the active transport: the session
+    /// ends with a protocol error, as the reference client closes on a parse error.
+    pub fn handle_protocol_error(&mut self, _now: Instant, why: impl Into<String>) {
+        self.fail(why.into());
+    }
+
     /// Time passed: fires the open, heartbeat and probe deadlines that are due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
         if let Some(Upgrade::Probing {

@@ -1,0 +1,94 @@
+//! The application's handle and its event stream.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use tokio::sync::{mpsc, watch};
+
+use crate::config::Config;
+use crate::driver::{self, Command};
+use crate::error::Error;
+use crate::event::{ConnectionState, Event, Payload};
+
+/// A handle to a running Engine.IO client. Cheap to clone; the connection closes when
+/// [`Client::close`] is called, the config's cancel token fires, or every handle is dropped.
+#[derive(Debug, Clone)]
+pub struct Client {
+    commands: mpsc::Sender<Command>,
+    state: watch::Receiver<ConnectionState>,
+    cancel: tokio_util::sync::CancellationToken,
+}
+
+/// The events of a client, in order. A [`futures_util::Stream`], or call [`Events::recv`].
+#[derive(Debug)]
+pub struct Events {
+    rx: mpsc::Receiver<Event>,
+}
+
+impl Client {
+    /// Starts connecting in the background (on the current tokio runtime) and returns at once.
+    pub fn connect(config: Config) -> (Client, Events) {
+        let (commands, command_rx) = mpsc::channel(config.outgoing_capacity);
+        let (events, rx) = mpsc::channel(config.event_capacity);
+        let (state_tx, state) = watch::channel(ConnectionState {
+            connected: false,
+            transport: None,
+            sid: None,
+            last_connect: None,
+            last_error: None,
+            url: config.url.to_string(),
+            attempt: 0,
+        });
+        let cancel = config.cancel.clone();
+        tokio::spawn(driver::run(config, command_rx, events, state_tx));
+        (
+            Client {
+                commands,
+                state,
+                cancel,
+            },
+            Events { rx },
+        )
+    }
+
+    /// Sends a message on the open session. Waits only when the outgoing queue is full.
+    ///
+    /// Fails with [`Error::NotConnected`] when no session is open. A message queued just as the
+    /// session ends is dropped with it (at most once): layers that must not lose a message, like
+    /// socket.io acks, retry above this one.
+    pub async fn send(&self, payload: impl Into<Payload>) -> Result<(), Error> {
+        if !self.state.borrow().connected {
+            return Err(Error::NotConnected);
+        }
+        self.commands
+            .send(Command::Send(payload.into()))
+            .await
+            .map_err(|_| Error::NotConnected)
+    }
+
+    /// The connection state, to read now or to watch for changes.
+    pub fn state(&self) -> watch::Receiver<ConnectionState> {
+        self.state.clone()
+    }
+
+    /// Closes the session (a long-polling session sends `1` first) and stops reconnecting. The
+    /// event stream then ends.
+    pub fn close(&self) {
+        self.cancel.cancel();
+    }
+}
+
+impl Events {
+    /// The next event; `None` once the client is closed or gave up.
+    pub async fn recv(&mut self) -> Option<Event> {
+        self.rx.recv().await
+    }
+}
+
+impl futures_util::Stream for Events {
+    type Item = Event;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Event>> {
+        self.rx.poll_recv(cx)
+    }
+}

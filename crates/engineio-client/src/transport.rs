@@ -1,0 +1,168 @@
+//! The two transports as thin IO: a WebSocket (tokio-tungstenite) and long-polling requests
+//! (hyper). They move bytes; the session decides what the bytes mean.
+
+use bytes::Bytes;
+use futures_util::StreamExt as _;
+use futures_util::stream::{SplitSink, SplitStream};
+use http::{HeaderMap, Method, Request};
+use http_body_util::{BodyExt as _, Full};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+use crate::config::Config;
+use crate::error::Error;
+
+pub(crate) type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+pub(crate) type WsSink = SplitSink<Ws, Message>;
+pub(crate) type WsStream = SplitStream<Ws>;
+
+/// Opens a WebSocket to the Engine.IO endpoint (with `sid` when probing an open session).
+pub(crate) async fn websocket(
+    config: &Config,
+    headers: &HeaderMap,
+    sid: Option<&str>,
+) -> Result<Ws, Error> {
+    let url = config.endpoint("websocket", sid);
+    let ws_error = |reason: String| Error::WebSocket {
+        url: url.to_string(),
+        reason,
+    };
+    let mut request = url
+        .as_str()
+        .into_client_request()
+        .map_err(|e| ws_error(e.to_string()))?;
+    for (name, value) in headers {
+        request.headers_mut().append(name, value.clone());
+    }
+    #[cfg(feature = "rustls")]
+    let connector = Some(tokio_tungstenite::Connector::Rustls(crate::tls::config(
+        config,
+    )));
+    #[cfg(not(feature = "rustls"))]
+    let connector = None;
+    let (ws, _response) =
+        tokio_tungstenite::connect_async_tls_with_config(request, None, true, connector)
+            .await
+            .map_err(|e| ws_error(e.to_string()))?;
+    Ok(ws)
+}
+
+#[cfg(feature = "rustls")]
+type Connector = hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>;
+#[cfg(not(feature = "rustls"))]
+type Connector = hyper_util::client::legacy::connect::HttpConnector;
+
+/// Long-polling requests for one session: at most one GET and one POST at a time is the
+/// caller's rule; this type only sends them.
+#[derive(Clone)]
+pub(crate) struct Polling {
+    client: hyper_util::client::legacy::Client<Connector, Full<Bytes>>,
+    headers: HeaderMap,
+    url: url::Url,
+    timeout: std::time::Duration,
+}
+
+impl Polling {
+    pub(crate) fn new(config: &Config, headers: HeaderMap) -> Self {
+        let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
+        http.set_nodelay(true);
+        http.enforce_http(false);
+        #[cfg(feature = "rustls")]
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config((*crate::tls::config(config)).clone())
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
+        #[cfg(not(feature = "rustls"))]
+        let connector = http;
+        let client =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .build(connector);
+        Self {
+            client,
+            headers,
+            url: config.endpoint("polling", None),
+            timeout: config.request_timeout,
+        }
+    }
+
+    /// The same requests, now for session `sid`.
+    pub(crate) fn with_sid(&self, config: &Config, sid: &str) -> Self {
+        Self {
+            url: config.endpoint("polling", Some(sid)),
+            ..self.clone()
+        }
+    }
+
+    /// GET: the server's next payload.
+    pub(crate) async fn get(&self) -> Result<Bytes, Error> {
+        self.request(Method::GET, Bytes::new()).await
+    }
+
+    /// POST a payload; the server answers `ok`.
+    pub(crate) async fn post(&self, body: Bytes) -> Result<(), Error> {
+        self.request(Method::POST, body).await.map(drop)
+    }
+
+    async fn request(&self, method: Method, body: Bytes) -> Result<Bytes, Error> {
+        let url = self.url.as_str();
+        let connect_error = |reason: String| Error::Connect {
+            url: url.to_owned(),
+            reason,
+        };
+        let mut builder = Request::builder().method(method.clone()).uri(url);
+        for (name, value) in &self.headers {
+            builder = builder.header(name, value);
+        }
+        if method == Method::POST {
+            builder = builder.header(http::header::CONTENT_TYPE, "text/plain;charset=UTF-8");
+        }
+        let request = builder
+            .body(Full::new(body))
+            .map_err(|e| connect_error(e.to_string()))?;
+        let exchange = async {
+            let response = self
+                .client
+                .request(request)
+                .await
+                .map_err(|e| connect_error(error_chain(&e)))?;
+            let status = response.status();
+            let body = response
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| connect_error(e.to_string()))?
+                .to_bytes();
+            if !status.is_success() {
+                return Err(Error::Status {
+                    url: url.to_owned(),
+                    status: status.as_u16(),
+                    body: String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned(),
+                });
+            }
+            Ok(body)
+        };
+        tokio::time::timeout(self.timeout, exchange)
+            .await
+            .map_err(|_| connect_error(format!("no answer within {:?}", self.timeout)))?
+    }
+}
+
+/// An error and its sources, for a log line that says what really went wrong.
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+/// Reads WebSocket frames until the socket ends.
+pub(crate) fn split(ws: Ws) -> (WsSink, WsStream) {
+    ws.split()
+}
