@@ -20,6 +20,7 @@ fn main() -> anyhow::Result<()> {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     match args.as_slice() {
         ["ci"] => ci(),
+        ["conformance"] => conformance(),
         ["bench", rest @ ..] => bench(rest),
         ["fuzz", "list"] => {
             for target in fuzz::TARGETS {
@@ -32,7 +33,8 @@ fn main() -> anyhow::Result<()> {
             eprintln!(
                 "usage: cargo xtask <command>\n\n\
                  commands:\n  \
-                 ci                        fmt, clippy, tests, docs, cargo-deny: what CI runs\n  \
+                 ci                        fmt, clippy, tests (Node conformance included), docs, cargo-deny: what CI runs\n  \
+                 conformance               the client against the reference Node servers (installs them)\n  \
                  bench codec               decode throughput: ours vs serde_json floor vs rust_engineio/rust_socketio\n  \
                  fuzz list                 the fuzz targets\n  \
                  fuzz <target> <seconds>   run one fuzz target (nightly + cargo-fuzz)"
@@ -92,8 +94,10 @@ fn ci() -> anyhow::Result<()> {
     ]);
     run(clippy)?;
 
+    install_node_servers()?;
     let mut test = cargo();
-    test.args(["test", "--workspace", "--locked"]);
+    test.args(["test", "--workspace", "--locked"])
+        .env("CREMA_REQUIRE_NODE", "1");
     run(test)?;
 
     let mut doc = cargo();
@@ -114,6 +118,39 @@ fn ci() -> anyhow::Result<()> {
     }
     eprintln!("xtask ci: all green");
     Ok(())
+}
+
+/// `npm ci` in `xtask/node/` unless the installed packages already match the lock file.
+fn install_node_servers() -> anyhow::Result<()> {
+    let dir = root().join("xtask/node");
+    let lock = dir.join("package-lock.json");
+    let installed = dir.join("node_modules/.package-lock.json");
+    let fresh = match (std::fs::metadata(&lock), std::fs::metadata(&installed)) {
+        (Ok(l), Ok(i)) => i.modified()? >= l.modified()?,
+        _ => false,
+    };
+    if fresh {
+        return Ok(());
+    }
+    let mut npm = Command::new("npm");
+    npm.current_dir(&dir)
+        .args(["ci", "--no-audit", "--no-fund"]);
+    run(npm).context("installing the reference Node servers needs node and npm")
+}
+
+fn conformance() -> anyhow::Result<()> {
+    install_node_servers()?;
+    let mut test = cargo();
+    test.args([
+        "test",
+        "--locked",
+        "-p",
+        "engineio-client",
+        "--test",
+        "node",
+    ])
+    .env("CREMA_REQUIRE_NODE", "1");
+    run(test)
 }
 
 fn bench(args: &[&str]) -> anyhow::Result<()> {
