@@ -66,6 +66,12 @@ impl Client {
             .map_err(|_| Error::NotConnected)
     }
 
+    /// Ends the current session as broken (a layer above found the server's data invalid); the
+    /// client reconnects as after any lost session.
+    pub async fn restart(&self, why: String) {
+        let _ = self.commands.send(Command::Restart(why)).await;
+    }
+
     /// The connection state, to read now or to watch for changes.
     pub fn state(&self) -> watch::Receiver<ConnectionState> {
         self.state.clone()

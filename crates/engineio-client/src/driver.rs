@@ -29,6 +29,8 @@ use crate::transport::{self, Polling, WsSink};
 #[derive(Debug)]
 pub(crate) enum Command {
     Send(Payload),
+    /// End the session as a protocol error (the client reconnects).
+    Restart(String),
 }
 
 /// What the transport tasks report.
@@ -144,7 +146,7 @@ pub(crate) async fn run(
                 () = config.cancel.cancelled() => return,
                 command = commands.recv() => match command {
                     // Messages for a session that no longer exists are dropped.
-                    Some(Command::Send(_)) => {}
+                    Some(Command::Send(_) | Command::Restart(_)) => {}
                     None => return,
                 },
             }
@@ -423,6 +425,7 @@ impl<'a> Connection<'a> {
                 },
                 command = commands.recv() => match command {
                     Some(Command::Send(payload)) => self.write(payload).await,
+                    Some(Command::Restart(why)) => self.session.handle_protocol_error(now(), why),
                     None => self.session.close(now()),
                 },
                 io = self.io_rx.recv(), if self.inbox.is_empty() => {

@@ -1,9 +1,40 @@
 //! **API boundary.** socket.io v5 for Rust.
 //!
-//! * [`codec`]: the pure packet codec — namespaces, ack ids, binary attachments, raw JSON
-//!   payloads read lazily. No IO, no clock.
-//! * The event client on `engineio-client` (namespaces, acks, typed events) comes with the client
-//!   issue.
+//! * [`Client`]: one Engine.IO connection ([`engineio_client`]), any number of namespaces on it;
+//!   CONNECT with auth (asked again on every reconnect), emits buffered in order until the
+//!   namespace is connected, acks both ways with timeouts, binary attachments anywhere in the
+//!   arguments ([`Binary`]), connection state recovery.
+//! * [`manager::Manager`]: the same protocol logic as a pure state machine (time passed in).
+//! * [`codec`]: the pure packet codec: namespaces, ack ids, binary attachments, raw JSON payloads
+//!   read lazily.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use socketio::{Auth, Client, ClientConfig, Event};
+//!
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let client = Client::new(ClientConfig::new("http://127.0.0.1:3000")?);
+//! let (socket, mut events) = client.socket("/", Auth::None).await?;
+//! // Sent as soon as the namespace is connected: never lost.
+//! socket.emit("hello", ("world", 42)).await?;
+//! let (answer,): (String,) = socket.emit_with_ack("echo", ("ping",), Duration::from_secs(5)).await?;
+//! while let Some(event) = events.recv().await {
+//!     if let Event::Message(mut event) = event {
+//!         println!("{} {}", event.name(), event.raw_args()?);
+//!         event.ack(("thanks",)).await?; // answers only if the server asked
+//!     }
+//! }
+//! # Ok(()) }
+//! ```
 #![deny(missing_docs)]
 
+mod binary;
+mod client;
 pub mod codec;
+pub mod manager;
+
+pub use binary::Binary;
+pub use client::{
+    Args, Auth, AuthProvider, Client, ClientConfig, Error, Event, Events, ReceivedEvent, Socket,
+};
+pub use manager::{AckError, DisconnectReason, EmitError};

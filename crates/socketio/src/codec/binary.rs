@@ -86,6 +86,11 @@ impl Reassembler {
         }
     }
 
+    /// The cap on attachments per packet.
+    pub fn max_attachments(&self) -> usize {
+        self.max_attachments
+    }
+
     /// Whether a binary packet is waiting for attachments.
     pub fn is_pending(&self) -> bool {
         self.pending.is_some()

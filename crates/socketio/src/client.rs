@@ -1,0 +1,640 @@
+//! The async socket.io client: a thin tokio driver around the pure [`Manager`] and an
+//! [`engineio_client::Client`].
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use engineio_client::{Event as EngineEvent, Payload};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+use crate::binary::{serialize_with_attachments, with_attachments};
+use crate::codec::{EventName, Json, Message, RESERVED_EVENTS};
+use crate::manager::{AckError, DisconnectReason, EmitError, Manager, Output};
+
+/// Where the answer to an emit with ack goes.
+type AckSender = oneshot::Sender<Result<Message<'static>, AckError>>;
+
+/// An async source of the CONNECT auth payload, asked before every (re)connect of a namespace.
+pub type AuthProvider =
+    Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Option<serde_json::Value>> + Send>> + Send + Sync>;
+
+/// The auth payload of a namespace CONNECT.
+#[derive(Clone, Default)]
+pub enum Auth {
+    /// No payload.
+    #[default]
+    None,
+    /// A fixed JSON object.
+    Static(serde_json::Value),
+    /// Asked again before every connect (fresh tokens).
+    Provider(AuthProvider),
+}
+
+impl fmt::Debug for Auth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Auth::None => f.write_str("None"),
+            Auth::Static(v) => write!(f, "Static({v})"),
+            Auth::Provider(_) => f.write_str("Provider(..)"),
+        }
+    }
+}
+
+/// How the client connects: the Engine.IO configuration (path `/socket.io/` by default) and the
+/// socket.io limits.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    engine: engineio_client::Config,
+    outbox_capacity: usize,
+    max_attachments: usize,
+    event_capacity: usize,
+}
+
+impl ClientConfig {
+    /// A client for the socket.io server at `url` (path `/socket.io/`, polling then upgrade).
+    pub fn new(url: &str) -> Result<Self, engineio_client::Error> {
+        Ok(Self::from_engine(
+            engineio_client::Config::new(url)?.path("/socket.io/"),
+        ))
+    }
+
+    /// A client over an Engine.IO configuration of your own (transports, headers, TLS, backoff).
+    pub fn from_engine(engine: engineio_client::Config) -> Self {
+        Self {
+            engine,
+            outbox_capacity: 1024,
+            max_attachments: crate::codec::DEFAULT_MAX_ATTACHMENTS,
+            event_capacity: 1024,
+        }
+    }
+
+    /// Changes the Engine.IO configuration.
+    pub fn engine(
+        mut self,
+        f: impl FnOnce(engineio_client::Config) -> engineio_client::Config,
+    ) -> Self {
+        self.engine = f(self.engine);
+        self
+    }
+
+    /// How many emits may wait, per namespace, for it to connect (1024). Beyond that an emit
+    /// fails with [`EmitError::BufferFull`] rather than growing memory without bound.
+    pub fn outbox_capacity(mut self, capacity: usize) -> Self {
+        self.outbox_capacity = capacity;
+        self
+    }
+
+    /// The most binary attachments one received packet may announce (10, as socket.io-parser).
+    pub fn max_attachments(mut self, max: usize) -> Self {
+        self.max_attachments = max;
+        self
+    }
+
+    /// How many events may wait for a slow consumer, per namespace (1024); then the client
+    /// stops reading until it catches up (backpressure, nothing dropped).
+    pub fn event_capacity(mut self, capacity: usize) -> Self {
+        self.event_capacity = capacity.max(1);
+        self
+    }
+}
+
+/// Why a socket.io call failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The emit was refused.
+    #[error(transparent)]
+    Emit(#[from] EmitError),
+    /// The ack did not come.
+    #[error(transparent)]
+    Ack(#[from] AckError),
+    /// The arguments could not be serialized, or the answer deserialized.
+    #[error("arguments: {0}")]
+    Json(#[from] serde_json::Error),
+    /// The client is closed.
+    #[error("the client is closed")]
+    Closed,
+}
+
+/// What a namespace's event stream carries.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Event {
+    /// The namespace is connected (again).
+    Connect {
+        /// The socket id in the namespace.
+        sid: String,
+        /// Whether the server recovered the session and replayed what was missed.
+        recovered: bool,
+    },
+    /// The server refused the namespace. Terminal: the stream ends after this.
+    ConnectError {
+        /// The server's message.
+        message: String,
+        /// The server's extra data, raw JSON.
+        data: Option<String>,
+    },
+    /// The namespace disconnected. After `TransportClose` it reconnects by itself.
+    Disconnect(DisconnectReason),
+    /// An event from the server.
+    Message(ReceivedEvent),
+}
+
+/// An event from the server: its name, raw arguments (parsed only when asked), attachments, and
+/// the means to answer it when the server asked for an ack.
+pub struct ReceivedEvent {
+    message: Message<'static>,
+    reply: Option<AckReply>,
+}
+
+impl fmt::Debug for ReceivedEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ReceivedEvent")
+            .field("name", &self.name().to_string())
+            .field("args", &self.message.packet.data())
+            .field("attachments", &self.message.attachments.len())
+            .field("wants_ack", &self.reply.is_some())
+            .finish()
+    }
+}
+
+impl ReceivedEvent {
+    /// The event name.
+    pub fn name(&self) -> &EventName<'static> {
+        self.message
+            .packet
+            .event_name()
+            .expect("events always have a name")
+    }
+
+    /// The arguments, deserialized into `T` (a tuple such as `(Status,)`, or a `Vec`).
+    /// [`crate::Binary`] values inside receive the attachments.
+    pub fn args<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+        with_attachments(&self.message.attachments, || self.message.packet.args())
+    }
+
+    /// The first argument, deserialized into `T`.
+    pub fn arg<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+        let raw = self.message.packet.raw_args()?;
+        let first = raw
+            .first()
+            .ok_or_else(|| serde::de::Error::custom("the event has no arguments"))?;
+        with_attachments(&self.message.attachments, || {
+            serde_json::from_str(first.get())
+        })
+    }
+
+    /// The arguments as raw JSON text (`[...]` without the name).
+    pub fn raw_args(&self) -> Result<String, serde_json::Error> {
+        let raw = self.message.packet.raw_args()?;
+        serde_json::to_string(&raw)
+    }
+
+    /// The packet as received, with its attachments.
+    pub fn message(&self) -> &Message<'static> {
+        &self.message
+    }
+
+    /// Whether the server waits for an answer.
+    pub fn wants_ack(&self) -> bool {
+        self.reply.is_some()
+    }
+
+    /// Answers the server's ack request with `args` (a tuple; [`crate::Binary`] allowed).
+    /// Does nothing when the server did not ask. An answer is sent at most once.
+    pub async fn ack<A: Serialize>(&mut self, args: A) -> Result<(), Error> {
+        let Some(reply) = self.reply.take() else {
+            return Ok(());
+        };
+        let (json, attachments) = serialize_with_attachments(&args)?;
+        let json = if json.starts_with('[') {
+            json
+        } else {
+            format!("[{json}]")
+        };
+        reply
+            .commands
+            .send(Command::Ack {
+                namespace: reply.namespace,
+                id: reply.id,
+                json,
+                attachments,
+            })
+            .await
+            .map_err(|_| Error::Closed)
+    }
+}
+
+struct AckReply {
+    namespace: Arc<str>,
+    id: u64,
+    commands: mpsc::Sender<Command>,
+}
+
+enum Command {
+    Join {
+        namespace: Arc<str>,
+        auth: Auth,
+        events: mpsc::Sender<Event>,
+    },
+    Emit {
+        namespace: Arc<str>,
+        event: String,
+        json: String,
+        attachments: Vec<Bytes>,
+        ack: Option<(Duration, AckSender)>,
+        done: oneshot::Sender<Result<(), EmitError>>,
+    },
+    Ack {
+        namespace: Arc<str>,
+        id: u64,
+        json: String,
+        attachments: Vec<Bytes>,
+    },
+    Leave {
+        namespace: Arc<str>,
+    },
+}
+
+/// A socket.io client: one Engine.IO connection, any number of namespaces on it. Cheap to clone.
+/// Closes when [`Client::close`] is called or every handle ([`Client`], [`Socket`]) is dropped.
+#[derive(Clone)]
+pub struct Client {
+    commands: mpsc::Sender<Command>,
+    engine: engineio_client::Client,
+    event_capacity: usize,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("engine", &self.engine)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One namespace of a [`Client`]: emit into it.
+#[derive(Clone)]
+pub struct Socket {
+    namespace: Arc<str>,
+    commands: mpsc::Sender<Command>,
+}
+
+impl fmt::Debug for Socket {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Socket")
+            .field("namespace", &self.namespace)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The events of one namespace, in order. A [`futures_util::Stream`], or call [`Events::recv`].
+#[derive(Debug)]
+pub struct Events {
+    rx: mpsc::Receiver<Event>,
+}
+
+impl Events {
+    /// The next event; `None` once the namespace is refused, left, or the client closed.
+    pub async fn recv(&mut self) -> Option<Event> {
+        self.rx.recv().await
+    }
+}
+
+impl futures_util::Stream for Events {
+    type Item = Event;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Event>> {
+        self.rx.poll_recv(cx)
+    }
+}
+
+impl Client {
+    /// Starts the client in the background (on the current tokio runtime).
+    pub fn new(config: ClientConfig) -> Self {
+        let (engine, engine_events) = engineio_client::Client::connect(config.engine);
+        let (commands, command_rx) = mpsc::channel(1024);
+        let manager = Manager::new(config.outbox_capacity, config.max_attachments);
+        tokio::spawn(drive(
+            manager,
+            engine.clone(),
+            engine_events,
+            command_rx,
+            commands.downgrade(),
+        ));
+        Self {
+            commands,
+            engine,
+            event_capacity: config.event_capacity,
+        }
+    }
+
+    /// Joins `namespace` (`"/"` for the main one) with `auth`, and returns the socket to emit
+    /// into and the namespace's event stream. Emits made before the server accepts are buffered
+    /// and sent, in order, once it does.
+    pub async fn socket(&self, namespace: &str, auth: Auth) -> Result<(Socket, Events), Error> {
+        let namespace: Arc<str> = if namespace.starts_with('/') {
+            namespace.into()
+        } else {
+            format!("/{namespace}").into()
+        };
+        let (tx, rx) = mpsc::channel(self.event_capacity);
+        self.commands
+            .send(Command::Join {
+                namespace: namespace.clone(),
+                auth,
+                events: tx,
+            })
+            .await
+            .map_err(|_| Error::Closed)?;
+        Ok((
+            Socket {
+                namespace,
+                commands: self.commands.clone(),
+            },
+            Events { rx },
+        ))
+    }
+
+    /// The Engine.IO connection state (connected, transport, last error) as a `watch`.
+    pub fn state(&self) -> tokio::sync::watch::Receiver<engineio_client::ConnectionState> {
+        self.engine.state()
+    }
+
+    /// Closes the connection and stops reconnecting; every namespace's stream ends.
+    pub fn close(&self) {
+        self.engine.close();
+    }
+}
+
+/// Arguments of an emit: a tuple, `()` for none. Each element becomes one argument.
+pub trait Args: Serialize {}
+impl Args for () {}
+macro_rules! args_tuple {
+    ($($t:ident),+) => { impl<$($t: Serialize),+> Args for ($($t,)+) {} };
+}
+args_tuple!(A);
+args_tuple!(A, B);
+args_tuple!(A, B, C);
+args_tuple!(A, B, C, D);
+args_tuple!(A, B, C, D, E);
+args_tuple!(A, B, C, D, E, F);
+
+/// `["event", args...]` from an event name and a tuple of arguments.
+fn event_array<A: Args>(event: &str, args: &A) -> Result<(String, Vec<Bytes>), serde_json::Error> {
+    let (args_json, attachments) = serialize_with_attachments(args)?;
+    let name = serde_json::to_string(event)?;
+    let json = match args_json.as_str() {
+        "null" | "[]" => format!("[{name}]"),
+        other => match other.strip_prefix('[') {
+            Some(rest) => format!("[{name},{rest}"),
+            None => format!("[{name},{other}]"),
+        },
+    };
+    Ok((json, attachments))
+}
+
+impl Socket {
+    /// The namespace.
+    pub fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    /// Emits `event` with `args` (a tuple: `("a", 1)`, `(data,)`, or `()`), without an ack.
+    /// Buffered while the namespace connects; refused for reserved names.
+    pub async fn emit<A: Args>(&self, event: &str, args: A) -> Result<(), Error> {
+        self.send_emit(event, &args, None).await
+    }
+
+    /// Emits and waits for the server's answer, deserialized into `T` (a tuple of the answer's
+    /// arguments), at most `timeout`.
+    pub async fn emit_with_ack<A: Args, T: DeserializeOwned>(
+        &self,
+        event: &str,
+        args: A,
+        timeout: Duration,
+    ) -> Result<T, Error> {
+        let (tx, rx) = oneshot::channel();
+        self.send_emit(event, &args, Some((timeout, tx))).await?;
+        let message = rx.await.map_err(|_| Error::Closed)??;
+        Ok(with_attachments(&message.attachments, || {
+            message.packet.args()
+        })?)
+    }
+
+    async fn send_emit<A: Args>(
+        &self,
+        event: &str,
+        args: &A,
+        ack: Option<(Duration, AckSender)>,
+    ) -> Result<(), Error> {
+        if RESERVED_EVENTS.contains(&event) {
+            return Err(EmitError::Reserved(event.to_owned()).into());
+        }
+        let (json, attachments) = event_array(event, args)?;
+        let (done, result) = oneshot::channel();
+        self.commands
+            .send(Command::Emit {
+                namespace: self.namespace.clone(),
+                event: event.to_owned(),
+                json,
+                attachments,
+                ack,
+                done,
+            })
+            .await
+            .map_err(|_| Error::Closed)?;
+        result
+            .await
+            .map_err(|_| Error::Closed)?
+            .map_err(Error::from)
+    }
+
+    /// Leaves the namespace (DISCONNECT); its stream ends.
+    pub async fn disconnect(&self) {
+        let _ = self
+            .commands
+            .send(Command::Leave {
+                namespace: self.namespace.clone(),
+            })
+            .await;
+    }
+}
+
+/// The driver: engine events and commands in, manager outputs out.
+async fn drive(
+    mut manager: Manager,
+    engine: engineio_client::Client,
+    mut engine_events: engineio_client::Events,
+    mut commands: mpsc::Receiver<Command>,
+    self_commands: mpsc::WeakSender<Command>,
+) {
+    let mut sockets: HashMap<Arc<str>, (Auth, mpsc::Sender<Event>)> = HashMap::new();
+    let mut acks: HashMap<(Arc<str>, u64), AckSender> = HashMap::new();
+    loop {
+        // Do what the manager says.
+        while let Some(output) = manager.poll_output() {
+            match output {
+                Output::Send { text, attachments } => {
+                    if engine.send(text).await.is_err() {
+                        continue;
+                    }
+                    for bytes in attachments {
+                        let _ = engine.send(Payload::Binary(bytes)).await;
+                    }
+                }
+                Output::Connected {
+                    namespace,
+                    sid,
+                    recovered,
+                } => {
+                    if let Some((_, tx)) = sockets.get(namespace.as_str()) {
+                        let _ = tx.send(Event::Connect { sid, recovered }).await;
+                    }
+                }
+                Output::ConnectError {
+                    namespace,
+                    message,
+                    data,
+                } => {
+                    tracing::warn!(%namespace, "namespace refused: {message}");
+                    if let Some((_, tx)) = sockets.remove(namespace.as_str()) {
+                        let _ = tx.send(Event::ConnectError { message, data }).await;
+                    }
+                }
+                Output::Disconnected { namespace, reason } => {
+                    let terminal = !matches!(reason, DisconnectReason::TransportClose(_));
+                    if terminal {
+                        if let Some((_, tx)) = sockets.remove(namespace.as_str()) {
+                            let _ = tx.send(Event::Disconnect(reason)).await;
+                        }
+                    } else if let Some((_, tx)) = sockets.get(namespace.as_str()) {
+                        let _ = tx.send(Event::Disconnect(reason)).await;
+                    }
+                }
+                Output::Event { namespace, message } => {
+                    let Some((_, tx)) = sockets.get(namespace.as_str()) else {
+                        continue;
+                    };
+                    let reply = match (message.packet.id(), self_commands.upgrade()) {
+                        (Some(id), Some(commands)) => Some(AckReply {
+                            namespace: namespace.as_str().into(),
+                            id,
+                            commands,
+                        }),
+                        _ => None,
+                    };
+                    // Backpressure: a slow consumer slows reading, nothing is dropped.
+                    let _ = tx
+                        .send(Event::Message(ReceivedEvent { message, reply }))
+                        .await;
+                }
+                Output::Ack {
+                    namespace,
+                    id,
+                    result,
+                } => {
+                    if let Some(tx) = acks.remove(&(Arc::from(namespace.as_str()), id)) {
+                        let _ = tx.send(result);
+                    }
+                }
+                Output::ProtocolError(why) => {
+                    tracing::warn!("restarting the connection: the server broke socket.io: {why}");
+                    // The engine opens a new session; the namespaces reconnect with it.
+                    engine.restart(why.clone()).await;
+                    manager.engine_closed(&why);
+                }
+            }
+        }
+        let deadline = manager.poll_timeout().map(Instant::from_std);
+        tokio::select! {
+            event = engine_events.recv() => match event {
+                Some(EngineEvent::Open { .. }) => {
+                    for (namespace, (auth, _)) in &sockets {
+                        let auth = resolve_auth(auth).await;
+                        let json = auth.map(|v| v.to_string());
+                        manager.set_auth(namespace, json.as_deref().and_then(|j| Json::parse(j).ok()));
+                    }
+                    manager.engine_opened();
+                }
+                Some(EngineEvent::Message(Payload::Text(text))) => {
+                    manager.handle_text(std::time::Instant::now(), text.as_str());
+                }
+                Some(EngineEvent::Message(Payload::Binary(bytes))) => {
+                    manager.handle_binary(std::time::Instant::now(), bytes);
+                }
+                Some(EngineEvent::Close { reason }) => manager.engine_closed(&reason.to_string()),
+                Some(_) => {}
+                None => {
+                    manager.engine_closed("the client closed");
+                    while let Some(output) = manager.poll_output() {
+                        if let Output::Ack { namespace, id, result } = output
+                            && let Some(tx) = acks.remove(&(Arc::from(namespace.as_str()), id))
+                        {
+                            let _ = tx.send(result);
+                        }
+                    }
+                    return;
+                }
+            },
+            command = commands.recv() => match command {
+                Some(Command::Join { namespace, auth, events }) => {
+                    let json = resolve_auth(&auth).await.map(|v| v.to_string());
+                    sockets.insert(namespace.clone(), (auth, events));
+                    manager.connect(&namespace, json.as_deref().and_then(|j| Json::parse(j).ok()));
+                }
+                Some(Command::Emit { namespace, event, json, attachments, ack, done }) => {
+                    let now = std::time::Instant::now();
+                    let (timeout, reply) = match ack {
+                        Some((timeout, reply)) => (Some(Some(now + timeout)), Some(reply)),
+                        None => (None, None),
+                    };
+                    match manager.emit(now, &namespace, &event, json, attachments, timeout) {
+                        Ok(id) => {
+                            if let (Some(id), Some(reply)) = (id, reply) {
+                                acks.insert((namespace, id), reply);
+                            }
+                            let _ = done.send(Ok(()));
+                        }
+                        Err(e) => {
+                            let _ = done.send(Err(e));
+                        }
+                    }
+                }
+                Some(Command::Ack { namespace, id, json, attachments }) => {
+                    manager.ack(&namespace, id, &json, attachments);
+                }
+                Some(Command::Leave { namespace }) => manager.disconnect(&namespace),
+                None => {
+                    engine.close();
+                    return;
+                }
+            },
+            () = sleep_until(deadline) => manager.handle_timeout(std::time::Instant::now()),
+        }
+    }
+}
+
+async fn resolve_auth(auth: &Auth) -> Option<serde_json::Value> {
+    match auth {
+        Auth::None => None,
+        Auth::Static(v) => Some(v.clone()),
+        Auth::Provider(p) => p().await,
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
