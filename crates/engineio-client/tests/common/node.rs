@@ -2,6 +2,8 @@
 //! or `.ci/run`). When they are not installed and `CREMA_REQUIRE_NODE` is not set, the Node suite
 //! says so and skips; CI sets it, so there a missing server fails the run.
 
+#![allow(unreachable_pub, dead_code)]
+
 use std::io::{BufRead as _, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
