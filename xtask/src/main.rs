@@ -140,17 +140,13 @@ fn install_node_servers() -> anyhow::Result<()> {
 
 fn conformance() -> anyhow::Result<()> {
     install_node_servers()?;
-    let mut test = cargo();
-    test.args([
-        "test",
-        "--locked",
-        "-p",
-        "engineio-client",
-        "--test",
-        "node",
-    ])
-    .env("CREMA_REQUIRE_NODE", "1");
-    run(test)
+    for package in ["engineio-client", "socketio"] {
+        let mut test = cargo();
+        test.args(["test", "--locked", "-p", package, "--test", "node"])
+            .env("CREMA_REQUIRE_NODE", "1");
+        run(test)?;
+    }
+    Ok(())
 }
 
 fn bench(args: &[&str]) -> anyhow::Result<()> {
