@@ -376,9 +376,10 @@ impl Client {
     }
 }
 
-/// Arguments of an emit: a tuple, `()` for none. Each element becomes one argument.
+/// Arguments of an emit: a tuple (`()` for none) or a `Vec`. Each element becomes one argument.
 pub trait Args: Serialize {}
 impl Args for () {}
+impl<T: Serialize> Args for Vec<T> {}
 macro_rules! args_tuple {
     ($($t:ident),+) => { impl<$($t: Serialize),+> Args for ($($t,)+) {} };
 }
