@@ -5,13 +5,17 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 
+mod client;
 mod codec;
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("codec") => codec::run(&args[1..]),
-        _ => bail!("usage: crema-bench codec [--rounds N]"),
+        Some("client") => client::run(&args[1..]),
+        Some("client-crema") => client::run_crema(&args[1], args[2].parse()?),
+        Some("client-rust-socketio") => client::run_rust_socketio(&args[1], args[2].parse()?),
+        _ => bail!("usage: crema-bench codec [--rounds N] | client [--rounds N] [--count N]"),
     }
 }
 

@@ -13,7 +13,7 @@ use engineio_codec::session::{
     CloseReason, Control, Output, Session, SessionConfig, Transport, Via,
 };
 use engineio_codec::{Data, Handshake, Packet};
-use futures_util::{SinkExt as _, StreamExt as _};
+use futures_util::{FutureExt as _, SinkExt as _, StreamExt as _};
 use http::HeaderMap;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -36,12 +36,8 @@ pub(crate) enum Command {
 /// What the transport tasks report.
 #[derive(Debug)]
 enum Io {
-    /// A WebSocket frame from socket `id`.
-    Frame(u64, Message),
-    /// WebSocket `id` ended.
-    WsClosed(u64, Option<String>),
-    /// The probe WebSocket opened (its reader already runs as `id`).
-    ProbeOpen(u64, Box<WsSink>),
+    /// The probe WebSocket opened.
+    ProbeOpen(Box<transport::Ws>),
     /// The probe WebSocket could not be opened.
     ProbeFailed(String),
     /// A long-polling GET answered.
@@ -275,13 +271,14 @@ struct Connection<'a> {
     io_tx: mpsc::Sender<Io>,
     io_rx: mpsc::Receiver<Io>,
     tasks: Vec<JoinHandle<()>>,
-    next_id: u64,
-    /// The active WebSocket writer and its reader's id.
-    ws: Option<(u64, WsSink)>,
+    /// The active WebSocket, read by the loop itself (no task hop per frame).
+    ws: Option<WsSink>,
+    ws_stream: Option<transport::WsStream>,
     /// Long-polling, while it is the active transport.
     polling: Option<PollingState>,
-    /// The probe WebSocket writer and its reader's id, once open.
-    probe: Option<(u64, WsSink)>,
+    /// The probe WebSocket, once open.
+    probe: Option<WsSink>,
+    probe_stream: Option<transport::WsStream>,
     /// Control packets for the probe that wait for it to open.
     probe_outbox: Vec<Control>,
     /// Events the consumer has not taken yet (backpressure: no reading while non-empty).
@@ -317,18 +314,19 @@ impl<'a> Connection<'a> {
             io_tx,
             io_rx,
             tasks: Vec::new(),
-            next_id: 0,
             ws: None,
+            ws_stream: None,
             polling: None,
             probe: None,
+            probe_stream: None,
             probe_outbox: Vec::new(),
             inbox: VecDeque::new(),
             leftover: opened.leftover,
         };
         match opened.transport {
             Active::WebSocket(sink, stream) => {
-                let id = connection.spawn_reader(stream);
-                connection.ws = Some((id, sink));
+                connection.ws = Some(sink);
+                connection.ws_stream = Some(stream);
             }
             Active::Polling(polling) => {
                 let (pause, _) = watch::channel(false);
@@ -344,29 +342,6 @@ impl<'a> Connection<'a> {
             }
         }
         connection
-    }
-
-    fn spawn_reader(&mut self, mut stream: transport::WsStream) -> u64 {
-        self.next_id += 1;
-        let id = self.next_id;
-        let tx = self.io_tx.clone();
-        self.tasks.push(tokio::spawn(async move {
-            while let Some(frame) = stream.next().await {
-                match frame {
-                    Ok(message) => {
-                        if tx.send(Io::Frame(id, message)).await.is_err() {
-                            return;
-                        }
-                    }
-                    Err(e) => {
-                        let _ = tx.send(Io::WsClosed(id, Some(e.to_string()))).await;
-                        return;
-                    }
-                }
-            }
-            let _ = tx.send(Io::WsClosed(id, None)).await;
-        }));
-        id
     }
 
     fn start_get_loop(&mut self) {
@@ -404,13 +379,23 @@ impl<'a> Connection<'a> {
         if !leftover.is_empty() {
             self.body(leftover);
         }
+        let mut armed: Option<Instant> = None;
+        let timer = tokio::time::sleep_until(Instant::now() + FAR);
+        tokio::pin!(timer);
         loop {
             if let Some(reason) = self.drain_outputs().await {
                 return reason;
             }
             self.maybe_post();
             let deadline = self.session.poll_timeout().map(Instant::from_std);
+            if deadline != armed {
+                armed = deadline;
+                timer
+                    .as_mut()
+                    .reset(deadline.unwrap_or_else(|| Instant::now() + FAR));
+            }
             let now = || Instant::now().into_std();
+            let reading = self.inbox.is_empty();
             tokio::select! {
                 biased;
                 () = self.config.cancel.cancelled() => self.session.close(now()),
@@ -428,13 +413,39 @@ impl<'a> Connection<'a> {
                     Some(Command::Restart(why)) => self.session.handle_protocol_error(now(), why),
                     None => self.session.close(now()),
                 },
-                io = self.io_rx.recv(), if self.inbox.is_empty() => {
+                frame = next_frame(&mut self.ws_stream), if reading && self.ws_stream.is_some() => {
+                    self.active_frame(frame);
+                    // Take what is already buffered before going round the loop again.
+                    for _ in 0..64 {
+                        if !self.inbox.is_empty() {
+                            break;
+                        }
+                        match next_frame(&mut self.ws_stream).now_or_never() {
+                            Some(frame) => self.active_frame(frame),
+                            None => break,
+                        }
+                    }
+                }
+                frame = next_frame(&mut self.probe_stream), if self.probe_stream.is_some() => {
+                    match frame {
+                        Some(Ok(message)) => self.frame(Via::Probe, message),
+                        _ => {
+                            self.probe_stream = None;
+                            self.session.handle_transport_closed(now(), Via::Probe);
+                        }
+                    }
+                }
+                io = self.io_rx.recv(), if reading => {
                     // The loop holds a sender, so the channel never closes.
                     if let Some(io) = io {
                         self.handle_io(io).await;
                     }
                 }
-                () = sleep_until(deadline) => self.session.handle_timeout(now()),
+                () = &mut timer, if armed.is_some() => {
+                    // Re-arm on the next pass, whatever the session decides now.
+                    armed = None;
+                    self.session.handle_timeout(now());
+                }
             }
         }
     }
@@ -471,29 +482,11 @@ impl<'a> Connection<'a> {
     async fn handle_io(&mut self, io: Io) {
         let now = Instant::now().into_std();
         match io {
-            Io::Frame(id, message) => {
-                let via = if self.ws.as_ref().is_some_and(|(i, _)| *i == id) {
-                    Via::Active
-                } else if self.probe.as_ref().is_some_and(|(i, _)| *i == id) {
-                    Via::Probe
-                } else {
-                    return;
-                };
-                self.frame(via, message);
-            }
-            Io::WsClosed(id, error) => {
-                if self.ws.as_ref().is_some_and(|(i, _)| *i == id) {
-                    if let Some(e) = &error {
-                        tracing::info!("WebSocket closed: {e}");
-                    }
-                    self.session.handle_transport_closed(now, Via::Active);
-                } else if self.probe.as_ref().is_some_and(|(i, _)| *i == id) {
-                    self.session.handle_transport_closed(now, Via::Probe);
-                }
-            }
-            Io::ProbeOpen(id, sink) => {
+            Io::ProbeOpen(ws) => {
                 if self.session.is_upgrading() {
-                    self.probe = Some((id, *sink));
+                    let (sink, stream) = transport::split(*ws);
+                    self.probe = Some(sink);
+                    self.probe_stream = Some(stream);
                     for control in std::mem::take(&mut self.probe_outbox) {
                         self.send_probe(control).await;
                     }
@@ -531,7 +524,40 @@ impl<'a> Connection<'a> {
         }
     }
 
+    /// A frame, an error or the end of the active WebSocket.
+    fn active_frame(
+        &mut self,
+        frame: Option<Result<Message, tokio_tungstenite::tungstenite::Error>>,
+    ) {
+        match frame {
+            Some(Ok(message)) => self.frame(Via::Active, message),
+            Some(Err(e)) => {
+                tracing::info!("WebSocket closed: {e}");
+                self.ws_stream = None;
+                self.session
+                    .handle_transport_closed(Instant::now().into_std(), Via::Active);
+            }
+            None => {
+                self.ws_stream = None;
+                self.session
+                    .handle_transport_closed(Instant::now().into_std(), Via::Active);
+            }
+        }
+    }
+
     fn frame(&mut self, via: Via, message: Message) {
+        // The hot path, a text message on an open session, needs neither the session nor the
+        // clock: the session only tracks control packets.
+        if via == Via::Active
+            && self.session.is_open()
+            && let Message::Text(text) = &message
+            && text.as_str().starts_with('4')
+        {
+            if let Some(data) = Text::after_type_char(Bytes::from(text.clone())) {
+                self.deliver(Event::Message(Payload::Text(data)));
+            }
+            return;
+        }
         let now = Instant::now().into_std();
         match message {
             Message::Text(text) => match engineio_codec::decode_str(text.as_str()) {
@@ -607,7 +633,7 @@ impl<'a> Connection<'a> {
             Payload::Binary(b) => Packet::binary(b),
         };
         if self.session.is_writable()
-            && let Some((_, sink)) = &mut self.ws
+            && let Some(sink) = &mut self.ws
         {
             let message = ws_message(&packet);
             if let Err(e) = sink.send(message).await {
@@ -669,7 +695,7 @@ impl<'a> Connection<'a> {
     }
 
     async fn send_probe(&mut self, control: Control) {
-        let Some((_, sink)) = &mut self.probe else {
+        let Some(sink) = &mut self.probe else {
             self.probe_outbox.push(control);
             return;
         };
@@ -689,7 +715,7 @@ impl<'a> Connection<'a> {
                     control,
                 } => {
                     let packet = control.packet();
-                    if let Some((_, sink)) = &mut self.ws {
+                    if let Some(sink) = &mut self.ws {
                         if let Err(e) = sink.send(ws_message(&packet)).await {
                             tracing::info!("WebSocket write failed: {e}");
                             self.session
@@ -718,9 +744,10 @@ impl<'a> Connection<'a> {
                 Output::Upgraded => self.upgraded().await,
                 Output::UpgradeFailed(why) => {
                     tracing::info!("WebSocket upgrade abandoned, staying on long-polling: {why}");
-                    if let Some((_, mut sink)) = self.probe.take() {
+                    if let Some(mut sink) = self.probe.take() {
                         let _ = sink.close().await;
                     }
+                    self.probe_stream = None;
                     self.probe_outbox.clear();
                     if let Some(p) = &mut self.polling {
                         p.paused = false;
@@ -755,37 +782,15 @@ impl<'a> Connection<'a> {
         let Some(sid) = self.session.handshake().map(|h| h.sid.clone()) else {
             return;
         };
-        self.next_id += 1;
-        let id = self.next_id;
         let config = self.config.clone();
         let headers = self.headers.clone();
         let tx = self.io_tx.clone();
         self.tasks.push(tokio::spawn(async move {
-            match transport::websocket(&config, &headers, Some(&sid)).await {
-                Ok(ws) => {
-                    let (sink, mut stream) = transport::split(ws);
-                    if tx.send(Io::ProbeOpen(id, Box::new(sink))).await.is_err() {
-                        return;
-                    }
-                    while let Some(frame) = stream.next().await {
-                        match frame {
-                            Ok(m) => {
-                                if tx.send(Io::Frame(id, m)).await.is_err() {
-                                    return;
-                                }
-                            }
-                            Err(e) => {
-                                let _ = tx.send(Io::WsClosed(id, Some(e.to_string()))).await;
-                                return;
-                            }
-                        }
-                    }
-                    let _ = tx.send(Io::WsClosed(id, None)).await;
-                }
-                Err(e) => {
-                    let _ = tx.send(Io::ProbeFailed(e.to_string())).await;
-                }
-            }
+            let report = match transport::websocket(&config, &headers, Some(&sid)).await {
+                Ok(ws) => Io::ProbeOpen(Box::new(ws)),
+                Err(e) => Io::ProbeFailed(e.to_string()),
+            };
+            let _ = tx.send(report).await;
         }));
     }
 
@@ -794,6 +799,7 @@ impl<'a> Connection<'a> {
             return;
         };
         self.ws = Some(probe);
+        self.ws_stream = self.probe_stream.take();
         tracing::info!("upgraded to WebSocket");
         if let Some(p) = self.polling.take() {
             // Writes buffered during the pause go out on the WebSocket, in order.
@@ -802,7 +808,7 @@ impl<'a> Connection<'a> {
                     Ok(packet) => ws_message(&packet),
                     Err(_) => continue,
                 };
-                if let Some((_, sink)) = &mut self.ws
+                if let Some(sink) = &mut self.ws
                     && sink.send(message).await.is_err()
                 {
                     self.session
@@ -831,7 +837,7 @@ impl<'a> Connection<'a> {
                 .join(&engineio_codec::RECORD_SEPARATOR);
             let _ = tokio::time::timeout(Duration::from_secs(2), p.polling.post(body.into())).await;
         }
-        for (_, mut sink) in self.ws.take().into_iter().chain(self.probe.take()) {
+        for mut sink in self.ws.take().into_iter().chain(self.probe.take()) {
             let _ = tokio::time::timeout(Duration::from_secs(2), sink.close()).await;
         }
         // Events already read still reach the consumer, before the Close event.
@@ -863,9 +869,14 @@ fn ws_message(packet: &Packet<'_>) -> Message {
     }
 }
 
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(deadline) => tokio::time::sleep_until(deadline).await,
+/// A timer far enough away to mean "no deadline".
+const FAR: Duration = Duration::from_secs(86_400 * 365);
+
+async fn next_frame(
+    stream: &mut Option<transport::WsStream>,
+) -> Option<Result<Message, tokio_tungstenite::tungstenite::Error>> {
+    match stream {
+        Some(stream) => stream.next().await,
         None => std::future::pending().await,
     }
 }

@@ -481,6 +481,11 @@ async fn drive(
 ) {
     let mut sockets: HashMap<Arc<str>, (Auth, mpsc::Sender<Event>)> = HashMap::new();
     let mut acks: HashMap<(Arc<str>, u64), AckSender> = HashMap::new();
+    let mut armed: Option<Instant> = None;
+    let timer = tokio::time::sleep_until(Instant::now() + FAR);
+    tokio::pin!(timer);
+    // A non-message event taken while batching, handled on the next pass.
+    let mut pending: Option<EngineEvent> = None;
     loop {
         // Do what the manager says.
         while let Some(output) = manager.poll_output() {
@@ -557,8 +562,14 @@ async fn drive(
             }
         }
         let deadline = manager.poll_timeout().map(Instant::from_std);
+        if deadline != armed {
+            armed = deadline;
+            timer
+                .as_mut()
+                .reset(deadline.unwrap_or_else(|| Instant::now() + FAR));
+        }
         tokio::select! {
-            event = engine_events.recv() => match event {
+            event = next_engine_event(&mut engine_events, &mut pending) => match event {
                 Some(EngineEvent::Open { .. }) => {
                     for (namespace, (auth, _)) in &sockets {
                         let auth = resolve_auth(auth).await;
@@ -568,7 +579,24 @@ async fn drive(
                     manager.engine_opened();
                 }
                 Some(EngineEvent::Message(Payload::Text(text))) => {
-                    manager.handle_text(std::time::Instant::now(), text.as_str());
+                    let now = std::time::Instant::now();
+                    manager.handle_text(now, text.as_str());
+                    // Messages already waiting are decoded in the same pass.
+                    for _ in 0..64 {
+                        match engine_events.try_recv() {
+                            Some(EngineEvent::Message(Payload::Text(text))) => {
+                                manager.handle_text(now, text.as_str());
+                            }
+                            Some(EngineEvent::Message(Payload::Binary(bytes))) => {
+                                manager.handle_binary(now, bytes);
+                            }
+                            Some(other) => {
+                                pending = Some(other);
+                                break;
+                            }
+                            None => break,
+                        }
+                    }
                 }
                 Some(EngineEvent::Message(Payload::Binary(bytes))) => {
                     manager.handle_binary(std::time::Instant::now(), bytes);
@@ -620,7 +648,10 @@ async fn drive(
                     return;
                 }
             },
-            () = sleep_until(deadline) => manager.handle_timeout(std::time::Instant::now()),
+            () = &mut timer, if armed.is_some() => {
+                armed = None;
+                manager.handle_timeout(std::time::Instant::now());
+            }
         }
     }
 }
@@ -633,9 +664,15 @@ async fn resolve_auth(auth: &Auth) -> Option<serde_json::Value> {
     }
 }
 
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(d).await,
-        None => std::future::pending().await,
+/// A timer far enough away to mean "no deadline".
+const FAR: Duration = Duration::from_secs(86_400 * 365);
+
+async fn next_engine_event(
+    events: &mut engineio_client::Events,
+    pending: &mut Option<EngineEvent>,
+) -> Option<EngineEvent> {
+    match pending.take() {
+        Some(event) => Some(event),
+        None => events.recv().await,
     }
 }
