@@ -36,6 +36,7 @@ fn main() -> anyhow::Result<()> {
                  ci                        fmt, clippy, tests (Node conformance included), docs, cargo-deny: what CI runs\n  \
                  conformance               the client against the reference Node servers (installs them)\n  \
                  bench codec               decode throughput: ours vs serde_json floor vs rust_engineio/rust_socketio\n  \
+                 bench client              1M events through a client: ours vs socket.io-client (JS) vs rust_socketio\n  \
                  fuzz list                 the fuzz targets\n  \
                  fuzz <target> <seconds>   run one fuzz target (nightly + cargo-fuzz)"
             );
@@ -150,6 +151,9 @@ fn conformance() -> anyhow::Result<()> {
 }
 
 fn bench(args: &[&str]) -> anyhow::Result<()> {
+    if args.first() == Some(&"client") {
+        install_node_servers()?;
+    }
     let mut cmd = cargo();
     cmd.args(["run", "--release", "--locked", "-p", "crema-bench", "--"])
         .args(args);
