@@ -111,6 +111,10 @@ fn ci() -> anyhow::Result<()> {
         .output()
         .is_ok_and(|o| o.status.success());
     if has_deny {
+        // cargo-deny reads every crate of the graph, for every target: fetch them all first.
+        let mut fetch = cargo();
+        fetch.args(["fetch", "--locked"]);
+        run(fetch)?;
         let mut deny = cargo();
         deny.args(["deny", "--offline", "check", "licenses", "bans", "sources"]);
         run(deny)?;
