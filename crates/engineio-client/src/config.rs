@@ -142,7 +142,7 @@ impl Config {
             reconnect: Reconnect::default(),
             open_timeout: Duration::from_secs(20),
             request_timeout: Duration::from_secs(90),
-            event_capacity: 1024,
+            event_capacity: 256,
             outgoing_capacity: 1024,
             cancel: CancellationToken::new(),
             #[cfg(feature = "rustls")]
@@ -212,7 +212,7 @@ impl Config {
         self
     }
 
-    /// How many events may wait for the consumer (1024 by default). When the consumer falls this
+    /// How many events may wait for the consumer (256 by default). When the consumer falls this
     /// far behind, the client stops reading from the server until it catches up (backpressure;
     /// nothing is dropped). Sends and timers keep working meanwhile, but the server's pings wait
     /// in the socket too: a consumer stalled longer than the server's `pingTimeout` gets the

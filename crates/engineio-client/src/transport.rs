@@ -42,11 +42,23 @@ pub(crate) async fn websocket(
     )));
     #[cfg(not(feature = "rustls"))]
     let connector = None;
-    let (ws, _response) =
-        tokio_tungstenite::connect_async_tls_with_config(request, None, true, connector)
-            .await
-            .map_err(|e| ws_error(e.to_string()))?;
+    let (ws, _response) = tokio_tungstenite::connect_async_tls_with_config(
+        request,
+        Some(ws_config()),
+        true,
+        connector,
+    )
+    .await
+    .map_err(|e| ws_error(e.to_string()))?;
     Ok(ws)
+}
+
+/// WebSocket buffers sized for telemetry: 32 KiB reads (tungstenite's default is 128 KiB) still
+/// take hundreds of small frames per system call.
+fn ws_config() -> tokio_tungstenite::tungstenite::protocol::WebSocketConfig {
+    tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+        .read_buffer_size(32 * 1024)
+        .write_buffer_size(32 * 1024)
 }
 
 #[cfg(feature = "rustls")]

@@ -73,7 +73,7 @@ impl ClientConfig {
             engine,
             outbox_capacity: 1024,
             max_attachments: crate::codec::DEFAULT_MAX_ATTACHMENTS,
-            event_capacity: 1024,
+            event_capacity: 256,
         }
     }
 
@@ -99,7 +99,7 @@ impl ClientConfig {
         self
     }
 
-    /// How many events may wait for a slow consumer, per namespace (1024); then the client
+    /// How many events may wait for a slow consumer, per namespace (256); then the client
     /// stops reading until it catches up (backpressure, nothing dropped).
     pub fn event_capacity(mut self, capacity: usize) -> Self {
         self.event_capacity = capacity.max(1);
