@@ -2,10 +2,15 @@
 // socket.io-protocol test-suite server, plus hooks for the client's own cases.
 // pingInterval 300, pingTimeout 200, connectTimeout 1000; connection state recovery on.
 // Prints "listening <port>" once ready; stops when its standard input closes or after 120 s.
+import { readFileSync } from "node:fs";
 import { createServer } from "node:http";
+import { createServer as createTlsServer } from "node:https";
 import { Server } from "socket.io";
 
-const http = createServer();
+// TLS_CERT and TLS_KEY (PEM files) serve https/wss instead of http/ws.
+const http = process.env.TLS_CERT
+  ? createTlsServer({ cert: readFileSync(process.env.TLS_CERT), key: readFileSync(process.env.TLS_KEY) })
+  : createServer();
 const io = new Server(http, {
   pingInterval: Number(process.env.PING_INTERVAL ?? 300),
   pingTimeout: Number(process.env.PING_TIMEOUT ?? 200),

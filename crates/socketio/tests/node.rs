@@ -331,3 +331,78 @@ async fn connection_state_recovery_delivers_what_was_missed() {
         assert_eq!(named(&mut events, "missed").await, format!("[{i}]"));
     }
 }
+
+/// TLS with a custom root: the server's self-signed certificate is the only trusted root, and
+/// both transports (polling, then the upgrade to wss) go through rustls.
+#[tokio::test]
+async fn tls_with_a_custom_root() {
+    if !node::available() {
+        return;
+    }
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let dir = std::env::temp_dir().join(format!("crema-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (cert_path, key_path) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert_path, cert.cert.pem()).unwrap();
+    std::fs::write(&key_path, cert.signing_key.serialize_pem()).unwrap();
+    let server = node::start(
+        "socketio-server.mjs",
+        0,
+        &[
+            ("TLS_CERT", cert_path.to_str().unwrap()),
+            ("TLS_KEY", key_path.to_str().unwrap()),
+        ],
+    );
+    let mut roots = engineio_client::rustls::RootCertStore::empty();
+    roots.add(cert.cert.der().clone()).unwrap();
+    let tls = engineio_client::rustls::ClientConfig::builder_with_provider(Arc::new(
+        engineio_client::rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let url = format!("https://localhost:{}", server.port);
+    let client = Client::new(
+        ClientConfig::new(&url)
+            .unwrap()
+            .engine(|e| e.tls(Arc::new(tls))),
+    );
+    let (socket, mut events) = client.socket("/", Auth::None).await.unwrap();
+    assert!(matches!(next(&mut events).await, Event::Connect { .. }));
+    socket.emit("message", ("over tls",)).await.unwrap();
+    assert_eq!(named(&mut events, "message-back").await, r#"["over tls"]"#);
+    // The upgrade to wss happens too.
+    let mut state = client.state();
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while state.borrow().transport != Some(engineio_client::Transport::WebSocket) {
+            state.changed().await.unwrap();
+        }
+    })
+    .await
+    .expect("upgraded to wss");
+    let _ = std::fs::remove_dir_all(&dir);
+
+    // Without the custom root the same server is refused: the default roots do not know it.
+    let client = Client::new(ClientConfig::new(&url).unwrap().engine(|e| {
+        e.reconnect(engineio_client::Reconnect {
+            max_attempts: Some(0),
+            ..engineio_client::Reconnect::default()
+        })
+    }));
+    let (_socket, mut events) = client.socket("/", Auth::None).await.unwrap();
+    let end = tokio::time::timeout(Duration::from_secs(5), events.recv())
+        .await
+        .unwrap();
+    assert!(end.is_none(), "no connection without the root: {end:?}");
+    let error = client
+        .state()
+        .borrow()
+        .last_error
+        .clone()
+        .unwrap_or_default();
+    assert!(
+        error.contains("certificate") || error.contains("Unknown"),
+        "{error}"
+    );
+}
