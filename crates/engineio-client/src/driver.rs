@@ -504,8 +504,13 @@ impl<'a> Connection<'a> {
                 self.session.handle_transport_closed(now, Via::Active);
             }
             Io::GetPaused => {
-                if let Some(p) = &mut self.polling {
+                let resume = self.polling.as_mut().is_some_and(|p| {
                     p.get_running = false;
+                    !p.paused
+                });
+                if resume {
+                    // The upgrade was abandoned while this GET finished: keep polling.
+                    self.start_get_loop();
                 }
                 self.maybe_finish_pause();
             }
@@ -751,6 +756,8 @@ impl<'a> Connection<'a> {
                     self.probe_outbox.clear();
                     if let Some(p) = &mut self.polling {
                         p.paused = false;
+                        // A GET loop that was told to pause and has not stopped yet goes on.
+                        let _ = p.pause.send(false);
                     }
                     self.start_get_loop();
                 }
