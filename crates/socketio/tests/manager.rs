@@ -19,6 +19,16 @@ fn sent(outputs: &[Output]) -> Vec<String> {
         .collect()
 }
 
+/// A manager whose main namespace is connected.
+fn connected(t0: Instant) -> Manager {
+    let mut m = Manager::new(16, 10);
+    m.connect("/", None);
+    m.engine_opened();
+    m.handle_text(t0, r#"0{"sid":"s"}"#);
+    drain(&mut m);
+    m
+}
+
 fn json(s: &str) -> socketio::codec::Json<'_> {
     socketio::codec::Json::parse(s).unwrap()
 }
@@ -90,11 +100,7 @@ fn reserved_names_and_unknown_namespaces_are_refused() {
 #[test]
 fn acks_resolve_time_out_and_fail_on_disconnect() {
     let t0 = Instant::now();
-    let mut m = Manager::new(16, 10);
-    m.connect("/", None);
-    m.engine_opened();
-    m.handle_text(t0, r#"0{"sid":"s"}"#);
-    drain(&mut m);
+    let mut m = connected(t0);
     let a = m
         .emit(
             t0,
@@ -231,11 +237,7 @@ fn connect_error_is_terminal_and_fails_buffered_acks() {
 #[test]
 fn server_disconnect_is_terminal() {
     let t0 = Instant::now();
-    let mut m = Manager::new(16, 10);
-    m.connect("/", None);
-    m.engine_opened();
-    m.handle_text(t0, r#"0{"sid":"s"}"#);
-    drain(&mut m);
+    let mut m = connected(t0);
     m.handle_text(t0, "1");
     assert!(matches!(
         &drain(&mut m)[..],
@@ -300,11 +302,7 @@ fn recovery_strips_offsets_buffers_early_events_and_resends_pid() {
 #[test]
 fn binary_events_are_reassembled_and_binary_emits_carry_attachments() {
     let t0 = Instant::now();
-    let mut m = Manager::new(16, 10);
-    m.connect("/", None);
-    m.engine_opened();
-    m.handle_text(t0, r#"0{"sid":"s"}"#);
-    drain(&mut m);
+    let mut m = connected(t0);
     m.handle_text(t0, r#"51-["file",{"_placeholder":true,"num":0}]"#);
     assert!(drain(&mut m).is_empty());
     m.handle_binary(t0, Bytes::from_static(&[9, 9]));

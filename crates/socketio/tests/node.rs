@@ -10,7 +10,10 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use socketio::{Auth, Binary, Client, ClientConfig, DisconnectReason, Event, Events};
+mod common;
+
+use common::{named, next};
+use socketio::{Auth, Binary, Client, ClientConfig, DisconnectReason, Event};
 
 fn server() -> Option<(String, node::NodeServer)> {
     if !node::available() {
@@ -31,31 +34,6 @@ fn client(url: &str) -> Client {
             ..engineio_client::Reconnect::default()
         })
     }))
-}
-
-async fn next(events: &mut Events) -> Event {
-    tokio::time::timeout(Duration::from_secs(5), events.recv())
-        .await
-        .expect("an event within 5 s")
-        .expect("the stream goes on")
-}
-
-async fn message(events: &mut Events) -> (String, String) {
-    loop {
-        if let Event::Message(event) = next(events).await {
-            return (event.name().to_string(), event.raw_args().unwrap());
-        }
-    }
-}
-
-/// The next message named `name`.
-async fn named(events: &mut Events, name: &str) -> String {
-    loop {
-        let (n, args) = message(events).await;
-        if n == name {
-            return args;
-        }
-    }
 }
 
 /// S1, S2, S3, S4: main and custom namespaces, with and without auth, on one connection.

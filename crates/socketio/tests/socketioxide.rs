@@ -7,7 +7,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use serde_json::{Value, json};
-use socketio::{Auth, Binary, Client, ClientConfig, DisconnectReason, Event, Events};
+mod common;
+
+use common::{message, next};
+use socketio::{Auth, Binary, Client, ClientConfig, DisconnectReason, Event};
 use socketioxide::SocketIo;
 use socketioxide::extract::{AckSender, Data, SocketRef};
 use socketioxide::handler::ConnectHandler as _;
@@ -88,22 +91,6 @@ fn server() -> (String, Server) {
         axum::serve(listener, app).await.ok();
     });
     (format!("http://{addr}"), Server(Some(rt)))
-}
-
-async fn next(events: &mut Events) -> Event {
-    tokio::time::timeout(Duration::from_secs(5), events.recv())
-        .await
-        .expect("an event within 5 s")
-        .expect("the stream goes on")
-}
-
-/// The next message event's name and raw arguments.
-async fn message(events: &mut Events) -> (String, String) {
-    loop {
-        if let Event::Message(event) = next(events).await {
-            return (event.name().to_string(), event.raw_args().unwrap());
-        }
-    }
 }
 
 fn client(url: &str) -> Client {
