@@ -152,7 +152,7 @@ pub enum Event {
 /// An event from the server: its name, raw arguments (parsed only when asked), attachments, and
 /// the means to answer it when the server asked for an ack.
 pub struct ReceivedEvent {
-    message: Message<'static>,
+    message: Box<Message<'static>>,
     reply: Option<AckReply>,
 }
 
@@ -528,12 +528,12 @@ async fn drive(
                     }
                 }
                 Output::Event { namespace, message } => {
-                    let Some((_, tx)) = sockets.get(namespace.as_str()) else {
+                    let Some((_, tx)) = sockets.get(namespace.as_ref()) else {
                         continue;
                     };
                     let reply = match (message.packet.id(), self_commands.upgrade()) {
                         (Some(id), Some(commands)) => Some(AckReply {
-                            namespace: namespace.as_str().into(),
+                            namespace: namespace.clone(),
                             id,
                             commands,
                         }),

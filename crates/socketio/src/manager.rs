@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt;
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -99,9 +100,9 @@ pub enum Output {
     /// An event from the server (the recovery offset already stripped).
     Event {
         /// Namespace.
-        namespace: String,
-        /// The packet and its attachments.
-        message: Message<'static>,
+        namespace: Arc<str>,
+        /// The packet and its attachments (boxed: events move through queues).
+        message: Box<Message<'static>>,
     },
     /// The answer to one of our emits with an ack.
     Ack {
@@ -142,6 +143,7 @@ struct EmitParts {
 
 #[derive(Debug)]
 struct Namespace {
+    name: Arc<str>,
     state: State,
     auth: Option<String>,
     outbox: VecDeque<Emit>,
@@ -216,6 +218,7 @@ impl Manager {
             .namespaces
             .entry(namespace.to_owned())
             .or_insert_with(|| Namespace {
+                name: namespace.into(),
                 state: State::Idle,
                 auth: None,
                 outbox: VecDeque::new(),
@@ -534,11 +537,12 @@ impl Manager {
     }
 
     fn dispatch(&mut self, message: Message<'static>) {
-        let name = message.packet.namespace().to_owned();
-        let Some(ns) = self.namespaces.get_mut(&name) else {
+        let Some(ns) = self.namespaces.get_mut(message.packet.namespace()) else {
             // A namespace we never joined: nothing to deliver it to.
             return;
         };
+        let shared_name = ns.name.clone();
+        let name: &str = shared_name.as_ref();
         match message.packet.kind() {
             PacketKind::Connect => {
                 if ns.state != State::Connecting {
@@ -559,17 +563,17 @@ impl Manager {
                 }
                 ns.state = State::Connected;
                 self.outputs.push_back(Output::Connected {
-                    namespace: name.clone(),
+                    namespace: name.to_owned(),
                     sid: ack.sid,
                     recovered,
                 });
                 let early = std::mem::take(&mut ns.early);
                 let outbox = std::mem::take(&mut ns.outbox);
                 for message in early {
-                    self.deliver_event(&name, message);
+                    self.deliver_event(shared_name.clone(), message);
                 }
                 for emit in outbox {
-                    self.write(&name, emit);
+                    self.write(name, emit);
                 }
             }
             PacketKind::ConnectError => {
@@ -579,9 +583,9 @@ impl Manager {
                     Some(e) => (e.message, e.data.map(|d| d.get().to_owned())),
                     None => ("connection refused".to_owned(), None),
                 };
-                self.fail_all(&name, AckError::Refused(message_text.clone()), true);
+                self.fail_all(name, AckError::Refused(message_text.clone()), true);
                 self.outputs.push_back(Output::ConnectError {
-                    namespace: name,
+                    namespace: name.to_owned(),
                     message: message_text,
                     data,
                 });
@@ -594,17 +598,17 @@ impl Manager {
                 ns.pid = None;
                 ns.offset = None;
                 self.fail_all(
-                    &name,
+                    name,
                     AckError::Disconnected("io server disconnect".into()),
                     false,
                 );
                 self.outputs.push_back(Output::Disconnected {
-                    namespace: name,
+                    namespace: name.to_owned(),
                     reason: DisconnectReason::ServerDisconnect,
                 });
             }
             PacketKind::Event | PacketKind::BinaryEvent => match ns.state {
-                State::Connected => self.deliver_event(&name, message),
+                State::Connected => self.deliver_event(shared_name, message),
                 // Recovery replays missed events before the CONNECT answer: keep them.
                 State::Connecting => {
                     if ns.early.len() < 10_000 {
@@ -619,7 +623,7 @@ impl Manager {
                 };
                 if ns.waiting.remove(&id).is_some() {
                     self.outputs.push_back(Output::Ack {
-                        namespace: name,
+                        namespace: name.to_owned(),
                         id,
                         result: Ok(message),
                     });
@@ -629,9 +633,9 @@ impl Manager {
     }
 
     /// Delivers an event, first taking the recovery offset off its arguments.
-    fn deliver_event(&mut self, namespace: &str, message: Message<'static>) {
+    fn deliver_event(&mut self, namespace: Arc<str>, message: Message<'static>) {
         let mut message = message;
-        if let Some(ns) = self.namespaces.get_mut(namespace)
+        if let Some(ns) = self.namespaces.get_mut(namespace.as_ref())
             && ns.pid.is_some()
             && message.packet.id().is_none()
             && let Some((stripped, offset)) = strip_offset(&message.packet)
@@ -640,8 +644,8 @@ impl Manager {
             message.packet = stripped;
         }
         self.outputs.push_back(Output::Event {
-            namespace: namespace.to_owned(),
-            message,
+            namespace,
+            message: Box::new(message),
         });
     }
 }

@@ -258,7 +258,12 @@ impl<'a> Packet<'a> {
     pub fn into_owned(self) -> Packet<'static> {
         Packet {
             kind: self.kind,
-            namespace: Cow::Owned(self.namespace.into_owned()),
+            // The main namespace needs no allocation.
+            namespace: if self.namespace == DEFAULT_NAMESPACE {
+                Cow::Borrowed(DEFAULT_NAMESPACE)
+            } else {
+                Cow::Owned(self.namespace.into_owned())
+            },
             id: self.id,
             attachments: self.attachments,
             data: self.data.map(Json::into_owned),
