@@ -558,9 +558,8 @@ impl<'a> Connection<'a> {
             && let Message::Text(text) = &message
             && text.as_str().starts_with('4')
         {
-            if let Some(data) = Text::after_type_char(Bytes::from(text.clone())) {
-                self.deliver(Event::Message(Payload::Text(data)));
-            }
+            let data = Text::after_type_char_of(text.clone());
+            self.deliver(Event::Message(Payload::Text(data)));
             return;
         }
         let now = Instant::now().into_std();

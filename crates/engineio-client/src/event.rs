@@ -9,20 +9,48 @@ use engineio_codec::session::{CloseReason, Transport};
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 /// UTF-8 text in a shared, cheaply cloned buffer (no copy from the frame it came in).
-#[derive(Clone, PartialEq, Eq, Hash, Default)]
-pub struct Text(Utf8Bytes);
+#[derive(Clone, Default)]
+pub struct Text {
+    buffer: Utf8Bytes,
+    /// Where the text starts in `buffer` (after the packet type), always a char boundary.
+    start: usize,
+}
 
 impl Text {
     /// The text.
     pub fn as_str(&self) -> &str {
-        self.0.as_str()
+        self.buffer.as_str().get(self.start..).unwrap_or_default()
+    }
+
+    /// The text of a WebSocket text frame after its packet type character (ASCII), without
+    /// copying or validating it again.
+    pub(crate) fn after_type_char_of(frame: Utf8Bytes) -> Self {
+        let start = usize::from(!frame.as_str().is_empty());
+        Text {
+            buffer: frame,
+            start,
+        }
     }
 
     /// Text from the part of `bytes` after its first byte, if that part is UTF-8.
     pub(crate) fn after_type_char(bytes: Bytes) -> Option<Self> {
         Utf8Bytes::try_from(bytes.slice(1.min(bytes.len())..))
             .ok()
-            .map(Text)
+            .map(|buffer| Text { buffer, start: 0 })
+    }
+}
+
+impl PartialEq for Text {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for Text {}
+
+impl std::hash::Hash for Text {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state);
     }
 }
 
@@ -35,13 +63,19 @@ impl std::ops::Deref for Text {
 
 impl From<String> for Text {
     fn from(s: String) -> Self {
-        Text(s.into())
+        Text {
+            buffer: s.into(),
+            start: 0,
+        }
     }
 }
 
 impl From<&str> for Text {
     fn from(s: &str) -> Self {
-        Text(s.into())
+        Text {
+            buffer: s.into(),
+            start: 0,
+        }
     }
 }
 

@@ -531,18 +531,18 @@ async fn drive(
                     let Some((_, tx)) = sockets.get(namespace.as_ref()) else {
                         continue;
                     };
-                    let reply = match (message.packet.id(), self_commands.upgrade()) {
-                        (Some(id), Some(commands)) => Some(AckReply {
+                    let reply = message.packet.id().and_then(|id| {
+                        self_commands.upgrade().map(|commands| AckReply {
                             namespace: namespace.clone(),
                             id,
                             commands,
-                        }),
-                        _ => None,
-                    };
+                        })
+                    });
+                    let event = Event::Message(ReceivedEvent { message, reply });
                     // Backpressure: a slow consumer slows reading, nothing is dropped.
-                    let _ = tx
-                        .send(Event::Message(ReceivedEvent { message, reply }))
-                        .await;
+                    if let Err(mpsc::error::TrySendError::Full(event)) = tx.try_send(event) {
+                        let _ = tx.send(event).await;
+                    }
                 }
                 Output::Ack {
                     namespace,
