@@ -90,6 +90,12 @@ impl Events {
         self.rx.recv().await
     }
 
+    /// Waits for at least one event, then moves up to `limit` waiting events into `buffer`.
+    /// Returns how many; 0 once the client is closed or gave up.
+    pub async fn recv_many(&mut self, buffer: &mut Vec<Event>, limit: usize) -> usize {
+        self.rx.recv_many(buffer, limit).await
+    }
+
     /// The next event if one is already waiting.
     pub fn try_recv(&mut self) -> Option<Event> {
         self.rx.try_recv().ok()

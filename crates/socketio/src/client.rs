@@ -484,8 +484,7 @@ async fn drive(
     let mut armed: Option<Instant> = None;
     let timer = tokio::time::sleep_until(Instant::now() + FAR);
     tokio::pin!(timer);
-    // A non-message event taken while batching, handled on the next pass.
-    let mut pending: Option<EngineEvent> = None;
+    let mut batch: Vec<EngineEvent> = Vec::with_capacity(64);
     loop {
         // Do what the manager says.
         while let Some(output) = manager.poll_output() {
@@ -569,41 +568,8 @@ async fn drive(
                 .reset(deadline.unwrap_or_else(|| Instant::now() + FAR));
         }
         tokio::select! {
-            event = next_engine_event(&mut engine_events, &mut pending) => match event {
-                Some(EngineEvent::Open { .. }) => {
-                    for (namespace, (auth, _)) in &sockets {
-                        let auth = resolve_auth(auth).await;
-                        let json = auth.map(|v| v.to_string());
-                        manager.set_auth(namespace, json.as_deref().and_then(|j| Json::parse(j).ok()));
-                    }
-                    manager.engine_opened();
-                }
-                Some(EngineEvent::Message(Payload::Text(text))) => {
-                    let now = std::time::Instant::now();
-                    manager.handle_text(now, text.as_str());
-                    // Messages already waiting are decoded in the same pass.
-                    for _ in 0..64 {
-                        match engine_events.try_recv() {
-                            Some(EngineEvent::Message(Payload::Text(text))) => {
-                                manager.handle_text(now, text.as_str());
-                            }
-                            Some(EngineEvent::Message(Payload::Binary(bytes))) => {
-                                manager.handle_binary(now, bytes);
-                            }
-                            Some(other) => {
-                                pending = Some(other);
-                                break;
-                            }
-                            None => break,
-                        }
-                    }
-                }
-                Some(EngineEvent::Message(Payload::Binary(bytes))) => {
-                    manager.handle_binary(std::time::Instant::now(), bytes);
-                }
-                Some(EngineEvent::Close { reason }) => manager.engine_closed(&reason.to_string()),
-                Some(_) => {}
-                None => {
+            received = engine_events.recv_many(&mut batch, 64) => {
+                if received == 0 {
                     manager.engine_closed("the client closed");
                     while let Some(output) = manager.poll_output() {
                         if let Output::Ack { namespace, id, result } = output
@@ -613,6 +579,24 @@ async fn drive(
                         }
                     }
                     return;
+                }
+                // Everything already waiting is decoded in one pass, in order.
+                let now = std::time::Instant::now();
+                for event in batch.drain(..) {
+                    match event {
+                        EngineEvent::Open { .. } => {
+                            for (namespace, (auth, _)) in &sockets {
+                                let auth = resolve_auth(auth).await;
+                                let json = auth.map(|v| v.to_string());
+                                manager.set_auth(namespace, json.as_deref().and_then(|j| Json::parse(j).ok()));
+                            }
+                            manager.engine_opened();
+                        }
+                        EngineEvent::Message(Payload::Text(text)) => manager.handle_text(now, text.as_str()),
+                        EngineEvent::Message(Payload::Binary(bytes)) => manager.handle_binary(now, bytes),
+                        EngineEvent::Close { reason } => manager.engine_closed(&reason.to_string()),
+                        _ => {}
+                    }
                 }
             },
             command = commands.recv() => match command {
@@ -666,13 +650,3 @@ async fn resolve_auth(auth: &Auth) -> Option<serde_json::Value> {
 
 /// A timer far enough away to mean "no deadline".
 const FAR: Duration = Duration::from_secs(86_400 * 365);
-
-async fn next_engine_event(
-    events: &mut engineio_client::Events,
-    pending: &mut Option<EngineEvent>,
-) -> Option<EngineEvent> {
-    match pending.take() {
-        Some(event) => Some(event),
-        None => events.recv().await,
-    }
-}
