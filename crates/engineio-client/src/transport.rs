@@ -36,10 +36,10 @@ pub(crate) async fn websocket(
     for (name, value) in headers {
         request.headers_mut().append(name, value.clone());
     }
+    // Plain `ws://` needs no TLS machinery at all.
     #[cfg(feature = "rustls")]
-    let connector = Some(tokio_tungstenite::Connector::Rustls(crate::tls::config(
-        config,
-    )));
+    let connector = (config.url.scheme() == "https")
+        .then(|| tokio_tungstenite::Connector::Rustls(crate::tls::config(config)));
     #[cfg(not(feature = "rustls"))]
     let connector = None;
     let (ws, _response) = tokio_tungstenite::connect_async_tls_with_config(
