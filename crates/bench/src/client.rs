@@ -61,21 +61,24 @@ pub(crate) fn run_crema(url: &str, count: u64) -> anyhow::Result<()> {
         let (socket, mut events) = client.socket("/", socketio::Auth::None).await?;
         let mut received = 0u64;
         let mut start = None;
-        while let Some(event) = events.recv().await {
-            match event {
-                socketio::Event::Connect { .. } => {
-                    start = Some((Instant::now(), cpu_seconds()));
-                    socket
-                        .emit("go", (serde_json::json!({ "count": count }),))
-                        .await?;
-                }
-                socketio::Event::Message(event) => {
-                    if event.name().as_str() == Some("done") {
-                        break;
+        let mut batch = Vec::with_capacity(256);
+        'outer: while events.recv_many(&mut batch, 256).await > 0 {
+            for event in batch.drain(..) {
+                match event {
+                    socketio::Event::Connect { .. } => {
+                        start = Some((Instant::now(), cpu_seconds()));
+                        socket
+                            .emit("go", (serde_json::json!({ "count": count }),))
+                            .await?;
                     }
-                    received += 1;
+                    socketio::Event::Message(event) => {
+                        if event.name().as_str() == Some("done") {
+                            break 'outer;
+                        }
+                        received += 1;
+                    }
+                    _ => {}
                 }
-                _ => {}
             }
         }
         let (t0, cpu0) = start.context("never connected")?;

@@ -9,6 +9,7 @@ use crate::config::Config;
 use crate::driver::{self, Command};
 use crate::error::Error;
 use crate::event::{ConnectionState, Event, Payload};
+use crate::queue;
 
 /// A handle to a running Engine.IO client. Cheap to clone; the connection closes when
 /// [`Client::close`] is called, the config's cancel token fires, or every handle is dropped.
@@ -22,14 +23,14 @@ pub struct Client {
 /// The events of a client, in order. A [`futures_util::Stream`], or call [`Events::recv`].
 #[derive(Debug)]
 pub struct Events {
-    rx: mpsc::Receiver<Event>,
+    rx: queue::Consumer<Event>,
 }
 
 impl Client {
     /// Starts connecting in the background (on the current tokio runtime) and returns at once.
     pub fn connect(config: Config) -> (Client, Events) {
         let (commands, command_rx) = mpsc::channel(config.outgoing_capacity);
-        let (events, rx) = mpsc::channel(config.event_capacity);
+        let (events, rx) = queue::channel(driver::batches_for(config.event_capacity));
         let (state_tx, state) = watch::channel(ConnectionState {
             connected: false,
             transport: None,
@@ -98,7 +99,7 @@ impl Events {
 
     /// The next event if one is already waiting.
     pub fn try_recv(&mut self) -> Option<Event> {
-        self.rx.try_recv().ok()
+        self.rx.try_recv()
     }
 }
 

@@ -23,6 +23,7 @@ use tokio_tungstenite::tungstenite::Message;
 use crate::config::{Config, TransportMode};
 use crate::error::Error;
 use crate::event::{ConnectionState, Event, Payload, Text};
+use crate::queue::Producer;
 use crate::transport::{self, Polling, WsSink};
 
 /// What the application asks of the driver.
@@ -50,11 +51,20 @@ enum Io {
     Posted(Result<(), Error>),
 }
 
+/// At most this many frames are read from the WebSocket in one pass of the loop after the
+/// first; what one pass read reaches the consumer as one batch.
+const READ_BATCH: usize = 64;
+
+/// How many batches hold about `capacity` events.
+pub(crate) fn batches_for(capacity: usize) -> usize {
+    capacity.div_ceil(READ_BATCH + 1).max(1)
+}
+
 /// Runs the client until it is closed or gives up.
 pub(crate) async fn run(
     config: Config,
     mut commands: mpsc::Receiver<Command>,
-    events: mpsc::Sender<Event>,
+    mut events: Producer<Event>,
     state: watch::Sender<ConnectionState>,
 ) {
     let mut failures: u32 = 0;
@@ -77,7 +87,7 @@ pub(crate) async fn run(
         let error = match outcome {
             Ok(opened) => {
                 let started = Instant::now();
-                let mut connection = Connection::new(&config, opened, &events, &state);
+                let mut connection = Connection::new(&config, opened, &mut events, &state);
                 let reason = connection.run(&mut commands).await;
                 drop(connection);
                 state.send_modify(|s| {
@@ -264,7 +274,9 @@ async fn open(config: &Config, headers: HeaderMap) -> Result<Opened, Error> {
 /// One open session and its transports.
 struct Connection<'a> {
     config: &'a Config,
-    events: &'a mpsc::Sender<Event>,
+    /// Events for the consumer, collected during a pass and handed over at its end; while a
+    /// batch waits for room the loop does not read (backpressure).
+    events: &'a mut Producer<Event>,
     state: &'a watch::Sender<ConnectionState>,
     session: Session,
     headers: HeaderMap,
@@ -281,8 +293,6 @@ struct Connection<'a> {
     probe_stream: Option<transport::WsStream>,
     /// Control packets for the probe that wait for it to open.
     probe_outbox: Vec<Control>,
-    /// Events the consumer has not taken yet (backpressure: no reading while non-empty).
-    inbox: VecDeque<Event>,
     /// The rest of the handshake's payload, handled first.
     leftover: Bytes,
 }
@@ -301,7 +311,7 @@ impl<'a> Connection<'a> {
     fn new(
         config: &'a Config,
         opened: Opened,
-        events: &'a mpsc::Sender<Event>,
+        events: &'a mut Producer<Event>,
         state: &'a watch::Sender<ConnectionState>,
     ) -> Self {
         let (io_tx, io_rx) = mpsc::channel(64);
@@ -320,7 +330,6 @@ impl<'a> Connection<'a> {
             probe: None,
             probe_stream: None,
             probe_outbox: Vec::new(),
-            inbox: VecDeque::new(),
             leftover: opened.leftover,
         };
         match opened.transport {
@@ -395,19 +404,21 @@ impl<'a> Connection<'a> {
                     .reset(deadline.unwrap_or_else(|| Instant::now() + FAR));
             }
             let now = || Instant::now().into_std();
-            let reading = self.inbox.is_empty();
+            // Hand over what this pass produced; if there is no room, stop reading until there is.
+            if self.events.try_flush().is_err() {
+                // The consumer is gone: nobody listens, so close.
+                self.session.close(now());
+                continue;
+            }
+            let reading = !self.events.has_pending();
             tokio::select! {
                 biased;
                 () = self.config.cancel.cancelled() => self.session.close(now()),
-                permit = self.events.reserve(), if !self.inbox.is_empty() => match permit {
-                    Ok(permit) => {
-                        if let Some(event) = self.inbox.pop_front() {
-                            permit.send(event);
-                        }
+                flushed = self.events.flush(), if !reading => {
+                    if flushed.is_err() {
+                        self.session.close(now());
                     }
-                    // The consumer is gone: nobody listens, so close.
-                    Err(_) => self.session.close(now()),
-                },
+                }
                 command = commands.recv() => match command {
                     Some(Command::Send(payload)) => self.write(payload).await,
                     Some(Command::Restart(why)) => self.session.handle_protocol_error(now(), why),
@@ -416,10 +427,7 @@ impl<'a> Connection<'a> {
                 frame = next_frame(&mut self.ws_stream), if reading && self.ws_stream.is_some() => {
                     self.active_frame(frame);
                     // Take what is already buffered before going round the loop again.
-                    for _ in 0..64 {
-                        if !self.inbox.is_empty() {
-                            break;
-                        }
+                    for _ in 0..READ_BATCH {
                         match next_frame(&mut self.ws_stream).now_or_never() {
                             Some(frame) => self.active_frame(frame),
                             None => break,
@@ -468,15 +476,9 @@ impl<'a> Connection<'a> {
         }
     }
 
-    /// Hands an event to the consumer now if there is room, else queues it (and reading stops).
+    /// Collects an event for the consumer; the loop hands the pass's events over at once.
     fn deliver(&mut self, event: Event) {
-        if !self.inbox.is_empty() {
-            self.inbox.push_back(event);
-            return;
-        }
-        if let Err(mpsc::error::TrySendError::Full(event)) = self.events.try_send(event) {
-            self.inbox.push_back(event);
-        }
+        self.events.push(event);
     }
 
     async fn handle_io(&mut self, io: Io) {
@@ -847,11 +849,7 @@ impl<'a> Connection<'a> {
             let _ = tokio::time::timeout(Duration::from_secs(2), sink.close()).await;
         }
         // Events already read still reach the consumer, before the Close event.
-        for event in self.inbox.drain(..) {
-            if self.events.send(event).await.is_err() {
-                break;
-            }
-        }
+        let _ = self.events.flush().await;
     }
 }
 

@@ -9,26 +9,51 @@ use engineio_codec::session::{CloseReason, Transport};
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 /// UTF-8 text in a shared, cheaply cloned buffer (no copy from the frame it came in).
+///
+/// A `Text` keeps the buffer it points into alive: text taken from a received frame holds on to
+/// that frame's read buffer until the last clone is dropped. Copy it (`Text::from(t.as_str())`)
+/// to keep a small piece for a long time.
 #[derive(Clone, Default)]
 pub struct Text {
     buffer: Utf8Bytes,
-    /// Where the text starts in `buffer` (after the packet type), always a char boundary.
+    /// Where the text starts and ends in `buffer`, always char boundaries.
     start: usize,
+    end: usize,
 }
 
 impl Text {
     /// The text.
     pub fn as_str(&self) -> &str {
-        self.buffer.as_str().get(self.start..).unwrap_or_default()
+        self.buffer
+            .as_str()
+            .get(self.start..self.end)
+            .unwrap_or_default()
+    }
+
+    /// The part of this text that `part` is (a sub-slice of [`Text::as_str`]), sharing the
+    /// buffer; `None` when `part` does not point into this text.
+    pub fn slice_ref(&self, part: &str) -> Option<Text> {
+        let whole = self.as_str();
+        let offset = (part.as_ptr() as usize).checked_sub(whole.as_ptr() as usize)?;
+        let end = offset.checked_add(part.len())?;
+        // Char boundaries are checked by `get`.
+        whole.get(offset..end)?;
+        Some(Text {
+            buffer: self.buffer.clone(),
+            start: self.start + offset,
+            end: self.start + end,
+        })
     }
 
     /// The text of a WebSocket text frame after its packet type character (ASCII), without
     /// copying or validating it again.
     pub(crate) fn after_type_char_of(frame: Utf8Bytes) -> Self {
-        let start = usize::from(!frame.as_str().is_empty());
+        let end = frame.as_str().len();
+        let start = usize::from(end > 0);
         Text {
             buffer: frame,
             start,
+            end,
         }
     }
 
@@ -36,7 +61,16 @@ impl Text {
     pub(crate) fn after_type_char(bytes: Bytes) -> Option<Self> {
         Utf8Bytes::try_from(bytes.slice(1.min(bytes.len())..))
             .ok()
-            .map(|buffer| Text { buffer, start: 0 })
+            .map(Text::whole)
+    }
+
+    fn whole(buffer: Utf8Bytes) -> Self {
+        let end = buffer.as_str().len();
+        Text {
+            buffer,
+            start: 0,
+            end,
+        }
     }
 }
 
@@ -63,19 +97,13 @@ impl std::ops::Deref for Text {
 
 impl From<String> for Text {
     fn from(s: String) -> Self {
-        Text {
-            buffer: s.into(),
-            start: 0,
-        }
+        Text::whole(s.into())
     }
 }
 
 impl From<&str> for Text {
     fn from(s: &str) -> Self {
-        Text {
-            buffer: s.into(),
-            start: 0,
-        }
+        Text::whole(s.into())
     }
 }
 

@@ -29,6 +29,7 @@ mod config;
 mod driver;
 mod error;
 mod event;
+pub mod queue;
 #[cfg(feature = "rustls")]
 mod tls;
 mod transport;

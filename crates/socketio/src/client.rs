@@ -10,6 +10,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
+use engineio_client::queue::{self, Consumer, Producer};
 use engineio_client::{Event as EngineEvent, Payload};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -244,7 +245,7 @@ enum Command {
     Join {
         namespace: Arc<str>,
         auth: Auth,
-        events: mpsc::Sender<Event>,
+        events: Producer<Event>,
     },
     Emit {
         namespace: Arc<str>,
@@ -300,7 +301,7 @@ impl fmt::Debug for Socket {
 /// The events of one namespace, in order. A [`futures_util::Stream`], or call [`Events::recv`].
 #[derive(Debug)]
 pub struct Events {
-    rx: mpsc::Receiver<Event>,
+    rx: Consumer<Event>,
 }
 
 impl Events {
@@ -323,6 +324,10 @@ impl futures_util::Stream for Events {
         self.rx.poll_recv(cx)
     }
 }
+
+/// Events of one pass of the driver are handed to a namespace's stream at once, in batches of at
+/// most this many.
+const PASS_BATCH: usize = 64;
 
 impl Client {
     /// Starts the client in the background (on the current tokio runtime).
@@ -353,7 +358,7 @@ impl Client {
         } else {
             format!("/{namespace}").into()
         };
-        let (tx, rx) = mpsc::channel(self.event_capacity);
+        let (tx, rx) = queue::channel(self.event_capacity.div_ceil(PASS_BATCH).max(1));
         self.commands
             .send(Command::Join {
                 namespace: namespace.clone(),
@@ -485,7 +490,7 @@ async fn drive(
     mut commands: mpsc::Receiver<Command>,
     self_commands: mpsc::WeakSender<Command>,
 ) {
-    let mut sockets: HashMap<Arc<str>, (Auth, mpsc::Sender<Event>)> = HashMap::new();
+    let mut sockets: HashMap<Arc<str>, (Auth, Producer<Event>)> = HashMap::new();
     let mut acks: HashMap<(Arc<str>, u64), AckSender> = HashMap::new();
     let mut armed: Option<Instant> = None;
     let timer = tokio::time::sleep_until(Instant::now() + FAR);
@@ -508,8 +513,8 @@ async fn drive(
                     sid,
                     recovered,
                 } => {
-                    if let Some((_, tx)) = sockets.get(namespace.as_str()) {
-                        let _ = tx.send(Event::Connect { sid, recovered }).await;
+                    if let Some((_, tx)) = sockets.get_mut(namespace.as_str()) {
+                        tx.push(Event::Connect { sid, recovered });
                     }
                 }
                 Output::ConnectError {
@@ -518,22 +523,22 @@ async fn drive(
                     data,
                 } => {
                     tracing::warn!(%namespace, "namespace refused: {message}");
-                    if let Some((_, tx)) = sockets.remove(namespace.as_str()) {
+                    if let Some((_, mut tx)) = sockets.remove(namespace.as_str()) {
                         let _ = tx.send(Event::ConnectError { message, data }).await;
                     }
                 }
                 Output::Disconnected { namespace, reason } => {
                     let terminal = !matches!(reason, DisconnectReason::TransportClose(_));
                     if terminal {
-                        if let Some((_, tx)) = sockets.remove(namespace.as_str()) {
+                        if let Some((_, mut tx)) = sockets.remove(namespace.as_str()) {
                             let _ = tx.send(Event::Disconnect(reason)).await;
                         }
-                    } else if let Some((_, tx)) = sockets.get(namespace.as_str()) {
-                        let _ = tx.send(Event::Disconnect(reason)).await;
+                    } else if let Some((_, tx)) = sockets.get_mut(namespace.as_str()) {
+                        tx.push(Event::Disconnect(reason));
                     }
                 }
                 Output::Event { namespace, message } => {
-                    let Some((_, tx)) = sockets.get(namespace.as_ref()) else {
+                    let Some((_, tx)) = sockets.get_mut(namespace.as_ref()) else {
                         continue;
                     };
                     let reply = message.packet.id().and_then(|id| {
@@ -543,11 +548,7 @@ async fn drive(
                             commands,
                         })
                     });
-                    let event = Event::Message(ReceivedEvent { message, reply });
-                    // Backpressure: a slow consumer slows reading, nothing is dropped.
-                    if let Err(mpsc::error::TrySendError::Full(event)) = tx.try_send(event) {
-                        let _ = tx.send(event).await;
-                    }
+                    tx.push(Event::Message(ReceivedEvent { message, reply }));
                 }
                 Output::Ack {
                     namespace,
@@ -564,6 +565,13 @@ async fn drive(
                     engine.restart(why.clone()).await;
                     manager.engine_closed(&why);
                 }
+            }
+        }
+        // Each namespace gets what this pass produced at once. Backpressure: a full stream holds
+        // the driver, which stops taking engine events, which stops reading the socket.
+        for (_, tx) in sockets.values_mut() {
+            if tx.try_flush() == Ok(false) {
+                let _ = tx.flush().await;
             }
         }
         let deadline = manager.poll_timeout().map(Instant::from_std);
@@ -598,7 +606,7 @@ async fn drive(
                             }
                             manager.engine_opened();
                         }
-                        EngineEvent::Message(Payload::Text(text)) => manager.handle_text(now, text.as_str()),
+                        EngineEvent::Message(Payload::Text(text)) => manager.handle_text(now, text),
                         EngineEvent::Message(Payload::Binary(bytes)) => manager.handle_binary(now, bytes),
                         EngineEvent::Close { reason } => manager.engine_closed(&reason.to_string()),
                         _ => {}

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
+use engineio_client::Text;
 
 use crate::codec::{self, Json, Message, Packet, PacketKind, RESERVED_EVENTS, Reassembler};
 
@@ -389,10 +390,11 @@ impl Manager {
         }
     }
 
-    /// A text Engine.IO message arrived.
-    pub fn handle_text(&mut self, _now: Instant, text: &str) {
-        match self.reassembler.text(text) {
-            Ok(Some(message)) => self.dispatch(message.into_owned()),
+    /// A text Engine.IO message arrived. What it carries keeps sharing its buffer (no copy).
+    pub fn handle_text(&mut self, _now: Instant, text: impl Into<Text>) {
+        let text = text.into();
+        match self.reassembler.text(text.as_str()) {
+            Ok(Some(message)) => self.dispatch(message.into_shared(&text)),
             Ok(None) => {}
             Err(e) => self.outputs.push_back(Output::ProtocolError(e.to_string())),
         }

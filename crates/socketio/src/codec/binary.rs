@@ -25,6 +25,14 @@ impl Message<'_> {
         }
     }
 
+    /// An owned copy sharing `source`'s buffer where the packet was decoded from it.
+    pub fn into_shared(self, source: &engineio_client::Text) -> Message<'static> {
+        Message {
+            packet: self.packet.into_shared(source),
+            attachments: self.attachments,
+        }
+    }
+
     /// The attachment a placeholder names.
     pub fn attachment(&self, placeholder: &Placeholder) -> Option<&Bytes> {
         self.attachments.get(placeholder.num)

@@ -31,6 +31,7 @@
 mod binary;
 mod error;
 mod json;
+mod scan;
 
 use std::borrow::Cow;
 use std::fmt;
@@ -40,7 +41,7 @@ use serde::de::{self, IgnoredAny, SeqAccess, Visitor};
 
 pub use binary::{DEFAULT_MAX_ATTACHMENTS, Message, Placeholder, Reassembler};
 pub use error::{DecodeError, DecodeErrorKind, EncodeError};
-pub use json::{EventName, Json};
+pub use json::{EventName, Json, Str};
 
 /// The default namespace.
 pub const DEFAULT_NAMESPACE: &str = "/";
@@ -256,6 +257,16 @@ impl<'a> Packet<'a> {
 
     /// An owned copy that no longer borrows from the decoded text.
     pub fn into_owned(self) -> Packet<'static> {
+        self.detach(None)
+    }
+
+    /// An owned copy that shares `source`'s buffer where the packet was decoded from it
+    /// (no copy of the payload or the event name).
+    pub fn into_shared(self, source: &engineio_client::Text) -> Packet<'static> {
+        self.detach(Some(source))
+    }
+
+    fn detach(self, source: Option<&engineio_client::Text>) -> Packet<'static> {
         Packet {
             kind: self.kind,
             // The main namespace needs no allocation.
@@ -266,8 +277,14 @@ impl<'a> Packet<'a> {
             },
             id: self.id,
             attachments: self.attachments,
-            data: self.data.map(Json::into_owned),
-            event: self.event.map(EventName::into_owned),
+            data: self.data.map(|d| match source {
+                Some(source) => d.into_shared(source),
+                None => d.into_owned(),
+            }),
+            event: self.event.map(|e| match source {
+                Some(source) => e.into_shared(source),
+                None => e.into_owned(),
+            }),
         }
     }
 
@@ -443,6 +460,45 @@ fn expected_payload(kind: PacketKind) -> &'static str {
 
 /// Validates a payload in one pass; returns the event name for events.
 fn validate_payload(kind: PacketKind, payload: &str) -> Result<Option<EventName<'_>>, DecodeError> {
+    match validate_fast(kind, payload) {
+        Some(name) => Ok(name),
+        None => validate_with_serde(kind, payload),
+    }
+}
+
+/// The common case, checked by the [`scan`] scanner: a valid payload of the right shape, and for
+/// events a name that is a plain string (no escapes) and not reserved. `None` for anything else,
+/// which [`validate_with_serde`] then accepts or explains.
+fn validate_fast(kind: PacketKind, payload: &str) -> Option<Option<EventName<'_>>> {
+    use scan::Shape;
+    match (kind, scan::scan(payload)?) {
+        (PacketKind::Connect, Shape::Object)
+        | (PacketKind::ConnectError, Shape::Object | Shape::String)
+        | (PacketKind::Ack | PacketKind::BinaryAck, Shape::Array { .. }) => Some(None),
+        (
+            PacketKind::Event | PacketKind::BinaryEvent,
+            Shape::Array {
+                first: Some((start, end)),
+            },
+        ) => {
+            let name = payload
+                .get(start..end)?
+                .strip_prefix('"')?
+                .strip_suffix('"')?;
+            if name.contains('\\') || RESERVED_EVENTS.contains(&name) {
+                return None;
+            }
+            Some(Some(EventName::Str(Str::from(name))))
+        }
+        _ => None,
+    }
+}
+
+/// Validates a payload with `serde_json`, which also explains what is wrong.
+fn validate_with_serde(
+    kind: PacketKind,
+    payload: &str,
+) -> Result<Option<EventName<'_>>, DecodeError> {
     let mut de = serde_json::Deserializer::from_str(payload);
     let shape = match kind {
         PacketKind::Event | PacketKind::BinaryEvent => {
@@ -483,7 +539,7 @@ fn validate_payload(kind: PacketKind, payload: &str) -> Result<Option<EventName<
     match shape {
         Shape::Event(name) => {
             if let EventName::Str(s) = &name
-                && RESERVED_EVENTS.contains(&s.as_ref())
+                && RESERVED_EVENTS.contains(&s.as_str())
             {
                 return Err(DecodeError::new(
                     DecodeErrorKind::ReservedEvent {
@@ -597,5 +653,74 @@ impl<'de, T: de::Deserialize<'de>> Visitor<'de> for SkipFirst<T> {
             seq.next_element::<IgnoredAny>()?;
         }
         T::deserialize(de::value::SeqAccessDeserializer::new(seq))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KINDS: [PacketKind; 7] = [
+        PacketKind::Connect,
+        PacketKind::Disconnect,
+        PacketKind::Event,
+        PacketKind::Ack,
+        PacketKind::ConnectError,
+        PacketKind::BinaryEvent,
+        PacketKind::BinaryAck,
+    ];
+
+    /// Wherever the fast path answers, it answers what `serde_json` answers.
+    fn check_agree(payload: &str) -> Result<(), proptest::test_runner::TestCaseError> {
+        for kind in KINDS {
+            if let Some(fast) = validate_fast(kind, payload) {
+                let slow = validate_with_serde(kind, payload);
+                proptest::prop_assert_eq!(Ok(fast), slow, "{:?} {:?}", kind, payload);
+            }
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn fast_path_takes_the_common_payloads() {
+        for (kind, payload) in [
+            (PacketKind::Event, r#"["status",{"state":"idle"}]"#),
+            (PacketKind::Event, r#"[ "sensors" , 1 ]"#),
+            (PacketKind::Ack, "[]"),
+            (PacketKind::Connect, r#"{"sid":"x"}"#),
+            (PacketKind::ConnectError, r#""nope""#),
+        ] {
+            assert!(validate_fast(kind, payload).is_some(), "{payload}");
+            check_agree(payload).unwrap();
+        }
+        // Left to serde_json: escaped and numeric names, reserved names, wrong shapes.
+        for (kind, payload) in [
+            (PacketKind::Event, r#"["st\u0061tus"]"#),
+            (PacketKind::Event, "[1]"),
+            (PacketKind::Event, r#"["connect"]"#),
+            (PacketKind::Event, "[]"),
+            (PacketKind::Ack, "{}"),
+        ] {
+            assert!(validate_fast(kind, payload).is_none(), "{payload}");
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config::with_cases(2000))]
+
+        #[test]
+        fn fast_path_agrees_with_serde_on_json_like_text(
+            payload in r#"[\[\]{}:,"\\ 0-9a-z.]{0,24}"#
+        ) {
+            check_agree(&payload)?;
+        }
+
+        #[test]
+        fn fast_path_agrees_with_serde_on_events(
+            name in "[a-z_\\\\\"]{0,8}",
+            args in r#"(,("[a-z]*"|[0-9]+|\{\}|\[\]|null))*"#,
+        ) {
+            check_agree(&format!("[\"{name}\"{args}]"))?;
+        }
     }
 }
