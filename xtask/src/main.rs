@@ -158,8 +158,28 @@ fn bench(args: &[&str]) -> anyhow::Result<()> {
     if args.first() == Some(&"client") {
         install_node_servers()?;
     }
+    // The client benchmark runs each Rust client from a binary of its own: build them all.
+    let mut build = cargo();
+    build.args([
+        "build",
+        "--release",
+        "--locked",
+        "-p",
+        "crema-bench",
+        "--bins",
+    ]);
+    run(build)?;
     let mut cmd = cargo();
-    cmd.args(["run", "--release", "--locked", "-p", "crema-bench", "--"])
-        .args(args);
+    cmd.args([
+        "run",
+        "--release",
+        "--locked",
+        "-p",
+        "crema-bench",
+        "--bin",
+        "crema-bench",
+        "--",
+    ])
+    .args(args);
     run(cmd)
 }

@@ -1,154 +1,17 @@
 //! `cargo xtask bench client`: one client consumes 1,000,000 small events from a client-bound
 //! server (`xtask/node/blaster.mjs`: pre-encoded `42["sensors",1,{…}]` frames as fast as the
-//! socket drains, then `42["done",N]`), over WebSocket. Contenders, each in its own process,
-//! pinned to the other core than the server when `taskset` exists: crema's `socketio::Client`,
-//! the JS `socket.io-client` 4.8, and `rust_socketio` 0.6 (async). Each prints events, seconds,
-//! CPU seconds (user + system, from the request of the stream to its end) and peak RSS.
-
-use std::io::{BufRead as _, BufReader};
-use std::process::{Command, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+//! socket drains, then `42["done",N]`), over WebSocket. Contenders, each in its own process and
+//! from its own binary (`src/bin/`), pinned to the other core than the server when `taskset`
+//! exists: crema's `socketio::Client`, the JS `socket.io-client` 4.8, and `rust_socketio` 0.6
+//! (async). Each prints events, seconds, CPU seconds (user + system, from the request of the
+//! stream to its end) and peak RSS.
 
 use anyhow::{Context as _, bail};
-use serde::{Deserialize, Serialize};
+use crema_bench::Figures;
+use std::io::{BufRead as _, BufReader};
+use std::process::{Command, Stdio};
 
 use crate::root;
-
-#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
-struct Figures {
-    events: u64,
-    seconds: f64,
-    cpu_seconds: f64,
-    peak_rss_kb: u64,
-}
-
-/// CPU seconds (user + system) of this process so far, from /proc.
-fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    // Linux reports in USER_HZ, 100 on every mainstream configuration.
-    (ticks(11) + ticks(12)) / 100.0
-}
-
-fn peak_rss_kb() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
-}
-
-/// Our client, in this process: `crema-bench client-crema URL COUNT`.
-pub(crate) fn run_crema(url: &str, count: u64) -> anyhow::Result<()> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let figures = rt.block_on(async {
-        let config = socketio::ClientConfig::new(url)?
-            .engine(|e| e.transport(engineio_client::TransportMode::WebSocket));
-        let client = socketio::Client::new(config);
-        let (socket, mut events) = client.socket("/", socketio::Auth::None).await?;
-        let mut received = 0u64;
-        let mut start = None;
-        let mut batch = Vec::with_capacity(256);
-        'outer: while events.recv_many(&mut batch, 256).await > 0 {
-            for event in batch.drain(..) {
-                match event {
-                    socketio::Event::Connect { .. } => {
-                        start = Some((Instant::now(), cpu_seconds()));
-                        socket
-                            .emit("go", (serde_json::json!({ "count": count }),))
-                            .await?;
-                    }
-                    socketio::Event::Message(event) => {
-                        if event.name().as_str() == Some("done") {
-                            break 'outer;
-                        }
-                        received += 1;
-                    }
-                    _ => {}
-                }
-            }
-        }
-        let (t0, cpu0) = start.context("never connected")?;
-        client.close();
-        anyhow::Ok(Figures {
-            events: received,
-            seconds: t0.elapsed().as_secs_f64(),
-            cpu_seconds: cpu_seconds() - cpu0,
-            peak_rss_kb: peak_rss_kb(),
-        })
-    })?;
-    println!("{}", serde_json::to_string(&figures)?);
-    Ok(())
-}
-
-/// rust_socketio 0.6 (async), in this process: `crema-bench client-rust-socketio URL COUNT`.
-pub(crate) fn run_rust_socketio(url: &str, count: u64) -> anyhow::Result<()> {
-    use futures_util::FutureExt as _;
-    use rust_socketio::TransportType;
-    use rust_socketio::asynchronous::ClientBuilder;
-
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let figures = rt.block_on(async {
-        let received = Arc::new(AtomicU64::new(0));
-        let (done_tx, mut done_rx) = tokio::sync::mpsc::channel::<()>(1);
-        let (open_tx, mut open_rx) = tokio::sync::mpsc::channel::<()>(1);
-        let counter = received.clone();
-        let client = ClientBuilder::new(url)
-            .transport_type(TransportType::Websocket)
-            .on("open", move |_, _| {
-                let tx = open_tx.clone();
-                async move {
-                    let _ = tx.send(()).await;
-                }
-                .boxed()
-            })
-            .on("sensors", move |_, _| {
-                counter.fetch_add(1, Ordering::Relaxed);
-                async {}.boxed()
-            })
-            .on("done", move |_, _| {
-                let tx = done_tx.clone();
-                async move {
-                    let _ = tx.send(()).await;
-                }
-                .boxed()
-            })
-            .connect()
-            .await?;
-        let _ = tokio::time::timeout(Duration::from_secs(5), open_rx.recv()).await;
-        let t0 = Instant::now();
-        let cpu0 = cpu_seconds();
-        client
-            .emit("go", serde_json::json!({ "count": count }))
-            .await?;
-        done_rx.recv().await;
-        let figures = Figures {
-            events: received.load(Ordering::Relaxed),
-            seconds: t0.elapsed().as_secs_f64(),
-            cpu_seconds: cpu_seconds() - cpu0,
-            peak_rss_kb: peak_rss_kb(),
-        };
-        let _ = client.disconnect().await;
-        anyhow::Ok(figures)
-    })?;
-    println!("{}", serde_json::to_string(&figures)?);
-    Ok(())
-}
 
 fn taskset(core: &str, program: &str) -> Command {
     let has_taskset = Command::new("taskset")
@@ -210,8 +73,15 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
         .context("blaster did not start")?
         .parse()?;
     let url = format!("http://127.0.0.1:{port}");
-    let me = std::env::current_exe()?;
-    let me = me.to_str().context("path")?;
+    // Each Rust client runs from a binary of its own, as an application embedding it would.
+    let dir = std::env::current_exe()?
+        .parent()
+        .context("the harness binary has no folder")?
+        .to_path_buf();
+    let crema = dir.join("bench-client-crema");
+    let crema = crema.to_str().context("path")?;
+    let rust_socketio = dir.join("bench-client-rust-socketio");
+    let rust_socketio = rust_socketio.to_str().context("path")?;
     println!(
         "client: {count} events per round, {rounds} rounds, WebSocket, server and client pinned to different cores, medians"
     );
@@ -226,8 +96,8 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
         for (i, result) in results.iter_mut().enumerate() {
             let cmd = match i {
                 0 => {
-                    let mut c = taskset("1", me);
-                    c.args(["client-crema", &url, &count.to_string()]);
+                    let mut c = taskset("1", crema);
+                    c.args([&url, &count.to_string()]);
                     c
                 }
                 1 => {
@@ -239,8 +109,8 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
                     c
                 }
                 _ => {
-                    let mut c = taskset("1", me);
-                    c.args(["client-rust-socketio", &url, &count.to_string()]);
+                    let mut c = taskset("1", rust_socketio);
+                    c.args([&url, &count.to_string()]);
                     c
                 }
             };

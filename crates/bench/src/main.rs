@@ -13,8 +13,6 @@ fn main() -> anyhow::Result<()> {
     match args.first().map(String::as_str) {
         Some("codec") => codec::run(&args[1..]),
         Some("client") => client::run(&args[1..]),
-        Some("client-crema") => client::run_crema(&args[1], args[2].parse()?),
-        Some("client-rust-socketio") => client::run_rust_socketio(&args[1], args[2].parse()?),
         _ => bail!("usage: crema-bench codec [--rounds N] | client [--rounds N] [--count N]"),
     }
 }

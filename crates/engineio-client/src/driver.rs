@@ -24,7 +24,7 @@ use crate::config::{Config, TransportMode};
 use crate::error::Error;
 use crate::event::{ConnectionState, Event, Payload, Text};
 use crate::queue::Producer;
-use crate::transport::{self, Polling, WsSink};
+use crate::transport::{self, Polling, Ws};
 
 /// What the application asks of the driver.
 #[derive(Debug)]
@@ -38,7 +38,7 @@ pub(crate) enum Command {
 #[derive(Debug)]
 enum Io {
     /// The probe WebSocket opened.
-    ProbeOpen(Box<transport::Ws>),
+    ProbeOpen(Box<Ws>),
     /// The probe WebSocket could not be opened.
     ProbeFailed(String),
     /// A long-polling GET answered.
@@ -183,7 +183,7 @@ struct Opened {
 }
 
 enum Active {
-    WebSocket(WsSink, transport::WsStream),
+    WebSocket(Box<Ws>),
     Polling(Box<Polling>),
 }
 
@@ -201,9 +201,8 @@ async fn open(config: &Config, headers: HeaderMap) -> Result<Opened, Error> {
     let mut session = Session::new(now, session_config.clone());
     match session_config.transport {
         Transport::WebSocket => {
-            let ws = transport::websocket(config, &headers, None).await?;
-            let (sink, mut stream) = transport::split(ws);
-            let first = stream.next().await;
+            let mut ws = transport::websocket(config, &headers, None).await?;
+            let first = ws.next().await;
             let packet = match first {
                 Some(Ok(Message::Text(text))) => match engineio_codec::decode_str(text.as_str())? {
                     Packet::Open(handshake) => Packet::Open(handshake),
@@ -236,7 +235,7 @@ async fn open(config: &Config, headers: HeaderMap) -> Result<Opened, Error> {
             session.handle_packet(now, packet);
             Ok(Opened {
                 session,
-                transport: Active::WebSocket(sink, stream),
+                transport: Active::WebSocket(Box::new(ws)),
                 leftover: Bytes::new(),
                 headers,
             })
@@ -283,14 +282,15 @@ struct Connection<'a> {
     io_tx: mpsc::Sender<Io>,
     io_rx: mpsc::Receiver<Io>,
     tasks: Vec<JoinHandle<()>>,
-    /// The active WebSocket, read by the loop itself (no task hop per frame).
-    ws: Option<WsSink>,
-    ws_stream: Option<transport::WsStream>,
+    /// The active WebSocket, read and written by the loop itself (no task hop per frame, no
+    /// lock between a reading and a writing half); `ws_open` until its reading side ends.
+    ws: Option<Ws>,
+    ws_open: bool,
     /// Long-polling, while it is the active transport.
     polling: Option<PollingState>,
-    /// The probe WebSocket, once open.
-    probe: Option<WsSink>,
-    probe_stream: Option<transport::WsStream>,
+    /// The probe WebSocket, once open; `probe_open` until its reading side ends.
+    probe: Option<Ws>,
+    probe_open: bool,
     /// Control packets for the probe that wait for it to open.
     probe_outbox: Vec<Control>,
     /// The rest of the handshake's payload, handled first.
@@ -325,17 +325,17 @@ impl<'a> Connection<'a> {
             io_rx,
             tasks: Vec::new(),
             ws: None,
-            ws_stream: None,
+            ws_open: false,
             polling: None,
             probe: None,
-            probe_stream: None,
+            probe_open: false,
             probe_outbox: Vec::new(),
             leftover: opened.leftover,
         };
         match opened.transport {
-            Active::WebSocket(sink, stream) => {
-                connection.ws = Some(sink);
-                connection.ws_stream = Some(stream);
+            Active::WebSocket(ws) => {
+                connection.ws = Some(*ws);
+                connection.ws_open = true;
             }
             Active::Polling(polling) => {
                 let (pause, _) = watch::channel(false);
@@ -424,21 +424,24 @@ impl<'a> Connection<'a> {
                     Some(Command::Restart(why)) => self.session.handle_protocol_error(now(), why),
                     None => self.session.close(now()),
                 },
-                frame = next_frame(&mut self.ws_stream), if reading && self.ws_stream.is_some() => {
+                frame = next_frame(&mut self.ws), if reading && self.ws_open => {
                     self.active_frame(frame);
                     // Take what is already buffered before going round the loop again.
                     for _ in 0..READ_BATCH {
-                        match next_frame(&mut self.ws_stream).now_or_never() {
+                        if !self.ws_open {
+                            break;
+                        }
+                        match next_frame(&mut self.ws).now_or_never() {
                             Some(frame) => self.active_frame(frame),
                             None => break,
                         }
                     }
                 }
-                frame = next_frame(&mut self.probe_stream), if self.probe_stream.is_some() => {
+                frame = next_frame(&mut self.probe), if self.probe_open => {
                     match frame {
                         Some(Ok(message)) => self.frame(Via::Probe, message),
                         _ => {
-                            self.probe_stream = None;
+                            self.probe_open = false;
                             self.session.handle_transport_closed(now(), Via::Probe);
                         }
                     }
@@ -486,9 +489,8 @@ impl<'a> Connection<'a> {
         match io {
             Io::ProbeOpen(ws) => {
                 if self.session.is_upgrading() {
-                    let (sink, stream) = transport::split(*ws);
-                    self.probe = Some(sink);
-                    self.probe_stream = Some(stream);
+                    self.probe = Some(*ws);
+                    self.probe_open = true;
                     for control in std::mem::take(&mut self.probe_outbox) {
                         self.send_probe(control).await;
                     }
@@ -540,12 +542,12 @@ impl<'a> Connection<'a> {
             Some(Ok(message)) => self.frame(Via::Active, message),
             Some(Err(e)) => {
                 tracing::info!("WebSocket closed: {e}");
-                self.ws_stream = None;
+                self.ws_open = false;
                 self.session
                     .handle_transport_closed(Instant::now().into_std(), Via::Active);
             }
             None => {
-                self.ws_stream = None;
+                self.ws_open = false;
                 self.session
                     .handle_transport_closed(Instant::now().into_std(), Via::Active);
             }
@@ -751,9 +753,9 @@ impl<'a> Connection<'a> {
                 Output::UpgradeFailed(why) => {
                     tracing::info!("WebSocket upgrade abandoned, staying on long-polling: {why}");
                     if let Some(mut sink) = self.probe.take() {
-                        let _ = sink.close().await;
+                        let _ = sink.close(None).await;
                     }
-                    self.probe_stream = None;
+                    self.probe_open = false;
                     self.probe_outbox.clear();
                     if let Some(p) = &mut self.polling {
                         p.paused = false;
@@ -807,7 +809,7 @@ impl<'a> Connection<'a> {
             return;
         };
         self.ws = Some(probe);
-        self.ws_stream = self.probe_stream.take();
+        self.ws_open = std::mem::take(&mut self.probe_open);
         tracing::info!("upgraded to WebSocket");
         if let Some(p) = self.polling.take() {
             // Writes buffered during the pause go out on the WebSocket, in order.
@@ -846,7 +848,7 @@ impl<'a> Connection<'a> {
             let _ = tokio::time::timeout(Duration::from_secs(2), p.polling.post(body.into())).await;
         }
         for mut sink in self.ws.take().into_iter().chain(self.probe.take()) {
-            let _ = tokio::time::timeout(Duration::from_secs(2), sink.close()).await;
+            let _ = tokio::time::timeout(Duration::from_secs(2), sink.close(None)).await;
         }
         // Events already read still reach the consumer, before the Close event.
         let _ = self.events.flush().await;
@@ -877,7 +879,7 @@ fn ws_message(packet: &Packet<'_>) -> Message {
 const FAR: Duration = Duration::from_secs(86_400 * 365);
 
 async fn next_frame(
-    stream: &mut Option<transport::WsStream>,
+    stream: &mut Option<Ws>,
 ) -> Option<Result<Message, tokio_tungstenite::tungstenite::Error>> {
     match stream {
         Some(stream) => stream.next().await,

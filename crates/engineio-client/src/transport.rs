@@ -2,12 +2,9 @@
 //! (hyper). They move bytes; the session decides what the bytes mean.
 
 use bytes::Bytes;
-use futures_util::StreamExt as _;
-use futures_util::stream::{SplitSink, SplitStream};
 use http::{HeaderMap, Method, Request};
 use http_body_util::{BodyExt as _, Full};
 use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
@@ -15,8 +12,6 @@ use crate::config::Config;
 use crate::error::Error;
 
 pub(crate) type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
-pub(crate) type WsSink = SplitSink<Ws, Message>;
-pub(crate) type WsStream = SplitStream<Ws>;
 
 /// Opens a WebSocket to the Engine.IO endpoint (with `sid` when probing an open session).
 pub(crate) async fn websocket(
@@ -172,9 +167,4 @@ pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
         source = s.source();
     }
     text
-}
-
-/// Reads WebSocket frames until the socket ends.
-pub(crate) fn split(ws: Ws) -> (WsSink, WsStream) {
-    ws.split()
 }

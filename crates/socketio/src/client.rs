@@ -22,7 +22,7 @@ use crate::codec::{EventName, Json, Message, RESERVED_EVENTS};
 use crate::manager::{AckError, DisconnectReason, EmitError, Manager, Output};
 
 /// Where the answer to an emit with ack goes.
-type AckSender = oneshot::Sender<Result<Message<'static>, AckError>>;
+type AckSender = oneshot::Sender<Result<Box<Message<'static>>, AckError>>;
 
 /// An async source of the CONNECT auth payload, asked before every (re)connect of a namespace.
 pub type AuthProvider =
@@ -170,7 +170,7 @@ impl fmt::Debug for ReceivedEvent {
 
 impl ReceivedEvent {
     /// The event name.
-    pub fn name(&self) -> &EventName<'static> {
+    pub fn name(&self) -> EventName<'_> {
         self.message
             .packet
             .event_name()

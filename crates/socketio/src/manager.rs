@@ -112,7 +112,7 @@ pub enum Output {
         /// The ack id.
         id: u64,
         /// The answer, or why there is none.
-        result: Result<Message<'static>, AckError>,
+        result: Result<Box<Message<'static>>, AckError>,
     },
     /// The server broke the protocol: close the Engine.IO session (it reconnects).
     ProtocolError(String),
@@ -155,7 +155,9 @@ struct Namespace {
     pid: Option<String>,
     offset: Option<String>,
     /// Events that arrived before the CONNECT answer (recovery replays them first).
-    early: Vec<Message<'static>>,
+    /// Boxed: they leave as boxed events, without moving the message again.
+    #[allow(clippy::vec_box)]
+    early: Vec<Box<Message<'static>>>,
 }
 
 /// The client side of socket.io over one Engine.IO session. See the [module docs](self).
@@ -394,7 +396,7 @@ impl Manager {
     pub fn handle_text(&mut self, _now: Instant, text: impl Into<Text>) {
         let text = text.into();
         match self.reassembler.text(text.as_str()) {
-            Ok(Some(message)) => self.dispatch(message.into_shared(&text)),
+            Ok(Some(message)) => self.dispatch(Box::new(message.into_shared(&text))),
             Ok(None) => {}
             Err(e) => self.outputs.push_back(Output::ProtocolError(e.to_string())),
         }
@@ -403,7 +405,7 @@ impl Manager {
     /// A binary Engine.IO message arrived.
     pub fn handle_binary(&mut self, _now: Instant, bytes: Bytes) {
         match self.reassembler.binary(bytes) {
-            Ok(Some(message)) => self.dispatch(message),
+            Ok(Some(message)) => self.dispatch(Box::new(message)),
             Ok(None) => {}
             Err(e) => self.outputs.push_back(Output::ProtocolError(e.to_string())),
         }
@@ -538,7 +540,8 @@ impl Manager {
         }
     }
 
-    fn dispatch(&mut self, message: Message<'static>) {
+    /// Boxed once on arrival: the message then moves through queues as a pointer.
+    fn dispatch(&mut self, message: Box<Message<'static>>) {
         let Some(ns) = self.namespaces.get_mut(message.packet.namespace()) else {
             // A namespace we never joined: nothing to deliver it to.
             return;
@@ -635,8 +638,7 @@ impl Manager {
     }
 
     /// Delivers an event, first taking the recovery offset off its arguments.
-    fn deliver_event(&mut self, namespace: Arc<str>, message: Message<'static>) {
-        let mut message = message;
+    fn deliver_event(&mut self, namespace: Arc<str>, mut message: Box<Message<'static>>) {
         if let Some(ns) = self.namespaces.get_mut(namespace.as_ref())
             && ns.pid.is_some()
             && message.packet.id().is_none()
@@ -645,10 +647,7 @@ impl Manager {
             ns.offset = Some(offset);
             message.packet = stripped;
         }
-        self.outputs.push_back(Output::Event {
-            namespace,
-            message: Box::new(message),
-        });
+        self.outputs.push_back(Output::Event { namespace, message });
     }
 }
 

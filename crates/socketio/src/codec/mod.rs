@@ -20,7 +20,7 @@
 //! assert_eq!(packet.kind(), PacketKind::Event);
 //! assert_eq!(packet.namespace(), "/admin");
 //! assert_eq!(packet.id(), Some(12));
-//! assert_eq!(packet.event_name(), Some(&EventName::from("status")));
+//! assert_eq!(packet.event_name(), Some(EventName::from("status")));
 //!
 //! #[derive(serde::Deserialize)]
 //! struct Status { state: String }
@@ -129,7 +129,48 @@ pub struct Packet<'a> {
     id: Option<u64>,
     attachments: usize,
     data: Option<Json<'a>>,
-    event: Option<EventName<'a>>,
+    event: Name<'a>,
+}
+
+/// Where an event's name is: most names are a plain string inside the payload, kept as a byte
+/// range of it (no second buffer to carry or share).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Name<'a> {
+    None,
+    /// The name is `data[start..end]`.
+    InData(u32, u32),
+    /// Names with escapes, and numbers.
+    Other(EventName<'a>),
+}
+
+impl<'a> Name<'a> {
+    fn new(event: Option<EventName<'a>>, data: Option<&Json<'_>>) -> Self {
+        let Some(event) = event else {
+            return Name::None;
+        };
+        if let (EventName::Str(name), Some(data)) = (&event, data) {
+            let (whole, part) = (data.as_str(), name.as_str());
+            let start = (part.as_ptr() as usize).wrapping_sub(whole.as_ptr() as usize);
+            if let Some(end) = start.checked_add(part.len())
+                && whole.get(start..end).is_some()
+                && let (Ok(start), Ok(end)) = (u32::try_from(start), u32::try_from(end))
+            {
+                return Name::InData(start, end);
+            }
+        }
+        Name::Other(event)
+    }
+
+    fn detach(self, source: Option<&engineio_client::Text>) -> Name<'static> {
+        match self {
+            Name::None => Name::None,
+            Name::InData(start, end) => Name::InData(start, end),
+            Name::Other(e) => Name::Other(match source {
+                Some(source) => e.into_shared(source),
+                None => e.into_owned(),
+            }),
+        }
+    }
 }
 
 impl<'a> Packet<'a> {
@@ -176,12 +217,20 @@ impl<'a> Packet<'a> {
             ));
         }
         let event = match &data {
-            // The name is copied: `data` may own its text.
-            Some(json) => validate_payload(kind, json.as_str())?.map(EventName::into_owned),
-            None => validate_absent(kind)?,
+            Some(json) => {
+                Name::new(validate_payload(kind, json.as_str())?, Some(json)).detach(None)
+            }
+            None => Name::new(validate_absent(kind)?, None),
         };
         let attachments = if kind.is_binary() { attachments } else { 0 };
-        Ok(Self::raw(kind, namespace, id, attachments, data, event))
+        Ok(Self {
+            kind,
+            namespace: Cow::Borrowed(namespace),
+            id,
+            attachments,
+            data,
+            event,
+        })
     }
 
     fn raw(
@@ -197,8 +246,8 @@ impl<'a> Packet<'a> {
             namespace: Cow::Borrowed(namespace),
             id,
             attachments,
+            event: Name::new(event, data.as_ref()),
             data,
-            event,
         }
     }
 
@@ -228,8 +277,16 @@ impl<'a> Packet<'a> {
     }
 
     /// The event name, for `EVENT` and `BINARY_EVENT`.
-    pub fn event_name(&self) -> Option<&EventName<'a>> {
-        self.event.as_ref()
+    pub fn event_name(&self) -> Option<EventName<'_>> {
+        match &self.event {
+            Name::None => None,
+            Name::InData(start, end) => {
+                let data = self.data.as_ref()?.as_str();
+                let name = data.get(*start as usize..*end as usize)?;
+                Some(EventName::Str(Str::from(name)))
+            }
+            Name::Other(name) => Some(name.clone()),
+        }
     }
 
     /// Deserializes the arguments: the event's array without its name, or the ack's array.
@@ -281,10 +338,7 @@ impl<'a> Packet<'a> {
                 Some(source) => d.into_shared(source),
                 None => d.into_owned(),
             }),
-            event: self.event.map(|e| match source {
-                Some(source) => e.into_shared(source),
-                None => e.into_owned(),
-            }),
+            event: self.event.detach(source),
         }
     }
 
