@@ -482,6 +482,33 @@ impl Socket {
     }
 }
 
+/// The namespaces joined, with their auth and their event streams. A short list: a client has a
+/// few namespaces, and a lookup per event must cost less than hashing the name.
+#[derive(Default)]
+struct Sockets(Vec<(Arc<str>, Auth, Producer<Event>)>);
+
+impl Sockets {
+    fn get_mut(&mut self, namespace: &str) -> Option<&mut Producer<Event>> {
+        self.0
+            .iter_mut()
+            .find(|(name, _, _)| name.as_ref() == namespace)
+            .map(|(_, _, tx)| tx)
+    }
+
+    fn remove(&mut self, namespace: &str) -> Option<Producer<Event>> {
+        let at = self
+            .0
+            .iter()
+            .position(|(name, _, _)| name.as_ref() == namespace)?;
+        Some(self.0.swap_remove(at).2)
+    }
+
+    fn insert(&mut self, namespace: Arc<str>, auth: Auth, events: Producer<Event>) {
+        self.remove(&namespace);
+        self.0.push((namespace, auth, events));
+    }
+}
+
 /// The driver: engine events and commands in, manager outputs out.
 async fn drive(
     mut manager: Manager,
@@ -490,7 +517,7 @@ async fn drive(
     mut commands: mpsc::Receiver<Command>,
     self_commands: mpsc::WeakSender<Command>,
 ) {
-    let mut sockets: HashMap<Arc<str>, (Auth, Producer<Event>)> = HashMap::new();
+    let mut sockets = Sockets::default();
     let mut acks: HashMap<(Arc<str>, u64), AckSender> = HashMap::new();
     let mut armed: Option<Instant> = None;
     let timer = tokio::time::sleep_until(Instant::now() + FAR);
@@ -513,7 +540,7 @@ async fn drive(
                     sid,
                     recovered,
                 } => {
-                    if let Some((_, tx)) = sockets.get_mut(namespace.as_str()) {
+                    if let Some(tx) = sockets.get_mut(&namespace) {
                         tx.push(Event::Connect { sid, recovered });
                     }
                 }
@@ -523,22 +550,22 @@ async fn drive(
                     data,
                 } => {
                     tracing::warn!(%namespace, "namespace refused: {message}");
-                    if let Some((_, mut tx)) = sockets.remove(namespace.as_str()) {
+                    if let Some(mut tx) = sockets.remove(&namespace) {
                         let _ = tx.send(Event::ConnectError { message, data }).await;
                     }
                 }
                 Output::Disconnected { namespace, reason } => {
                     let terminal = !matches!(reason, DisconnectReason::TransportClose(_));
                     if terminal {
-                        if let Some((_, mut tx)) = sockets.remove(namespace.as_str()) {
+                        if let Some(mut tx) = sockets.remove(&namespace) {
                             let _ = tx.send(Event::Disconnect(reason)).await;
                         }
-                    } else if let Some((_, tx)) = sockets.get_mut(namespace.as_str()) {
+                    } else if let Some(tx) = sockets.get_mut(&namespace) {
                         tx.push(Event::Disconnect(reason));
                     }
                 }
                 Output::Event { namespace, message } => {
-                    let Some((_, tx)) = sockets.get_mut(namespace.as_ref()) else {
+                    let Some(tx) = sockets.get_mut(&namespace) else {
                         continue;
                     };
                     let reply = message.packet.id().and_then(|id| {
@@ -569,7 +596,7 @@ async fn drive(
         }
         // Each namespace gets what this pass produced at once. Backpressure: a full stream holds
         // the driver, which stops taking engine events, which stops reading the socket.
-        for (_, tx) in sockets.values_mut() {
+        for (_, _, tx) in &mut sockets.0 {
             if tx.try_flush() == Ok(false) {
                 let _ = tx.flush().await;
             }
@@ -599,7 +626,7 @@ async fn drive(
                 for event in batch.drain(..) {
                     match event {
                         EngineEvent::Open { .. } => {
-                            for (namespace, (auth, _)) in &sockets {
+                            for (namespace, auth, _) in &sockets.0 {
                                 let auth = resolve_auth(auth).await;
                                 let json = auth.map(|v| v.to_string());
                                 manager.set_auth(namespace, json.as_deref().and_then(|j| Json::parse(j).ok()));
@@ -616,7 +643,7 @@ async fn drive(
             command = commands.recv() => match command {
                 Some(Command::Join { namespace, auth, events }) => {
                     let json = resolve_auth(&auth).await.map(|v| v.to_string());
-                    sockets.insert(namespace.clone(), (auth, events));
+                    sockets.insert(namespace.clone(), auth, events);
                     manager.connect(&namespace, json.as_deref().and_then(|j| Json::parse(j).ok()));
                 }
                 Some(Command::Emit { namespace, event, json, attachments, ack, done }) => {

@@ -150,9 +150,11 @@ impl<'a> Name<'a> {
         };
         if let (EventName::Str(name), Some(data)) = (&event, data) {
             let (whole, part) = (data.as_str(), name.as_str());
+            // `part` was read from `data`: a sub-slice, so a bounds check is enough here (and
+            // `event_name` slices with `get` anyway).
             let start = (part.as_ptr() as usize).wrapping_sub(whole.as_ptr() as usize);
             if let Some(end) = start.checked_add(part.len())
-                && whole.get(start..end).is_some()
+                && end <= whole.len()
                 && let (Ok(start), Ok(end)) = (u32::try_from(start), u32::try_from(end))
             {
                 return Name::InData(start, end);
