@@ -4,6 +4,7 @@
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request};
 use http_body_util::{BodyExt as _, Full};
+use tokio::io::BufReader;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
@@ -11,7 +12,12 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use crate::config::Config;
 use crate::error::Error;
 
-pub(crate) type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+/// A WebSocket over TCP (or TLS over TCP) with a read buffer of its own in front of the socket.
+pub(crate) type Ws = WebSocketStream<MaybeTlsStream<BufReader<TcpStream>>>;
+
+/// Bytes taken from the socket per read. tungstenite asks for what its frame buffer has room
+/// for, often a few KiB; this buffer turns those asks into one system call per 64 KiB.
+const SOCKET_READ: usize = 64 * 1024;
 
 /// Opens a WebSocket to the Engine.IO endpoint (with `sid` when probing an open session).
 pub(crate) async fn websocket(
@@ -37,10 +43,22 @@ pub(crate) async fn websocket(
         .then(|| tokio_tungstenite::Connector::Rustls(crate::tls::config(config)));
     #[cfg(not(feature = "rustls"))]
     let connector = None;
-    let (ws, _response) = tokio_tungstenite::connect_async_tls_with_config(
+    let host = url
+        .host_str()
+        .ok_or_else(|| ws_error("the URL has no host".to_owned()))?;
+    let port = url
+        .port_or_known_default()
+        .ok_or_else(|| ws_error("the URL has no port".to_owned()))?;
+    let tcp = TcpStream::connect(format!("{host}:{port}"))
+        .await
+        .map_err(|e| ws_error(format!("cannot connect: {e}")))?;
+    tcp.set_nodelay(true)
+        .map_err(|e| ws_error(format!("cannot set TCP_NODELAY: {e}")))?;
+    let stream = BufReader::with_capacity(SOCKET_READ, tcp);
+    let (ws, _response) = tokio_tungstenite::client_async_tls_with_config(
         request,
+        stream,
         Some(ws_config()),
-        true,
         connector,
     )
     .await

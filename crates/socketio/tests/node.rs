@@ -24,8 +24,12 @@ fn server() -> Option<(String, node::NodeServer)> {
 }
 
 fn client(url: &str) -> Client {
+    client_over(url, engineio_client::TransportMode::PollingThenUpgrade)
+}
+
+fn client_over(url: &str, mode: engineio_client::TransportMode) -> Client {
     Client::new(ClientConfig::new(url).unwrap().engine(|e| {
-        e.reconnect(engineio_client::Reconnect {
+        e.transport(mode).reconnect(engineio_client::Reconnect {
             backoff: engineio_client::Backoff {
                 min: Duration::from_millis(50),
                 max: Duration::from_millis(200),
@@ -130,13 +134,29 @@ async fn events_and_acks() {
     assert_eq!(answer, (1, "2".to_owned(), json!({"3": [false]})));
 }
 
-/// S11, S13: binary events and binary acks, two attachments.
+/// S11, S13: binary events and binary acks, two attachments, over each transport (long-polling
+/// carries the attachments as `b<base64>` records).
 #[tokio::test]
 async fn binary_events_and_acks() {
     let Some((url, _server)) = server() else {
         return;
     };
-    let client = client(&url);
+    for mode in [
+        engineio_client::TransportMode::Polling,
+        engineio_client::TransportMode::WebSocket,
+        engineio_client::TransportMode::PollingThenUpgrade,
+    ] {
+        let client = client_over(&url, mode);
+        binary_round_trips(&client).await;
+        if mode == engineio_client::TransportMode::Polling {
+            let transport = client.state().borrow().transport;
+            assert_eq!(transport, Some(engineio_client::Transport::Polling));
+        }
+        client.close();
+    }
+}
+
+async fn binary_round_trips(client: &Client) {
     let (socket, mut events) = client.socket("/", Auth::None).await.unwrap();
     let one = Binary::from(vec![1u8, 2, 3]);
     let two = Binary::from(vec![4u8, 5, 6]);
