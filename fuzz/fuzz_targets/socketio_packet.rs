@@ -2,14 +2,22 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use socketio::codec::{decode, encode};
+use socketio::codec::{Packet, decode, decode_shared, encode};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
+    // The shared-buffer decoder reads exactly what `decode` reads.
+    let shared = decode_shared(&engineio_client::Text::from(text));
+    assert_eq!(shared, decode(text).map(Packet::into_owned));
     match decode(text) {
         Ok(packet) => {
+            // The fast scanner never lets through JSON that serde_json refuses.
+            if let Some(data) = packet.data() {
+                serde_json::from_str::<serde::de::IgnoredAny>(data.as_str())
+                    .expect("accepted payloads are valid JSON");
+            }
             let mut out = Vec::new();
             encode(&packet, &mut out);
             let again = String::from_utf8(out).expect("encoding keeps UTF-8");

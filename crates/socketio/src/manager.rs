@@ -394,9 +394,8 @@ impl Manager {
 
     /// A text Engine.IO message arrived. What it carries keeps sharing its buffer (no copy).
     pub fn handle_text(&mut self, _now: Instant, text: impl Into<Text>) {
-        let text = text.into();
-        match self.reassembler.text(text.as_str()) {
-            Ok(Some(message)) => self.dispatch(Box::new(message.into_shared(&text))),
+        match self.reassembler.text_shared(&text.into()) {
+            Ok(Some(message)) => self.dispatch(Box::new(message)),
             Ok(None) => {}
             Err(e) => self.outputs.push_back(Output::ProtocolError(e.to_string())),
         }

@@ -2,7 +2,9 @@
 
 use proptest::prelude::*;
 use serde_json::Value;
-use socketio::codec::{Json, Packet, PacketKind, RESERVED_EVENTS, Reassembler, decode, encode};
+use socketio::codec::{
+    Json, Packet, PacketKind, RESERVED_EVENTS, Reassembler, decode, decode_shared, encode,
+};
 
 fn json_value() -> impl Strategy<Value = Value> {
     let leaf = prop_oneof![
@@ -93,6 +95,28 @@ proptest! {
         let text = String::from_utf8(out).unwrap();
         let decoded = decode(&text).unwrap();
         prop_assert_eq!(decoded, packet);
+    }
+
+    /// A packet decoded into the message's shared buffer is the packet `decode` reads, with the
+    /// same event name, arguments and errors, whatever the text.
+    #[test]
+    fn shared_decoding_agrees_with_decode(text in prop_oneof![
+        r#"[0-6][0-9]{0,2}-?(/[a-z,]{0,4})?[0-9]{0,2}[\[\]{}",:a-z0-9\\ ]{0,30}"#,
+        parts().prop_map(|(kind, namespace, id, attachments, data)| {
+            let json = data.as_deref().map(|d| Json::parse(d).unwrap());
+            let packet = Packet::checked(kind, &namespace, id, attachments, json).unwrap();
+            let mut out = Vec::new();
+            encode(&packet, &mut out);
+            String::from_utf8(out).unwrap()
+        }),
+    ]) {
+        let shared = decode_shared(&engineio_client::Text::from(text.as_str()));
+        let plain = decode(&text).map(Packet::into_owned);
+        prop_assert_eq!(&shared, &plain);
+        if let (Ok(shared), Ok(plain)) = (shared, plain) {
+            prop_assert_eq!(shared.event_name(), plain.event_name());
+            prop_assert_eq!(shared.data().map(Json::as_str), plain.data().map(Json::as_str));
+        }
     }
 
     #[test]

@@ -5,7 +5,7 @@ use bytes::Bytes;
 use serde_json::Value;
 
 use super::error::{DecodeError, DecodeErrorKind};
-use super::{Packet, decode};
+use super::{Packet, decode, decode_shared};
 
 /// A socket.io packet with its binary attachments, in order (`num` 0, 1, …).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,13 +110,31 @@ impl Reassembler {
     /// After an error the reassembler is reset; the connection should be closed, as the
     /// reference client does on a parse error.
     pub fn text<'a>(&mut self, text: &'a str) -> Result<Option<Message<'a>>, DecodeError> {
-        if self.pending.take().is_some() {
-            return Err(DecodeError::new(
+        self.no_pending()?;
+        self.accept(decode(text)?)
+    }
+
+    /// As [`Reassembler::text`], for a received message: the packet keeps its payload in the
+    /// message's shared buffer ([`super::decode_shared`]).
+    pub fn text_shared(
+        &mut self,
+        text: &engineio_client::Text,
+    ) -> Result<Option<Message<'static>>, DecodeError> {
+        self.no_pending()?;
+        self.accept(decode_shared(text)?)
+    }
+
+    fn no_pending(&mut self) -> Result<(), DecodeError> {
+        match self.pending.take() {
+            Some(_) => Err(DecodeError::new(
                 DecodeErrorKind::TextDuringReconstruction,
                 0,
-            ));
+            )),
+            None => Ok(()),
         }
-        let packet = decode(text)?;
+    }
+
+    fn accept<'a>(&mut self, packet: Packet<'a>) -> Result<Option<Message<'a>>, DecodeError> {
         let count = packet.attachments();
         if count > self.max_attachments {
             return Err(DecodeError::new(

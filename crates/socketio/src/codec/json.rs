@@ -139,6 +139,11 @@ impl<'a> Json<'a> {
         Self(Str::from(text))
     }
 
+    /// Validated JSON held in a shared buffer.
+    pub(crate) fn held(text: Text) -> Json<'static> {
+        Json(Str::from(text))
+    }
+
     /// The JSON text.
     pub fn as_str(&self) -> &str {
         self.0.as_str()

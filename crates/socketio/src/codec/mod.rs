@@ -144,12 +144,13 @@ enum Name<'a> {
 }
 
 impl<'a> Name<'a> {
-    fn new(event: Option<EventName<'a>>, data: Option<&Json<'_>>) -> Self {
+    /// `event` as read from `data` (the payload's text).
+    fn new(event: Option<EventName<'a>>, data: Option<&str>) -> Self {
         let Some(event) = event else {
             return Name::None;
         };
-        if let (EventName::Str(name), Some(data)) = (&event, data) {
-            let (whole, part) = (data.as_str(), name.as_str());
+        if let (EventName::Str(name), Some(whole)) = (&event, data) {
+            let part = name.as_str();
             // `part` was read from `data`: a sub-slice, so a bounds check is enough here (and
             // `event_name` slices with `get` anyway).
             let start = (part.as_ptr() as usize).wrapping_sub(whole.as_ptr() as usize);
@@ -220,7 +221,7 @@ impl<'a> Packet<'a> {
         }
         let event = match &data {
             Some(json) => {
-                Name::new(validate_payload(kind, json.as_str())?, Some(json)).detach(None)
+                Name::new(validate_payload(kind, json.as_str())?, Some(json.as_str())).detach(None)
             }
             None => Name::new(validate_absent(kind)?, None),
         };
@@ -233,24 +234,6 @@ impl<'a> Packet<'a> {
             data,
             event,
         })
-    }
-
-    fn raw(
-        kind: PacketKind,
-        namespace: &'a str,
-        id: Option<u64>,
-        attachments: usize,
-        data: Option<Json<'a>>,
-        event: Option<EventName<'a>>,
-    ) -> Self {
-        Self {
-            kind,
-            namespace: Cow::Borrowed(namespace),
-            id,
-            attachments,
-            event: Name::new(event, data.as_ref()),
-            data,
-        }
     }
 
     /// The packet type.
@@ -402,6 +385,60 @@ pub struct ConnectError {
 /// Binary packets come back with their attachment count; feed them to a [`Reassembler`] (which
 /// calls this) to collect the attachments.
 pub fn decode(input: &str) -> Result<Packet<'_>, DecodeError> {
+    let parts = decode_parts(input)?;
+    Ok(Packet {
+        kind: parts.kind,
+        namespace: Cow::Borrowed(parts.namespace),
+        id: parts.id,
+        attachments: parts.attachments,
+        data: parts
+            .payload_at
+            .map(|at| Json::new_unchecked(input.get(at..).unwrap_or_default())),
+        event: parts.event,
+    })
+}
+
+/// Decodes one socket.io packet from a received message, as [`decode`] does, into a packet that
+/// keeps its payload in the message's shared buffer: nothing is copied.
+pub fn decode_shared(text: &engineio_client::Text) -> Result<Packet<'static>, DecodeError> {
+    let input = text.as_str();
+    let parts = decode_parts(input)?;
+    let data = match parts.payload_at {
+        Some(at) => {
+            let payload = input.get(at..).unwrap_or_default();
+            Some(match text.slice_ref(payload) {
+                Some(shared) => Json::held(shared),
+                None => Json::new_unchecked(payload).into_owned(),
+            })
+        }
+        None => None,
+    };
+    Ok(Packet {
+        kind: parts.kind,
+        namespace: if parts.namespace == DEFAULT_NAMESPACE {
+            Cow::Borrowed(DEFAULT_NAMESPACE)
+        } else {
+            Cow::Owned(parts.namespace.to_owned())
+        },
+        id: parts.id,
+        attachments: parts.attachments,
+        data,
+        event: parts.event.detach(Some(text)),
+    })
+}
+
+/// What [`decode`] reads, before it decides how to hold the payload.
+struct Parts<'a> {
+    kind: PacketKind,
+    namespace: &'a str,
+    id: Option<u64>,
+    attachments: usize,
+    /// Where the JSON payload starts, if there is one.
+    payload_at: Option<usize>,
+    event: Name<'a>,
+}
+
+fn decode_parts(input: &str) -> Result<Parts<'_>, DecodeError> {
     let bytes = input.as_bytes();
     let Some(&first) = bytes.first() else {
         return Err(DecodeError::new(DecodeErrorKind::Empty, 0));
@@ -451,13 +488,21 @@ pub fn decode(input: &str) -> Result<Packet<'_>, DecodeError> {
     }
 
     let payload = &input[i..];
-    let (data, event) = if payload.is_empty() {
-        (None, validate_absent(kind).map_err(|e| e.shifted(i))?)
+    let (payload_at, event) = if payload.is_empty() {
+        let event = validate_absent(kind).map_err(|e| e.shifted(i))?;
+        (None, Name::new(event, None))
     } else {
         let event = validate_payload(kind, payload).map_err(|e| e.shifted(i))?;
-        (Some(Json::new_unchecked(payload)), event)
+        (Some(i), Name::new(event, Some(payload)))
     };
-    Ok(Packet::raw(kind, namespace, id, attachments, data, event))
+    Ok(Parts {
+        kind,
+        namespace,
+        id,
+        attachments,
+        payload_at,
+        event,
+    })
 }
 
 /// Appends the text form of `packet` to `out` (the Engine.IO message's data; attachments, if
