@@ -155,24 +155,31 @@ fn conformance() -> anyhow::Result<()> {
 }
 
 fn bench(args: &[&str]) -> anyhow::Result<()> {
-    if args.first() == Some(&"client") {
+    // The client benchmark runs each Rust client from a binary of its own, built with the
+    // `bench-client` profile (whole-program optimization, as an application shipped to a small
+    // box would be); the harness finds them beside itself.
+    let profile = if args.first() == Some(&"client") {
         install_node_servers()?;
-    }
-    // The client benchmark runs each Rust client from a binary of its own: build them all.
-    let mut build = cargo();
-    build.args([
-        "build",
-        "--release",
-        "--locked",
-        "-p",
-        "crema-bench",
-        "--bins",
-    ]);
-    run(build)?;
+        let mut build = cargo();
+        build.args([
+            "build",
+            "--profile",
+            "bench-client",
+            "--locked",
+            "-p",
+            "crema-bench",
+            "--bins",
+        ]);
+        run(build)?;
+        "bench-client"
+    } else {
+        "release"
+    };
     let mut cmd = cargo();
     cmd.args([
         "run",
-        "--release",
+        "--profile",
+        profile,
         "--locked",
         "-p",
         "crema-bench",

@@ -16,8 +16,8 @@ use crate::error::Error;
 pub(crate) type Ws = WebSocketStream<MaybeTlsStream<BufReader<TcpStream>>>;
 
 /// Bytes taken from the socket per read. tungstenite asks for what its frame buffer has room
-/// for, often a few KiB; this buffer turns those asks into one system call per 64 KiB.
-const SOCKET_READ: usize = 64 * 1024;
+/// for, often a few KiB; this buffer turns those asks into one system call per 16 KiB.
+const SOCKET_READ: usize = 16 * 1024;
 
 /// Opens a WebSocket to the Engine.IO endpoint (with `sid` when probing an open session).
 pub(crate) async fn websocket(
@@ -66,11 +66,13 @@ pub(crate) async fn websocket(
     Ok(ws)
 }
 
-/// WebSocket buffers sized for telemetry: 32 KiB reads (tungstenite's default is 128 KiB) still
-/// take hundreds of small frames per system call.
+/// WebSocket buffers sized for telemetry. Frames are cut from tungstenite's read buffer and
+/// stay alive as long as their events do, pinning the chunk they came from: small chunks
+/// (8 KiB; tungstenite's default is 128 KiB) keep that memory small. The socket is read through
+/// [`SOCKET_READ`] anyway, so the size costs no system calls.
 fn ws_config() -> tokio_tungstenite::tungstenite::protocol::WebSocketConfig {
     tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
-        .read_buffer_size(32 * 1024)
+        .read_buffer_size(8 * 1024)
         .write_buffer_size(32 * 1024)
 }
 

@@ -26,8 +26,8 @@ fn run(url: &str, count: u64) -> anyhow::Result<()> {
         let (socket, mut events) = client.socket("/", socketio::Auth::None).await?;
         let mut received = 0u64;
         let mut start = None;
-        let mut batch = Vec::with_capacity(256);
-        'outer: while events.recv_many(&mut batch, 256).await > 0 {
+        let mut batch = Vec::with_capacity(64);
+        'outer: while events.recv_many(&mut batch, 64).await > 0 {
             for event in batch.drain(..) {
                 match event {
                     socketio::Event::Connect { .. } => {
