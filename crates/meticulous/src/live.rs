@@ -123,7 +123,7 @@ fn lenient_ms_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Err
 pub enum SensorsSource {
     /// `sensors`: all 23 readings (since 2025-07), or the temperatures alone (before).
     Sensors,
-    /// `comunication` [sic] (before 2025-07): the pressure sensor and the ADCs.
+    /// `comunication` (sic) (before 2025-07): the pressure sensor and the ADCs.
     Communication,
     /// `actuators` (before 2025-07): motor and band heater.
     Actuators,
