@@ -1,5 +1,329 @@
-//! SQLite storage: shots, the in-progress journal, analyses, runs and QA results. The only crate
-//! that knows SQL.
+//! SQLite storage for shots, their samples, analyses, runs and QA results. The only crate that
+//! knows SQL.
 //!
-//! Not built yet: this crate holds its place in the workspace map until the recorder issue lands.
+//! - One **writer thread** owns the read-write connection. Writes reach it through a bounded
+//!   queue; it takes everything waiting, applies each write in its own savepoint inside one
+//!   `BEGIN IMMEDIATE` transaction, commits, and only then answers each caller. A write that fails
+//!   fails alone; a commit that fails fails the whole batch (nothing of it was written).
+//! - **Readers** ([`Store::reader`]) are separate read-only connections: WAL lets them read while
+//!   the writer writes.
+//! - WAL, `synchronous=FULL`, `foreign_keys=ON`, a busy timeout; versioned migrations with their
+//!   way back (`schema.rs`); `wal_checkpoint(TRUNCATE)` on close.
+//! - A live shot is recorded into its row as it goes (`status = recording`, one row per sample);
+//!   [`Store::open`] finishes the rows a crash left recording as `partial` before anything else.
+//! - History wins: [`Write::UpsertHistory`] replaces a live copy of the same shot (by the machine's
+//!   UUID) and never duplicates; live writes never touch a row history has replaced. Every write
+//!   is idempotent.
 #![deny(missing_docs)]
+
+mod read;
+mod schema;
+mod write;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use meticulous::{Entry, Sample};
+use recorder_core::{Shot, ShotKey, ShotStart};
+use tokio::sync::{mpsc, oneshot};
+
+pub use read::{Reader, ShotFile, ShotSummary, ShotsPage};
+
+/// Why storage failed, with what it was doing.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StorageError {
+    /// The database file could not be opened or set up.
+    #[error("cannot open the database {path}: {source}")]
+    Open {
+        /// The file.
+        path: PathBuf,
+        /// SQLite's reason.
+        source: rusqlite::Error,
+    },
+    /// The schema could not be brought to this version.
+    #[error("cannot migrate the database {path}: {source}")]
+    Migrate {
+        /// The file.
+        path: PathBuf,
+        /// The migration's reason.
+        source: rusqlite_migration::Error,
+    },
+    /// A statement failed (a full disk reads "database or disk is full").
+    #[error("{what}: {source}")]
+    Sql {
+        /// What was being done.
+        what: &'static str,
+        /// SQLite's reason.
+        source: rusqlite::Error,
+    },
+    /// Writing an export file failed.
+    #[error("cannot write {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The reason.
+        source: std::io::Error,
+    },
+    /// A stored value does not read back (JSON written by an older or broken version).
+    #[error("a stored {what} does not read: {source}")]
+    Corrupt {
+        /// What.
+        what: &'static str,
+        /// serde_json's reason.
+        source: serde_json::Error,
+    },
+    /// The writer thread is gone (the store was closed, or it panicked).
+    #[error("the database writer has stopped")]
+    Closed,
+}
+
+pub(crate) fn sql(what: &'static str) -> impl FnOnce(rusqlite::Error) -> StorageError {
+    move |source| StorageError::Sql { what, source }
+}
+
+/// One change to the database. Apply with [`Store::write`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Write {
+    /// A live shot began on `machine` (its row, `recording`). Ignored if the row exists.
+    StartShot {
+        /// The machine's name.
+        machine: String,
+        /// As the recorder reported it.
+        start: ShotStart,
+    },
+    /// Samples of a shot being recorded, in order.
+    Journal {
+        /// The recorder's key.
+        key: ShotKey,
+        /// The samples.
+        samples: Vec<Sample>,
+    },
+    /// The machine's UUID and start time for a live shot. If history already holds that shot,
+    /// the live row gives way to it.
+    Identify {
+        /// The recorder's key.
+        key: ShotKey,
+        /// The machine's UUID.
+        id: String,
+        /// The machine's start time, Unix seconds.
+        started_unix_s: f64,
+    },
+    /// The live shot `from` is the interrupted shot `into`: move its samples there and record on.
+    Merge {
+        /// The shot begun after a reconnect.
+        from: ShotKey,
+        /// The shot a disconnect cut.
+        into: ShotKey,
+    },
+    /// A live shot ended and is kept.
+    Finish(Shot),
+    /// A live shot ended too short: remove it.
+    Discard {
+        /// The recorder's key.
+        key: ShotKey,
+    },
+    /// A shot from the machine's history: insert it, or replace the live copy (history wins).
+    UpsertHistory {
+        /// The machine's name.
+        machine: String,
+        /// The history entry, with its samples.
+        entry: Box<Entry>,
+    },
+}
+
+impl Write {
+    /// The write that stores a recorder output on `machine`, if it needs one.
+    pub fn from_output(machine: &str, output: &recorder_core::Output) -> Option<Write> {
+        use recorder_core::Output;
+        Some(match output {
+            Output::Started(start) => Write::StartShot {
+                machine: machine.to_owned(),
+                start: start.clone(),
+            },
+            Output::Journal { key, samples } => Write::Journal {
+                key: *key,
+                samples: samples.clone(),
+            },
+            Output::Identified {
+                key,
+                id,
+                started_unix_s,
+            } => Write::Identify {
+                key: *key,
+                id: id.clone(),
+                started_unix_s: *started_unix_s,
+            },
+            Output::Merged { from, into } => Write::Merge {
+                from: *from,
+                into: *into,
+            },
+            Output::Finish(shot) => Write::Finish(shot.clone()),
+            Output::Discard { key, .. } => Write::Discard { key: *key },
+            Output::LookupCurrentShot { .. } | Output::Stalled { .. } => return None,
+        })
+    }
+}
+
+/// What a history upsert did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Upserted {
+    /// A shot the store did not have.
+    Inserted,
+    /// Replaced the live copy, or refreshed an older history copy.
+    Replaced,
+    /// The same history copy was already stored.
+    Unchanged,
+}
+
+/// What a write did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    /// Done (or nothing to do: writes are idempotent).
+    Done,
+    /// A history upsert.
+    History(Upserted),
+}
+
+/// Test hook: decides, for the n-th commit (from 1), whether SQLite must refuse it.
+pub type CommitFault = Arc<dyn Fn(u64) -> bool + Send + Sync>;
+
+/// How the store is opened.
+#[derive(Clone)]
+pub struct Options {
+    /// Writes that may wait for the writer before [`Store::write`] waits (1024).
+    pub queue: usize,
+    /// The most writes committed together (256).
+    pub batch: usize,
+    /// Fault injection for tests: make chosen commits fail as a full disk would.
+    pub fail_commit: Option<CommitFault>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            queue: 1024,
+            batch: 256,
+            fail_commit: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Options")
+            .field("queue", &self.queue)
+            .field("batch", &self.batch)
+            .field("fail_commit", &self.fail_commit.is_some())
+            .finish()
+    }
+}
+
+struct Job {
+    write: Write,
+    ack: oneshot::Sender<Result<Applied, StorageError>>,
+}
+
+/// The database: one writer thread, any number of readers. Closing it (or dropping it) lets the
+/// writer finish what was queued and checkpoint the WAL.
+#[derive(Debug)]
+pub struct Store {
+    path: PathBuf,
+    jobs: Option<mpsc::Sender<Job>>,
+    writer: Option<JoinHandle<()>>,
+    recovered: Vec<ShotKey>,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `path`, migrates it, and finishes as `partial`
+    /// every live shot a crash left recording ([`Store::recovered`]).
+    pub fn open(path: &Path, options: Options) -> Result<Store, StorageError> {
+        let mut conn = write::open_writer(path)?;
+        let recovered = write::recover(&mut conn)?;
+        if !recovered.is_empty() {
+            tracing::warn!(
+                shots = ?recovered,
+                "finished {} shot(s) left recording by an earlier crash as partial",
+                recovered.len()
+            );
+        }
+        if let Some(fault) = options.fail_commit.clone() {
+            let mut commits = 0u64;
+            conn.commit_hook(Some(move || {
+                commits += 1;
+                fault(commits)
+            }));
+        }
+        let (jobs, rx) = mpsc::channel(options.queue.max(1));
+        let batch = options.batch.max(1);
+        let writer = std::thread::Builder::new()
+            .name("crema-storage-writer".into())
+            .spawn(move || write::run(conn, rx, batch))
+            .map_err(|source| StorageError::Io {
+                path: path.to_owned(),
+                source,
+            })?;
+        Ok(Store {
+            path: path.to_owned(),
+            jobs: Some(jobs),
+            writer: Some(writer),
+            recovered,
+        })
+    }
+
+    /// The recorder keys of the shots [`Store::open`] found recording and finished as partial.
+    pub fn recovered(&self) -> &[ShotKey] {
+        &self.recovered
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Applies `write`; answers once it is committed (durable), or with why it is not.
+    pub async fn write(&self, write: Write) -> Result<Applied, StorageError> {
+        let (ack, answer) = oneshot::channel();
+        let jobs = self.jobs.as_ref().ok_or(StorageError::Closed)?;
+        jobs.send(Job { write, ack })
+            .await
+            .map_err(|_| StorageError::Closed)?;
+        answer.await.map_err(|_| StorageError::Closed)?
+    }
+
+    /// As [`Store::write`], for code outside an async runtime.
+    pub fn write_blocking(&self, write: Write) -> Result<Applied, StorageError> {
+        let (ack, answer) = oneshot::channel();
+        let jobs = self.jobs.as_ref().ok_or(StorageError::Closed)?;
+        jobs.blocking_send(Job { write, ack })
+            .map_err(|_| StorageError::Closed)?;
+        answer.blocking_recv().map_err(|_| StorageError::Closed)?
+    }
+
+    /// A new read-only connection.
+    pub fn reader(&self) -> Result<Reader, StorageError> {
+        Reader::open(&self.path)
+    }
+
+    /// Lets the writer finish what is queued, checkpoints the WAL and closes. Call it from a
+    /// blocking context (it joins the writer thread).
+    pub fn close(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        self.jobs = None;
+        if let Some(writer) = self.writer.take()
+            && writer.join().is_err()
+        {
+            tracing::error!("the database writer thread panicked");
+        }
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}

@@ -1,0 +1,98 @@
+//! The schema, as versioned migrations with their way back (`PRAGMA user_version`).
+
+use rusqlite_migration::{M, Migrations};
+
+/// Every migration, oldest first. Never edit one that has shipped: add the next.
+pub(crate) fn migrations() -> Migrations<'static> {
+    Migrations::new(vec![
+        // 1: shots and their samples, analyses, runs, QA results.
+        M::up(
+            "CREATE TABLE shots (
+                key INTEGER PRIMARY KEY,
+                machine TEXT NOT NULL,
+                -- The machine's shot UUID, once known.
+                id TEXT UNIQUE,
+                -- The recorder's number for a live shot (its ShotKey).
+                recording_key INTEGER UNIQUE,
+                time REAL NOT NULL,
+                name TEXT,
+                profile_id TEXT,
+                profile TEXT,
+                source TEXT NOT NULL CHECK (source IN ('live', 'history')),
+                status TEXT NOT NULL CHECK (status IN ('recording', 'complete', 'partial')),
+                end_reason TEXT,
+                sample_count INTEGER NOT NULL DEFAULT 0,
+                db_key INTEGER,
+                file TEXT,
+                updated_at REAL NOT NULL
+            ) STRICT;
+            CREATE INDEX shots_by_time ON shots (time DESC, key DESC);
+            CREATE INDEX shots_recording ON shots (status) WHERE status = 'recording';
+            -- One row per sample: the journal of a shot being recorded, and its data after.
+            CREATE TABLE samples (
+                shot_key INTEGER NOT NULL REFERENCES shots (key) ON DELETE CASCADE,
+                seq INTEGER NOT NULL,
+                sample TEXT NOT NULL,
+                PRIMARY KEY (shot_key, seq)
+            ) STRICT, WITHOUT ROWID;
+            CREATE TABLE analyses (
+                shot_key INTEGER NOT NULL REFERENCES shots (key) ON DELETE CASCADE,
+                analyzer TEXT NOT NULL,
+                result TEXT NOT NULL,
+                created_at REAL NOT NULL,
+                PRIMARY KEY (shot_key, analyzer)
+            ) STRICT;
+            CREATE TABLE runs (
+                id INTEGER PRIMARY KEY,
+                kind TEXT NOT NULL,
+                status TEXT NOT NULL,
+                total INTEGER NOT NULL DEFAULT 0,
+                done INTEGER NOT NULL DEFAULT 0,
+                passed INTEGER NOT NULL DEFAULT 0,
+                failed INTEGER NOT NULL DEFAULT 0,
+                created_at REAL NOT NULL,
+                started_at REAL,
+                finished_at REAL,
+                error TEXT
+            ) STRICT;
+            CREATE TABLE qa_results (
+                shot_key INTEGER NOT NULL REFERENCES shots (key) ON DELETE CASCADE,
+                check_name TEXT NOT NULL,
+                passed INTEGER NOT NULL,
+                message TEXT NOT NULL,
+                checked_at REAL NOT NULL,
+                PRIMARY KEY (shot_key, check_name)
+            ) STRICT;",
+        )
+        .down(
+            "DROP TABLE qa_results;
+            DROP TABLE runs;
+            DROP TABLE analyses;
+            DROP TABLE samples;
+            DROP TABLE shots;",
+        ),
+    ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_are_valid_and_go_both_ways() {
+        migrations().validate().unwrap();
+        let mut conn = rusqlite::Connection::open_in_memory().unwrap();
+        let m = migrations();
+        m.to_latest(&mut conn).unwrap();
+        m.to_version(&mut conn, 0).unwrap();
+        let tables: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(tables, 0);
+        m.to_latest(&mut conn).unwrap();
+    }
+}

@@ -1,0 +1,386 @@
+//! The writer thread and what each write does in SQL.
+
+use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use rusqlite::{Connection, OptionalExtension as _, TransactionBehavior, params};
+use tokio::sync::mpsc;
+
+use crate::{Applied, Job, StorageError, Upserted, Write, schema, sql};
+use recorder_core::{EndReason, ShotKey, ShotStatus};
+
+fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// The read-write connection: WAL, `synchronous=FULL`, foreign keys, busy timeout, migrated.
+pub(crate) fn open_writer(path: &Path) -> Result<Connection, StorageError> {
+    let open = |source| StorageError::Open {
+        path: path.to_owned(),
+        source,
+    };
+    let mut conn = Connection::open(path).map_err(open)?;
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+        .map_err(open)?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        tracing::warn!(%mode, path = %path.display(), "SQLite refused WAL mode; writes are slower");
+    }
+    conn.execute_batch(
+        "PRAGMA synchronous = FULL;
+         PRAGMA foreign_keys = ON;
+         PRAGMA busy_timeout = 5000;",
+    )
+    .map_err(open)?;
+    schema::migrations()
+        .to_latest(&mut conn)
+        .map_err(|source| StorageError::Migrate {
+            path: path.to_owned(),
+            source,
+        })?;
+    Ok(conn)
+}
+
+/// Finishes as `partial` every live shot still `recording`; returns their recorder keys.
+pub(crate) fn recover(conn: &mut Connection) -> Result<Vec<ShotKey>, StorageError> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(sql("recovering unfinished shots"))?;
+    let keys = {
+        let mut stmt = tx
+            .prepare(
+                "UPDATE shots SET status = 'partial', end_reason = 'crash', updated_at = ?1
+                 WHERE status = 'recording' RETURNING recording_key",
+            )
+            .map_err(sql("recovering unfinished shots"))?;
+        let rows = stmt
+            .query_map([unix_now()], |r| r.get::<_, Option<i64>>(0))
+            .map_err(sql("recovering unfinished shots"))?;
+        let mut keys = Vec::new();
+        for key in rows {
+            if let Some(key) = key.map_err(sql("recovering unfinished shots"))? {
+                keys.push(key as ShotKey);
+            }
+        }
+        keys
+    };
+    tx.commit().map_err(sql("recovering unfinished shots"))?;
+    Ok(keys)
+}
+
+/// The writer loop: a batch of waiting writes per transaction, answers after the commit.
+pub(crate) fn run(mut conn: Connection, mut jobs: mpsc::Receiver<Job>, batch: usize) {
+    let mut waiting: Vec<Job> = Vec::with_capacity(batch);
+    while let Some(first) = jobs.blocking_recv() {
+        waiting.push(first);
+        while waiting.len() < batch {
+            match jobs.try_recv() {
+                Ok(job) => waiting.push(job),
+                Err(_) => break,
+            }
+        }
+        let results = apply_batch(&mut conn, &waiting);
+        for (job, result) in waiting.drain(..).zip(results) {
+            // The caller may have given up waiting; the write stands either way.
+            let _ = job.ack.send(result);
+        }
+    }
+    if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);") {
+        tracing::warn!("checkpoint on close failed: {e}");
+    }
+}
+
+fn apply_batch(conn: &mut Connection, jobs: &[Job]) -> Vec<Result<Applied, StorageError>> {
+    let mut tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
+        Ok(tx) => tx,
+        Err(e) => {
+            let e = e.to_string();
+            return jobs
+                .iter()
+                .map(|_| Err(sql("starting a write transaction")(text_error(&e))))
+                .collect();
+        }
+    };
+    let mut results = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        let result = match tx.savepoint() {
+            Ok(sp) => match apply(&sp, &job.write) {
+                Ok(applied) => sp.commit().map(|()| applied).map_err(sql("saving a write")),
+                // The savepoint rolls back when dropped: this write alone is undone.
+                Err(e) => Err(e),
+            },
+            Err(e) => Err(sql("opening a savepoint")(e)),
+        };
+        if let Err(e) = &result {
+            tracing::error!("a database write failed and was not applied: {e}");
+        }
+        results.push(result);
+    }
+    if let Err(e) = tx.commit() {
+        tracing::error!(
+            "committing {} write(s) failed, none of them is stored: {e}",
+            jobs.len()
+        );
+        let e = e.to_string();
+        return jobs
+            .iter()
+            .map(|_| Err(sql("committing")(text_error(&e))))
+            .collect();
+    }
+    results
+}
+
+/// The same failure for every caller of a batch (rusqlite errors are not `Clone`).
+fn text_error(message: &str) -> rusqlite::Error {
+    rusqlite::Error::SqliteFailure(
+        rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ERROR),
+        Some(message.to_owned()),
+    )
+}
+
+/// The row of a live shot: `(key, source is history, status)`.
+fn live_row(tx: &Connection, key: ShotKey) -> Result<Option<(i64, bool, String)>, StorageError> {
+    tx.query_row(
+        "SELECT key, source = 'history', status FROM shots WHERE recording_key = ?1",
+        [key as i64],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )
+    .optional()
+    .map_err(sql("finding a live shot"))
+}
+
+fn apply(tx: &Connection, write: &Write) -> Result<Applied, StorageError> {
+    match write {
+        Write::StartShot { machine, start } => {
+            tx.execute(
+                "INSERT INTO shots (machine, recording_key, time, name, profile_id, source, status, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, 'live', 'recording', ?6)
+                 ON CONFLICT (recording_key) DO NOTHING",
+                params![
+                    machine,
+                    start.key as i64,
+                    start.started_unix_s,
+                    start.profile_name,
+                    start.profile_id,
+                    unix_now()
+                ],
+            )
+            .map_err(sql("starting a shot"))?;
+        }
+        Write::Journal { key, samples } => {
+            let Some((row, history, status)) = live_row(tx, *key)? else {
+                return Err(sql("journaling samples")(
+                    rusqlite::Error::QueryReturnedNoRows,
+                ));
+            };
+            if history || status != "recording" {
+                // History replaced it, or it already ended: nothing to add.
+                return Ok(Applied::Done);
+            }
+            insert_samples(tx, row, samples)?;
+        }
+        Write::Identify {
+            key,
+            id,
+            started_unix_s,
+        } => {
+            let Some((row, history, _)) = live_row(tx, *key)? else {
+                return Ok(Applied::Done);
+            };
+            if history {
+                return Ok(Applied::Done);
+            }
+            let other: Option<i64> = tx
+                .query_row("SELECT key FROM shots WHERE id = ?1", [id], |r| r.get(0))
+                .optional()
+                .map_err(sql("identifying a shot"))?;
+            match other {
+                Some(other) if other != row => {
+                    // History got there first: it wins, and takes the recorder's key so later
+                    // live writes for this shot find it and leave it alone.
+                    tx.execute("DELETE FROM shots WHERE key = ?1", [row])
+                        .map_err(sql("identifying a shot"))?;
+                    tx.execute(
+                        "UPDATE shots SET recording_key = ?1 WHERE key = ?2",
+                        params![*key as i64, other],
+                    )
+                    .map_err(sql("identifying a shot"))?;
+                }
+                _ => {
+                    tx.execute(
+                        "UPDATE shots SET id = ?1, time = ?2, updated_at = ?3 WHERE key = ?4",
+                        params![id, started_unix_s, unix_now(), row],
+                    )
+                    .map_err(sql("identifying a shot"))?;
+                }
+            }
+        }
+        Write::Merge { from, into } => {
+            let (Some((from_row, _, _)), Some((into_row, into_history, _))) =
+                (live_row(tx, *from)?, live_row(tx, *into)?)
+            else {
+                return Ok(Applied::Done);
+            };
+            if into_history {
+                tx.execute("DELETE FROM shots WHERE key = ?1", [from_row])
+                    .map_err(sql("merging shots"))?;
+                return Ok(Applied::Done);
+            }
+            let offset: i64 = tx
+                .query_row(
+                    "SELECT coalesce(max(seq) + 1, 0) FROM samples WHERE shot_key = ?1",
+                    [into_row],
+                    |r| r.get(0),
+                )
+                .map_err(sql("merging shots"))?;
+            tx.execute(
+                "UPDATE samples SET shot_key = ?1, seq = seq + ?2 WHERE shot_key = ?3",
+                params![into_row, offset, from_row],
+            )
+            .map_err(sql("merging shots"))?;
+            tx.execute("DELETE FROM shots WHERE key = ?1", [from_row])
+                .map_err(sql("merging shots"))?;
+            tx.execute(
+                "UPDATE shots SET status = 'recording', end_reason = NULL, updated_at = ?1,
+                 sample_count = (SELECT count(*) FROM samples WHERE shot_key = ?2)
+                 WHERE key = ?2",
+                params![unix_now(), into_row],
+            )
+            .map_err(sql("merging shots"))?;
+        }
+        Write::Finish(shot) => {
+            let status = match shot.status {
+                ShotStatus::Complete => "complete",
+                ShotStatus::Partial => "partial",
+            };
+            let reason = match shot.reason {
+                EndReason::Finished => "finished",
+                EndReason::MachineIdle => "machine_idle",
+                EndReason::Stalled => "stalled",
+                EndReason::Disconnected => "disconnected",
+            };
+            tx.execute(
+                "UPDATE shots SET status = ?1, end_reason = ?2, updated_at = ?3,
+                 sample_count = (SELECT count(*) FROM samples WHERE shot_key = shots.key)
+                 WHERE recording_key = ?4 AND source = 'live'",
+                params![status, reason, unix_now(), shot.key as i64],
+            )
+            .map_err(sql("finishing a shot"))?;
+        }
+        Write::Discard { key } => {
+            tx.execute(
+                "DELETE FROM shots WHERE recording_key = ?1 AND source = 'live'",
+                [*key as i64],
+            )
+            .map_err(sql("discarding a shot"))?;
+        }
+        Write::UpsertHistory { machine, entry } => {
+            return upsert_history(tx, machine, entry).map(Applied::History);
+        }
+    }
+    Ok(Applied::Done)
+}
+
+fn insert_samples(
+    tx: &Connection,
+    row: i64,
+    samples: &[meticulous::Sample],
+) -> Result<(), StorageError> {
+    let next: i64 = tx
+        .query_row(
+            "SELECT coalesce(max(seq) + 1, 0) FROM samples WHERE shot_key = ?1",
+            [row],
+            |r| r.get(0),
+        )
+        .map_err(sql("storing samples"))?;
+    let mut insert = tx
+        .prepare_cached("INSERT INTO samples (shot_key, seq, sample) VALUES (?1, ?2, ?3)")
+        .map_err(sql("storing samples"))?;
+    let mut text = String::new();
+    for (i, sample) in samples.iter().enumerate() {
+        text.clear();
+        // Writing JSON into a String cannot fail for these plain types.
+        if let Ok(json) = serde_json::to_string(sample) {
+            text.push_str(&json);
+        }
+        insert
+            .execute(params![row, next + i as i64, text])
+            .map_err(sql("storing samples"))?;
+    }
+    tx.execute(
+        "UPDATE shots SET sample_count = sample_count + ?1 WHERE key = ?2",
+        params![samples.len() as i64, row],
+    )
+    .map_err(sql("storing samples"))?;
+    Ok(())
+}
+
+fn upsert_history(
+    tx: &Connection,
+    machine: &str,
+    entry: &meticulous::Entry,
+) -> Result<Upserted, StorageError> {
+    let existing: Option<(i64, bool, i64, Option<i64>)> = tx
+        .query_row(
+            "SELECT key, source = 'history', sample_count, db_key FROM shots WHERE id = ?1",
+            [&entry.id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
+        .optional()
+        .map_err(sql("storing a history shot"))?;
+    let profile = entry.profile.as_ref().map(|p| p.get().to_owned());
+    let count = entry.data.len() as i64;
+    let row = match existing {
+        Some((_, true, stored, db_key)) if stored == count && db_key == entry.db_key => {
+            return Ok(Upserted::Unchanged);
+        }
+        Some((row, _, _, _)) => {
+            tx.execute(
+                "UPDATE shots SET machine = ?1, time = ?2, name = ?3, profile = ?4,
+                 source = 'history', status = 'complete', end_reason = NULL, sample_count = 0,
+                 db_key = ?5, file = ?6, updated_at = ?7
+                 WHERE key = ?8",
+                params![
+                    machine,
+                    entry.time,
+                    entry.name,
+                    profile,
+                    entry.db_key,
+                    entry.file,
+                    unix_now(),
+                    row
+                ],
+            )
+            .map_err(sql("storing a history shot"))?;
+            tx.execute("DELETE FROM samples WHERE shot_key = ?1", [row])
+                .map_err(sql("storing a history shot"))?;
+            row
+        }
+        None => {
+            tx.execute(
+                "INSERT INTO shots (machine, id, time, name, profile, source, status, db_key, file, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, 'history', 'complete', ?6, ?7, ?8)",
+                params![
+                    machine,
+                    entry.id,
+                    entry.time,
+                    entry.name,
+                    profile,
+                    entry.db_key,
+                    entry.file,
+                    unix_now()
+                ],
+            )
+            .map_err(sql("storing a history shot"))?;
+            tx.last_insert_rowid()
+        }
+    };
+    insert_samples(tx, row, &entry.data)?;
+    Ok(if existing.is_some() {
+        Upserted::Replaced
+    } else {
+        Upserted::Inserted
+    })
+}

@@ -1,0 +1,352 @@
+//! The store on a real SQLite file: the live path, history reconciliation, recovery after a
+//! crash, merges, exports, and injected commit failures.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use meticulous::{Entry, HistoryPage, Sample};
+use recorder_core::{EndReason, Shot, ShotStart, ShotStatus};
+use storage::{Applied, Options, Store, Upserted, Write};
+
+fn history() -> Entry {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fixtures/meticulous/meticulous_history.json");
+    let text = std::fs::read_to_string(path).unwrap();
+    serde_json::from_str::<HistoryPage>(&text)
+        .unwrap()
+        .history
+        .remove(0)
+}
+
+fn start(key: u64) -> Write {
+    Write::StartShot {
+        machine: "default".into(),
+        start: ShotStart {
+            key,
+            started_unix_s: 1_767_254_415.0,
+            profile_name: Some("Fixture Classic 9 bar".into()),
+            profile_id: Some("0f1c2e3d-4b5a-4c6d-8e7f-9a0b1c2d3e4f".into()),
+        },
+    }
+}
+
+fn finish(key: u64, samples: usize, status: ShotStatus) -> Write {
+    Write::Finish(Shot {
+        key,
+        id: None,
+        started_unix_s: 0.0,
+        status,
+        reason: EndReason::Finished,
+        samples,
+    })
+}
+
+/// The live writes of the fixture shot: start, journal in batches of 16, identify, finish.
+fn live_writes(key: u64, entry: &Entry) -> Vec<Write> {
+    let mut writes = vec![start(key)];
+    for chunk in entry.data.chunks(16) {
+        writes.push(Write::Journal {
+            key,
+            samples: chunk.to_vec(),
+        });
+    }
+    writes.push(Write::Identify {
+        key,
+        id: entry.id.clone(),
+        started_unix_s: entry.time,
+    });
+    writes.push(finish(key, entry.data.len(), ShotStatus::Complete));
+    writes
+}
+
+fn open(dir: &tempfile::TempDir) -> Store {
+    Store::open(&dir.path().join("crema.db"), Options::default()).unwrap()
+}
+
+fn samples_of(store: &Store, key: i64) -> Vec<Sample> {
+    store
+        .reader()
+        .unwrap()
+        .samples(key)
+        .unwrap()
+        .iter()
+        .map(|raw| serde_json::from_str(raw.get()).unwrap())
+        .collect()
+}
+
+#[test]
+fn a_live_shot_then_its_history_copy_replaces_it_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let entry = history();
+    for w in live_writes(1, &entry) {
+        store.write_blocking(w).unwrap();
+    }
+    let reader = store.reader().unwrap();
+    let shots = reader.all_shots().unwrap();
+    assert_eq!(shots.len(), 1);
+    let live = &shots[0];
+    assert_eq!(
+        (
+            live.source.as_str(),
+            live.status.as_str(),
+            live.sample_count
+        ),
+        ("live", "complete", 214)
+    );
+    assert_eq!(live.id.as_deref(), Some(entry.id.as_str()));
+    assert_eq!(samples_of(&store, live.key), entry.data);
+    // History wins, by UUID, in place; a second sync changes nothing.
+    let upsert = || Write::UpsertHistory {
+        machine: "default".into(),
+        entry: Box::new(entry.clone()),
+    };
+    assert_eq!(
+        store.write_blocking(upsert()).unwrap(),
+        Applied::History(Upserted::Replaced)
+    );
+    assert_eq!(
+        store.write_blocking(upsert()).unwrap(),
+        Applied::History(Upserted::Unchanged)
+    );
+    let shots = reader.all_shots().unwrap();
+    assert_eq!(shots.len(), 1, "never duplicated");
+    assert_eq!(
+        (shots[0].key, shots[0].source.as_str()),
+        (live.key, "history")
+    );
+    assert_eq!(
+        shots[0].profile_name.as_deref(),
+        Some("Fixture Classic 9 bar")
+    );
+    assert_eq!(samples_of(&store, live.key), entry.data);
+    // Live writes for that shot arriving late leave the history copy alone.
+    store
+        .write_blocking(Write::Journal {
+            key: 1,
+            samples: entry.data[..3].to_vec(),
+        })
+        .unwrap();
+    store
+        .write_blocking(finish(1, 3, ShotStatus::Partial))
+        .unwrap();
+    store.write_blocking(Write::Discard { key: 1 }).unwrap();
+    let shots = reader.all_shots().unwrap();
+    assert_eq!(
+        (shots.len(), shots[0].sample_count, shots[0].status.as_str()),
+        (1, 214, "complete")
+    );
+    assert_eq!(reader.history_ids("default").unwrap().len(), 1);
+}
+
+#[test]
+fn history_first_then_the_live_copy_gives_way() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let entry = history();
+    store
+        .write_blocking(Write::UpsertHistory {
+            machine: "default".into(),
+            entry: Box::new(entry.clone()),
+        })
+        .unwrap();
+    for w in live_writes(5, &entry) {
+        store.write_blocking(w).unwrap();
+    }
+    let shots = store.reader().unwrap().all_shots().unwrap();
+    assert_eq!(shots.len(), 1);
+    assert_eq!(
+        (shots[0].source.as_str(), shots[0].sample_count),
+        ("history", 214)
+    );
+}
+
+#[test]
+fn a_crash_leaves_recording_shots_that_reopen_as_partial() {
+    let dir = tempfile::tempdir().unwrap();
+    let entry = history();
+    {
+        let store = open(&dir);
+        store.write_blocking(start(3)).unwrap();
+        store
+            .write_blocking(Write::Journal {
+                key: 3,
+                samples: entry.data[..40].to_vec(),
+            })
+            .unwrap();
+        // No finish: the process "dies" here (the store closes, the shot is still recording).
+    }
+    let store = open(&dir);
+    assert_eq!(store.recovered(), &[3]);
+    let reader = store.reader().unwrap();
+    let shot = &reader.all_shots().unwrap()[0];
+    assert_eq!((shot.status.as_str(), shot.sample_count), ("partial", 40));
+    assert_eq!(reader.max_recording_key().unwrap(), 3);
+    assert_eq!(reader.integrity_check().unwrap(), "ok");
+}
+
+#[test]
+fn a_merge_moves_the_samples_into_the_interrupted_shot() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let data = history().data;
+    store.write_blocking(start(1)).unwrap();
+    store
+        .write_blocking(Write::Journal {
+            key: 1,
+            samples: data[..10].to_vec(),
+        })
+        .unwrap();
+    store
+        .write_blocking(finish(1, 10, ShotStatus::Partial))
+        .unwrap();
+    store.write_blocking(start(2)).unwrap();
+    store
+        .write_blocking(Write::Journal {
+            key: 2,
+            samples: data[10..30].to_vec(),
+        })
+        .unwrap();
+    store
+        .write_blocking(Write::Merge { from: 2, into: 1 })
+        .unwrap();
+    store
+        .write_blocking(Write::Journal {
+            key: 1,
+            samples: data[30..50].to_vec(),
+        })
+        .unwrap();
+    store
+        .write_blocking(finish(1, 50, ShotStatus::Complete))
+        .unwrap();
+    let shots = store.reader().unwrap().all_shots().unwrap();
+    assert_eq!(shots.len(), 1);
+    assert_eq!(
+        (shots[0].status.as_str(), shots[0].sample_count),
+        ("complete", 50)
+    );
+    assert_eq!(samples_of(&store, shots[0].key), data[..50].to_vec());
+}
+
+#[test]
+fn a_short_shot_is_discarded_and_the_export_is_a_shot_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let entry = history();
+    store.write_blocking(start(1)).unwrap();
+    store
+        .write_blocking(Write::Journal {
+            key: 1,
+            samples: entry.data[..5].to_vec(),
+        })
+        .unwrap();
+    store.write_blocking(Write::Discard { key: 1 }).unwrap();
+    assert!(store.reader().unwrap().all_shots().unwrap().is_empty());
+    store
+        .write_blocking(Write::UpsertHistory {
+            machine: "default".into(),
+            entry: Box::new(entry.clone()),
+        })
+        .unwrap();
+    let reader = store.reader().unwrap();
+    let key = reader.find(&entry.id).unwrap().unwrap().key;
+    let path = dir.path().join("shot.json");
+    assert!(reader.export(key, &path).unwrap());
+    let file: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    assert_eq!(file["id"], entry.id.as_str());
+    assert_eq!(file["profile_name"], "Fixture Classic 9 bar");
+    assert_eq!(file["time"], entry.time);
+    assert_eq!(file["data"].as_array().unwrap().len(), 214);
+    assert_eq!(file["profile"]["name"], "Fixture Classic 9 bar");
+    assert!(!reader.export(key + 100, &path).unwrap());
+    // Nothing but the export is left in the folder (the temporary file was renamed).
+    let names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with("crema.db"))
+        .collect();
+    assert_eq!(names, vec!["shot.json".to_owned()]);
+}
+
+#[test]
+fn shots_page_by_cursor() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let mut entry = history();
+    for i in 0..25 {
+        entry.id = format!("shot-{i}");
+        entry.time = 1_700_000_000.0 + f64::from(i);
+        entry.data.truncate(3);
+        store
+            .write_blocking(Write::UpsertHistory {
+                machine: "default".into(),
+                entry: Box::new(entry.clone()),
+            })
+            .unwrap();
+    }
+    let reader = store.reader().unwrap();
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let page = reader.shots(10, cursor.as_deref()).unwrap();
+        seen.extend(page.shots.iter().map(|s| s.id.clone().unwrap()));
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    let expected: Vec<String> = (0..25).rev().map(|i| format!("shot-{i}")).collect();
+    assert_eq!(seen, expected);
+}
+
+/// Every commit from the n-th fails once; the writer's callers retry what failed. Whatever the
+/// failing commit, the database ends exactly as without faults: nothing lost, nothing doubled.
+#[test]
+fn failing_the_nth_commit_loses_nothing() {
+    let entry = history();
+    let writes = live_writes(1, &entry);
+    let reference = {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&dir);
+        for w in &writes {
+            store.write_blocking(w.clone()).unwrap();
+        }
+        let shot = store.reader().unwrap().all_shots().unwrap().remove(0);
+        (shot.status, shot.sample_count, samples_of(&store, shot.key))
+    };
+    for n in 1..=writes.len() as u64 + 2 {
+        let dir = tempfile::tempdir().unwrap();
+        let options = Options {
+            fail_commit: Some(Arc::new(move |commit| commit == n)),
+            ..Options::default()
+        };
+        let store = Store::open(&dir.path().join("crema.db"), options).unwrap();
+        let mut failures = 0;
+        for w in &writes {
+            loop {
+                match store.write_blocking(w.clone()) {
+                    Ok(_) => break,
+                    Err(e) => {
+                        assert!(e.to_string().contains("committing"), "{e}");
+                        failures += 1;
+                        assert!(failures < 5, "a write keeps failing");
+                    }
+                }
+            }
+        }
+        // The n-th commit is one of this run's commits for every n up to the number of writes.
+        assert_eq!(
+            failures,
+            usize::from(n <= writes.len() as u64),
+            "commit {n}"
+        );
+        let reader = store.reader().unwrap();
+        let shot = reader.all_shots().unwrap().remove(0);
+        assert_eq!(
+            (shot.status, shot.sample_count, samples_of(&store, shot.key)),
+            reference,
+            "commit {n} failed"
+        );
+        assert_eq!(reader.integrity_check().unwrap(), "ok");
+    }
+}
