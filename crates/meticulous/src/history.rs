@@ -23,8 +23,8 @@ pub struct Entry {
     pub debug_file: Option<String>,
     /// The profile's name.
     pub name: String,
-    /// The samples (empty when listed with `dump_data=false`).
-    #[serde(default)]
+    /// The samples (empty when listed with `dump_data=false`, which sends `null`).
+    #[serde(default, deserialize_with = "null_as_empty")]
     pub data: Vec<Sample>,
     /// The profile the shot ran, kept as sent.
     #[serde(default)]
@@ -50,7 +50,7 @@ pub struct CurrentShot {
     #[serde(default)]
     pub profile_name: Option<String>,
     /// The samples so far.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_empty")]
     pub data: Vec<Sample>,
     /// The profile, kept as sent.
     #[serde(default)]
@@ -84,17 +84,30 @@ fn lenient_ms_opt<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>,
     lenient_ms(d).map(Some)
 }
 
-/// Pressure (bar), flow (ml/s), weight (g), gravimetric flow (g/s) and the setpoints.
+fn null_as_empty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Sample>, D::Error> {
+    Ok(Option::<Vec<Sample>>::deserialize(d)?.unwrap_or_default())
+}
+
+/// Pressure (bar), flow (ml/s), weight (g), gravimetric flow (g/s) and the setpoints. Shots
+/// from before 2025 carry a temperature and no gravimetric flow or setpoints; what a sample
+/// lacks stays absent when written back.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 pub struct ShotValues {
     /// Bar, never below 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pressure: Option<Reading>,
     /// ml/s, never below 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub flow: Option<Reading>,
     /// Grams on the scale.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub weight: Option<Reading>,
     /// g/s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gravimetric_flow: Option<Reading>,
+    /// °C, in older shots only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temperature: Option<Reading>,
     /// The setpoints, kept as sent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub setpoints: Option<RawJson>,
@@ -196,6 +209,7 @@ impl Sample {
                 flow: s.f.as_ref().map(Reading::clamped_at_zero),
                 weight: s.w.clone(),
                 gravimetric_flow: s.g.clone(),
+                temperature: None,
                 setpoints: status.setpoints.clone(),
             },
             time: status.time,

@@ -223,3 +223,21 @@ fn a_live_frame_maps_to_the_history_sample_of_its_time() {
     }
     assert_eq!(matched, 214);
 }
+
+#[test]
+fn listings_without_data_and_older_shapes_read() {
+    // `dump_data=false` sends `data: null`.
+    let page: HistoryPage = serde_json::from_str(
+        r#"{"history":[{"id":"a","db_key":1,"time":1.5,"file":null,"debug_file":null,"name":"P","data":null,"profile":{"name":"P"}}]}"#,
+    )
+    .unwrap();
+    assert!(page.history[0].data.is_empty());
+    // A pre-2025 sample: a temperature, no setpoints, gravimetric flow or profile_time, a float time.
+    let old = r#"{"shot":{"pressure":8.9,"flow":0,"weight":12.0,"temperature":92.1},"time":1200.0,"status":"Infusion"}"#;
+    let sample: Sample = serde_json::from_str(old).unwrap();
+    assert_eq!(sample.time, 1200);
+    assert_eq!(
+        serde_json::to_string(&sample).unwrap(),
+        r#"{"shot":{"pressure":8.9,"flow":0,"weight":12.0,"temperature":92.1},"time":1200,"status":"Infusion"}"#
+    );
+}
