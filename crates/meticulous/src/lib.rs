@@ -22,6 +22,8 @@
 //! ```
 #![deny(missing_docs)]
 
+#[cfg(feature = "api")]
+pub mod api;
 mod history;
 mod live;
 mod reading;

@@ -95,7 +95,41 @@ async fn a_normal_run_streams_a_shot_and_saves_it() {
     let last: meticulous::Entry =
         serde_json::from_str(&get(&sim, "/api/v1/history/last").await).unwrap();
     assert_eq!(last.id, saved[0].id);
+    // The same through the machine API client.
+    let api = meticulous::api::Api::new(&sim.url(), Duration::from_secs(5)).unwrap();
+    assert_eq!(
+        api.shot(&saved[0].id).await.unwrap().unwrap().data.len(),
+        214
+    );
+    assert!(api.shot("no-such-shot").await.unwrap().is_none());
+    assert!(api.current().await.unwrap().is_none());
+    assert_eq!(api.last().await.unwrap().unwrap().id, saved[0].id);
+    let listed = api
+        .history(&meticulous::api::HistoryQuery {
+            dump_data: Some(false),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(listed.history[0].data.is_empty());
     client.close();
+}
+
+#[tokio::test]
+async fn api_errors_name_the_url() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    drop(listener);
+    let api = meticulous::api::Api::new(&url, Duration::from_secs(2)).unwrap();
+    let error = api.current().await.unwrap_err().to_string();
+    assert!(
+        error.contains(&format!("{url}/api/v1/history/current")) && error.contains("cannot reach"),
+        "{error}"
+    );
+    let error = meticulous::api::Api::new("ftp://machine", Duration::from_secs(1))
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("plain http"), "{error}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
