@@ -1,26 +1,85 @@
 //! `crema-recorder`: the headless recorder. Thin: wiring, configuration and the CLI.
-//!
-//! Today it has the `decode` command, which reads captured Engine.IO traffic and prints the
-//! socket.io events in it; recording arrives with the recorder issue.
 
-use std::io::{BufRead, BufReader, Write};
-use std::path::PathBuf;
+use std::io::{BufRead, BufReader, Write as _};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context as _;
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use crema_recorder::record::{self, MachineConfig};
+use crema_recorder::sync;
+use storage::{Options, Reader, Store};
+use tokio_util::sync::CancellationToken;
 
 mod decode;
 
-/// Records every shot of a Meticulous espresso machine.
+/// Records every shot of a Meticulous espresso machine into SQLite.
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(version, about, args_conflicts_with_subcommands = true)]
 struct Cli {
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
+    #[command(flatten)]
+    run: RunArgs,
+    /// Log lines as text for people, or JSON for machines.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// The machine's URL, e.g. http://meticulous.local.
+    #[arg(long, required_unless_present = "demo")]
+    machine: Option<String>,
+    /// The database file (created if missing).
+    #[arg(long, default_value = "crema.db")]
+    db: PathBuf,
+    /// Record from a simulated machine started in this process (real time, a shot every ~90 s).
+    #[arg(long)]
+    demo: bool,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Record every shot (the default command). SIGINT/SIGTERM stop it cleanly; a second one at once.
+    Run(RunArgs),
+    /// List every stored shot, partial ones too.
+    Shots {
+        /// The database file.
+        #[arg(long)]
+        db: PathBuf,
+        /// Print `{"shots":[…]}` instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print (or write) one shot as a Meticulous shot file, the format Visualizer accepts.
+    Export {
+        /// The database file.
+        #[arg(long)]
+        db: PathBuf,
+        /// The shot: the machine's UUID, or the store's key from `shots`.
+        #[arg(long)]
+        id: String,
+        /// Write it to this file (atomically) instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Copy the machine's whole history into the database (idempotent), with a progress bar.
+    Sync {
+        /// The machine's URL.
+        #[arg(long)]
+        machine: String,
+        /// The database file.
+        #[arg(long)]
+        db: PathBuf,
+    },
     /// Decode captured Engine.IO traffic, one packet per line (a WebSocket text frame, or a
     /// long-polling record with binary as `b<base64>`), and print each socket.io event as a JSON
     /// line `{"namespace","event","args"}`. Errors go to stderr with their line number.
@@ -30,30 +89,235 @@ enum Command {
     },
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() {
     let cli = Cli::parse();
+    init_logs(cli.log_format);
+    if let Err(e) = dispatch(cli) {
+        eprintln!("crema-recorder: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn init_logs(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn dispatch(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Decode { file } => {
-            let input: Box<dyn BufRead> = match file.as_deref() {
-                None => Box::new(std::io::stdin().lock()),
-                Some(p) if p.as_os_str() == "-" => Box::new(std::io::stdin().lock()),
-                Some(p) => Box::new(BufReader::new(
-                    std::fs::File::open(p)
-                        .with_context(|| format!("cannot open capture {}", p.display()))?,
-                )),
-            };
-            let stdout = std::io::stdout().lock();
-            let mut out = std::io::BufWriter::new(stdout);
-            let stats = decode::run(input, &mut out, &mut std::io::stderr().lock())?;
-            out.flush()?;
-            eprintln!(
-                "{} lines: {} events, {} other packets, {} errors",
-                stats.lines, stats.events, stats.other, stats.errors
-            );
-            if stats.errors > 0 {
-                std::process::exit(1);
+        None => run(cli.run),
+        Some(Command::Run(args)) => run(args),
+        Some(Command::Shots { db, json }) => shots(&db, json),
+        Some(Command::Export { db, id, out }) => export(&db, &id, out.as_deref()),
+        Some(Command::Sync { machine, db }) => sync_command(&machine, &db),
+        Some(Command::Decode { file }) => decode_command(file),
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+fn open_store(db: &Path) -> anyhow::Result<Arc<Store>> {
+    Ok(Arc::new(Store::open(db, Options::default())?))
+}
+
+fn run(args: RunArgs) -> anyhow::Result<()> {
+    // A wrong URL is reported before anything is created.
+    if let Some(url) = &args.machine {
+        meticulous::api::Api::new(url, Duration::from_secs(1))?;
+    }
+    let rt = runtime()?;
+    let store = open_store(&args.db)?;
+    let stop = CancellationToken::new();
+    let result = rt.block_on(async {
+        let _simulator;
+        let url = match (&args.machine, args.demo) {
+            (_, true) => {
+                let sim = simulator::Simulator::start(simulator::SimulatorConfig {
+                    repeat: true,
+                    ..simulator::SimulatorConfig::default()
+                })
+                .await
+                .context("starting the simulated machine")?;
+                let url = sim.url();
+                tracing::info!(%url, "demo: a simulated machine brews a shot about every 90 s");
+                _simulator = sim;
+                url
             }
-            Ok(())
+            (Some(url), false) => url.clone(),
+            (None, false) => anyhow::bail!("--machine URL is required (or --demo)"),
+        };
+        tokio::spawn(stop_on_signals(stop.clone()));
+        record::run(MachineConfig::new("default", &url), store.clone(), stop).await
+    });
+    drop(rt);
+    // Every write was answered; the writer checkpoints the WAL as it closes.
+    match Arc::try_unwrap(store) {
+        Ok(store) => store.close(),
+        Err(_) => tracing::warn!(
+            "the database is still in use at exit; SQLite recovers the WAL on the next start"
+        ),
+    }
+    result
+}
+
+/// The first SIGINT/SIGTERM stops cleanly; a second one exits at once.
+async fn stop_on_signals(stop: CancellationToken) {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(term) => term,
+        Err(e) => {
+            tracing::warn!("cannot watch SIGTERM: {e}");
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!("stopping: storing what was read, then exiting (signal again to exit at once)");
+    stop.cancel();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    std::process::exit(130);
+}
+
+fn reader(db: &Path) -> anyhow::Result<Reader> {
+    if !db.exists() {
+        anyhow::bail!("there is no database at {}", db.display());
+    }
+    Reader::open_existing(db).with_context(|| format!("cannot read the database {}", db.display()))
+}
+
+fn shots(db: &Path, json: bool) -> anyhow::Result<()> {
+    let shots = reader(db)?.all_shots()?;
+    let mut out = std::io::stdout().lock();
+    if json {
+        let list: Vec<serde_json::Value> = shots
+            .iter()
+            .map(|s| {
+                serde_json::json!({
+                    "id": s.id.clone().unwrap_or_else(|| s.key.to_string()),
+                    "key": s.key,
+                    "time": s.time,
+                    "name": s.name,
+                    "profile_id": s.profile_id,
+                    "profile_name": s.profile_name,
+                    "source": s.source,
+                    "status": s.status,
+                    "sample_count": s.sample_count,
+                })
+            })
+            .collect();
+        serde_json::to_writer(&mut out, &serde_json::json!({ "shots": list }))?;
+        writeln!(out)?;
+    } else {
+        writeln!(
+            out,
+            "{:>6}  {:<36}  {:<20}  {:<8} {:<9} {:>7}  profile",
+            "key", "id", "time (unix s)", "source", "status", "samples"
+        )?;
+        for s in &shots {
+            writeln!(
+                out,
+                "{:>6}  {:<36}  {:<20.1}  {:<8} {:<9} {:>7}  {}",
+                s.key,
+                s.id.as_deref().unwrap_or("-"),
+                s.time,
+                s.source,
+                s.status,
+                s.sample_count,
+                s.profile_name.as_deref().unwrap_or("")
+            )?;
         }
     }
+    Ok(())
+}
+
+fn export(db: &Path, id: &str, out: Option<&Path>) -> anyhow::Result<()> {
+    let reader = reader(db)?;
+    let shot = reader
+        .find(id)?
+        .with_context(|| format!("no shot {id} in {}", db.display()))?;
+    match out {
+        Some(path) => {
+            reader.export(shot.key, path)?;
+            eprintln!(
+                "wrote shot {id} ({} samples) to {}",
+                shot.sample_count,
+                path.display()
+            );
+        }
+        None => {
+            let file = reader
+                .shot_file(shot.key)?
+                .with_context(|| format!("no shot {id}"))?;
+            let mut stdout = std::io::stdout().lock();
+            serde_json::to_writer(&mut stdout, &file)?;
+            writeln!(stdout)?;
+        }
+    }
+    Ok(())
+}
+
+fn sync_command(machine: &str, db: &Path) -> anyhow::Result<()> {
+    let rt = runtime()?;
+    let store = open_store(db)?;
+    let api = meticulous::api::Api::new(machine, Duration::from_secs(120))?;
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} {msg} [{bar:30}] {pos}/{len} shots ({eta})",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar.set_message("syncing history");
+    let report = rt.block_on(sync::sync(&api, &store, "default", |done, total| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+    }));
+    bar.finish_and_clear();
+    drop(rt);
+    if let Ok(store) = Arc::try_unwrap(store) {
+        store.close();
+    }
+    let report = report?;
+    println!("{report}");
+    Ok(())
+}
+
+fn decode_command(file: Option<PathBuf>) -> anyhow::Result<()> {
+    let input: Box<dyn BufRead> = match file.as_deref() {
+        None => Box::new(std::io::stdin().lock()),
+        Some(p) if p.as_os_str() == "-" => Box::new(std::io::stdin().lock()),
+        Some(p) => Box::new(BufReader::new(
+            std::fs::File::open(p)
+                .with_context(|| format!("cannot open capture {}", p.display()))?,
+        )),
+    };
+    let stdout = std::io::stdout().lock();
+    let mut out = std::io::BufWriter::new(stdout);
+    let stats = decode::run(input, &mut out, &mut std::io::stderr().lock())?;
+    out.flush()?;
+    eprintln!(
+        "{} lines: {} events, {} other packets, {} errors",
+        stats.lines, stats.events, stats.other, stats.errors
+    );
+    if stats.errors > 0 {
+        std::process::exit(1);
+    }
+    Ok(())
 }

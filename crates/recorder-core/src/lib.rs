@@ -264,6 +264,20 @@ impl Recorder {
         }
     }
 
+    /// Tells the recorder that shot `key` (the machine's `id`, `samples` recorded) was cut
+    /// before this recorder started (a crash or a restart left it partial): if the machine turns
+    /// out to be still in that shot, the recording goes on into it ([`Output::Merged`]).
+    pub fn resume_candidate(&mut self, key: ShotKey, id: Option<String>, samples: usize) {
+        self.interrupted = Some((key, id, samples));
+    }
+
+    /// Journals every sample built so far without ending the shot (before a clean shutdown;
+    /// the shot stays recording and is finished as partial, or resumed, on the next start).
+    pub fn flush_journal(&mut self) {
+        self.complete_pending();
+        self.journal();
+    }
+
     /// The shot being recorded, if any.
     pub fn current(&self) -> Option<ShotKey> {
         self.recording.as_ref().map(|r| r.key)

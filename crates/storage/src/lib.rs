@@ -232,7 +232,18 @@ pub struct Store {
     path: PathBuf,
     jobs: Option<mpsc::Sender<Job>>,
     writer: Option<JoinHandle<()>>,
-    recovered: Vec<ShotKey>,
+    recovered: Vec<Recovered>,
+}
+
+/// A live shot a crash left recording, finished as partial by [`Store::open`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recovered {
+    /// The recorder's key.
+    pub key: ShotKey,
+    /// The machine's UUID, if it was known.
+    pub id: Option<String>,
+    /// The samples it has.
+    pub samples: usize,
 }
 
 impl Store {
@@ -243,7 +254,7 @@ impl Store {
         let recovered = write::recover(&mut conn)?;
         if !recovered.is_empty() {
             tracing::warn!(
-                shots = ?recovered,
+                shots = ?recovered.iter().map(|r| r.key).collect::<Vec<_>>(),
                 "finished {} shot(s) left recording by an earlier crash as partial",
                 recovered.len()
             );
@@ -272,8 +283,8 @@ impl Store {
         })
     }
 
-    /// The recorder keys of the shots [`Store::open`] found recording and finished as partial.
-    pub fn recovered(&self) -> &[ShotKey] {
+    /// The shots [`Store::open`] found recording and finished as partial, by key.
+    pub fn recovered(&self) -> &[Recovered] {
         &self.recovered
     }
 

@@ -43,31 +43,44 @@ pub(crate) fn open_writer(path: &Path) -> Result<Connection, StorageError> {
     Ok(conn)
 }
 
-/// Finishes as `partial` every live shot still `recording`; returns their recorder keys.
-pub(crate) fn recover(conn: &mut Connection) -> Result<Vec<ShotKey>, StorageError> {
+/// Finishes as `partial` every live shot still `recording`; returns them.
+pub(crate) fn recover(conn: &mut Connection) -> Result<Vec<crate::Recovered>, StorageError> {
+    let what = "recovering unfinished shots";
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
-        .map_err(sql("recovering unfinished shots"))?;
-    let keys = {
+        .map_err(sql(what))?;
+    let recovered = {
         let mut stmt = tx
             .prepare(
                 "UPDATE shots SET status = 'partial', end_reason = 'crash', updated_at = ?1
-                 WHERE status = 'recording' RETURNING recording_key",
+                 WHERE status = 'recording' RETURNING recording_key, id, sample_count",
             )
-            .map_err(sql("recovering unfinished shots"))?;
+            .map_err(sql(what))?;
         let rows = stmt
-            .query_map([unix_now()], |r| r.get::<_, Option<i64>>(0))
-            .map_err(sql("recovering unfinished shots"))?;
-        let mut keys = Vec::new();
-        for key in rows {
-            if let Some(key) = key.map_err(sql("recovering unfinished shots"))? {
-                keys.push(key as ShotKey);
+            .query_map([unix_now()], |r| {
+                Ok((
+                    r.get::<_, Option<i64>>(0)?,
+                    r.get::<_, Option<String>>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
+            })
+            .map_err(sql(what))?;
+        let mut recovered = Vec::new();
+        for row in rows {
+            let (key, id, samples) = row.map_err(sql(what))?;
+            if let Some(key) = key {
+                recovered.push(crate::Recovered {
+                    key: key as ShotKey,
+                    id,
+                    samples: samples.max(0) as usize,
+                });
             }
         }
-        keys
+        recovered.sort_by_key(|r| r.key);
+        recovered
     };
-    tx.commit().map_err(sql("recovering unfinished shots"))?;
-    Ok(keys)
+    tx.commit().map_err(sql(what))?;
+    Ok(recovered)
 }
 
 /// The writer loop: a batch of waiting writes per transaction, answers after the commit.

@@ -177,7 +177,14 @@ fn a_crash_leaves_recording_shots_that_reopen_as_partial() {
         // No finish: the process "dies" here (the store closes, the shot is still recording).
     }
     let store = open(&dir);
-    assert_eq!(store.recovered(), &[3]);
+    assert_eq!(
+        store.recovered(),
+        &[storage::Recovered {
+            key: 3,
+            id: None,
+            samples: 40
+        }]
+    );
     let reader = store.reader().unwrap();
     let shot = &reader.all_shots().unwrap()[0];
     assert_eq!((shot.status.as_str(), shot.sample_count), ("partial", 40));

@@ -1,0 +1,5 @@
+//! The recorder's moving parts, shared with `crema-gateway`: recording one machine into the
+//! store ([`record`]) and syncing its history ([`sync`]). The binary is the CLI around them.
+
+pub mod record;
+pub mod sync;

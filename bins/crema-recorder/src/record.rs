@@ -1,0 +1,281 @@
+//! Recording one machine: its socket.io events through the pure recorder into the store, the
+//! lookups and history reconciliation it asks for, and a history sync every 15 minutes.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use meticulous::MachineEvent;
+use meticulous::api::Api;
+use recorder_core::{Config, Input, Output, Recorder};
+use socketio::{Auth, Client, ClientConfig, Event};
+use storage::{Store, Write};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::sync::{self, SyncReport};
+
+/// Which machine, and how.
+#[derive(Debug, Clone)]
+pub struct MachineConfig {
+    /// Its name (`default` when there is one).
+    pub name: String,
+    /// Its base URL (`http://meticulous.local`).
+    pub url: String,
+    /// How often the history is synced while running.
+    pub sync_every: Duration,
+    /// How long to keep asking the history for a shot that just ended.
+    pub reconcile_for: Duration,
+}
+
+impl MachineConfig {
+    /// The defaults: sync every 15 minutes, reconcile each shot for 30 s.
+    pub fn new(name: &str, url: &str) -> Self {
+        Self {
+            name: name.to_owned(),
+            url: url.to_owned(),
+            sync_every: Duration::from_secs(15 * 60),
+            reconcile_for: Duration::from_secs(30),
+        }
+    }
+}
+
+/// What the tasks beside the loop report.
+enum Report {
+    Lookup(
+        recorder_core::ShotKey,
+        Result<Option<meticulous::CurrentShot>, String>,
+    ),
+    Synced(anyhow::Result<SyncReport>),
+}
+
+/// Records `machine` into `store` until `stop` is cancelled. Returns an error only when it
+/// cannot go on (the database refuses writes for minutes): samples are never dropped silently.
+pub async fn run(
+    machine: MachineConfig,
+    store: Arc<Store>,
+    stop: CancellationToken,
+) -> anyhow::Result<()> {
+    let api = Api::new(&machine.url, Duration::from_secs(120))?;
+    let lookup_api = Api::new(&machine.url, Duration::from_secs(5))?;
+    let first_key = store.reader()?.max_recording_key()? + 1;
+    let mut recorder = Recorder::new(Config::default(), first_key);
+    if let Some(last) = store.recovered().last() {
+        recorder.resume_candidate(last.key, last.id.clone(), last.samples);
+    }
+    let client = Client::new(
+        ClientConfig::new(&machine.url).with_context(|| format!("machine URL {}", machine.url))?,
+    );
+    let (_socket, mut events) = client
+        .socket("/", Auth::None)
+        .await
+        .context("starting the socket.io client")?;
+    let (reports, mut report_rx) = mpsc::channel::<Report>(64);
+    let mut next_sync = Instant::now();
+    let mut syncing = false;
+    let mut armed: Option<Instant> = None;
+    let timer = tokio::time::sleep_until(Instant::now() + FAR);
+    tokio::pin!(timer);
+    tracing::info!(machine = %machine.name, url = %machine.url, "recording");
+    loop {
+        // Do what the recorder asks, in order; a write is retried until it is stored.
+        while let Some(output) = recorder.poll_output() {
+            match &output {
+                Output::LookupCurrentShot { key } => {
+                    let (api, reports, key) = (lookup_api.clone(), reports.clone(), *key);
+                    tokio::spawn(async move {
+                        let mut result = Err(String::new());
+                        // A few tries: the shot's record appears with its first frame.
+                        for _ in 0..3 {
+                            result = api.current().await.map_err(|e| e.to_string());
+                            if matches!(result, Ok(Some(_))) {
+                                break;
+                            }
+                            tokio::time::sleep(Duration::from_millis(300)).await;
+                        }
+                        let _ = reports.send(Report::Lookup(key, result)).await;
+                    });
+                }
+                Output::Stalled { key, last_time } => tracing::warn!(
+                    machine = %machine.name, shot = key,
+                    "the machine's controller stalled: no new sample since time {last_time} ms"
+                ),
+                Output::Discard { key, reason } => tracing::info!(
+                    machine = %machine.name, shot = key, "not keeping a shot: {reason}"
+                ),
+                Output::Finish(shot) => {
+                    tracing::info!(
+                        machine = %machine.name, shot = shot.key, id = ?shot.id,
+                        samples = shot.samples, status = ?shot.status, "shot recorded"
+                    );
+                }
+                _ => {}
+            }
+            if let Some(write) = Write::from_output(&machine.name, &output) {
+                store_durably(&store, write).await?;
+            }
+            if let Output::Finish(shot) = &output
+                && let Some(id) = shot.id.clone()
+            {
+                tokio::spawn(reconcile(
+                    api.clone(),
+                    store.clone(),
+                    machine.name.clone(),
+                    id,
+                    machine.reconcile_for,
+                ));
+            }
+        }
+        let deadline = recorder.poll_timeout().map(Instant::from_std);
+        if deadline != armed {
+            armed = deadline;
+            timer
+                .as_mut()
+                .reset(deadline.unwrap_or_else(|| Instant::now() + FAR));
+        }
+        tokio::select! {
+            () = stop.cancelled() => break,
+            event = events.recv() => {
+                let now = Instant::now().into_std();
+                let Some(event) = event else {
+                    anyhow::bail!("the socket.io client stopped");
+                };
+                if let Some(input) = input(event) {
+                    recorder.handle_input(now, input);
+                }
+            }
+            Some(report) = report_rx.recv() => match report {
+                Report::Lookup(key, result) => {
+                    if let Err(e) = &result {
+                        tracing::warn!(machine = %machine.name, "cannot ask the machine for the shot in progress: {e}");
+                    }
+                    recorder.handle_input(Instant::now().into_std(), Input::CurrentShot { key, result });
+                }
+                Report::Synced(result) => {
+                    syncing = false;
+                    match result {
+                        Ok(report) => tracing::info!(machine = %machine.name, "history synced: {report}"),
+                        Err(e) => tracing::warn!(machine = %machine.name, "history sync failed (next try in {:?}): {e:#}", machine.sync_every),
+                    }
+                }
+            },
+            () = tokio::time::sleep_until(next_sync), if !syncing => {
+                syncing = true;
+                next_sync = Instant::now() + machine.sync_every;
+                let (api, store, name, reports) = (api.clone(), store.clone(), machine.name.clone(), reports.clone());
+                tokio::spawn(async move {
+                    let result = sync::sync(&api, &store, &name, |_, _| {}).await;
+                    let _ = reports.send(Report::Synced(result)).await;
+                });
+            }
+            () = &mut timer, if armed.is_some() => {
+                armed = None;
+                recorder.handle_timeout(Instant::now().into_std());
+            }
+        }
+    }
+    // Stopping: every sample read so far is stored before we go.
+    recorder.flush_journal();
+    while let Some(output) = recorder.poll_output() {
+        if let Some(write) = Write::from_output(&machine.name, &output) {
+            store_durably(&store, write).await?;
+        }
+    }
+    client.close();
+    tracing::info!(machine = %machine.name, "stopped recording");
+    Ok(())
+}
+
+/// A timer far enough away to mean "none".
+const FAR: Duration = Duration::from_secs(86_400 * 365);
+
+/// What the recorder takes from a socket.io event.
+fn input(event: Event) -> Option<Input> {
+    match event {
+        Event::Connect { .. } => Some(Input::Connected),
+        Event::Disconnect(reason) => {
+            tracing::warn!("the machine disconnected: {reason}");
+            Some(Input::Disconnected)
+        }
+        Event::Message(event) => {
+            let name = event.name().as_str()?.to_owned();
+            let args = event.message().packet.raw_args().ok()?;
+            let data = args.first().map_or("null", |a| a.get());
+            match MachineEvent::parse(&name, data) {
+                Ok(event) => Some(Input::Event {
+                    event,
+                    unix_s: unix_now(),
+                }),
+                Err(e) => {
+                    tracing::warn!("ignoring an event the model cannot read: {e}");
+                    None
+                }
+            }
+        }
+        Event::ConnectError { message, .. } => {
+            tracing::error!("the machine refused the connection: {message}");
+            None
+        }
+        _ => None,
+    }
+}
+
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// Stores `write`, retrying with backoff while the database refuses it (a full disk, a lock);
+/// gives up with an error after about two minutes rather than drop it.
+async fn store_durably(store: &Store, write: Write) -> anyhow::Result<()> {
+    let mut delay = Duration::from_millis(250);
+    let started = Instant::now();
+    loop {
+        match store.write(write.clone()).await {
+            Ok(_) => return Ok(()),
+            Err(storage::StorageError::Closed) => anyhow::bail!("the database is closed"),
+            Err(e) if started.elapsed() < Duration::from_secs(120) => {
+                tracing::error!("cannot store a recording write, retrying in {delay:?}: {e}");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(10));
+            }
+            Err(e) => {
+                return Err(e).context("the database refused writes for two minutes; stopping so nothing is dropped silently (journaled samples are safe; restart once the disk has room)");
+            }
+        }
+    }
+}
+
+/// After a live shot: fetch it from the machine's history until it appears, and store that
+/// copy (history wins).
+async fn reconcile(api: Api, store: Arc<Store>, machine: String, id: String, within: Duration) {
+    let until = Instant::now() + within;
+    loop {
+        match api.shot(&id).await {
+            Ok(Some(entry)) => {
+                match store
+                    .write(Write::UpsertHistory {
+                        machine: machine.clone(),
+                        entry: Box::new(entry),
+                    })
+                    .await
+                {
+                    Ok(_) => {
+                        tracing::info!(%machine, %id, "shot reconciled with the machine's history")
+                    }
+                    Err(e) => tracing::warn!(%machine, %id, "cannot store the history copy: {e}"),
+                }
+                return;
+            }
+            Ok(None) => {}
+            Err(e) => tracing::debug!(%machine, %id, "history not ready: {e}"),
+        }
+        if Instant::now() >= until {
+            tracing::info!(%machine, %id, "the machine's history does not have the shot yet; the next sync will take it");
+            return;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}

@@ -1,0 +1,185 @@
+//! crema-recorder as a user runs it, against the simulated machine at high speed.
+
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use simulator::{Scenario, Simulator, SimulatorConfig};
+
+const BIN: &str = env!("CARGO_BIN_EXE_crema-recorder");
+
+fn recorder(args: &[&str]) -> Output {
+    Command::new(BIN).args(args).output().unwrap()
+}
+
+fn start_run(url: &str, db: &Path) -> Child {
+    Command::new(BIN)
+        .args([
+            "run",
+            "--machine",
+            url,
+            "--db",
+            db.to_str().unwrap(),
+            "--log-format",
+            "json",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn terminate(child: &mut Child) -> std::process::ExitStatus {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    for _ in 0..100 {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("crema-recorder did not stop on SIGTERM");
+}
+
+fn shots(db: &Path) -> Vec<serde_json::Value> {
+    let out = recorder(&["shots", "--db", db.to_str().unwrap(), "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["shots"].as_array().unwrap().clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_the_shot_reconciles_it_and_stops_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("crema.db");
+    let mut sim = Simulator::start(SimulatorConfig {
+        scenario: Scenario::Normal,
+        speed: 20.0,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let mut child = start_run(&sim.url(), &db);
+    sim.finished().await;
+    // The live copy is replaced by the machine's own as soon as its history has it.
+    let mut list = Vec::new();
+    for _ in 0..100 {
+        list = shots(&db);
+        if list.len() == 1 && list[0]["source"] == "history" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(terminate(&mut child).success());
+    assert_eq!(list.len(), 1, "{list:?}");
+    let shot = &list[0];
+    assert_eq!(shot["source"], "history");
+    assert_eq!(shot["status"], "complete");
+    assert_eq!(shot["sample_count"], 214);
+    assert_eq!(shot["id"], sim.saved()[0].id.as_str());
+    assert_eq!(shot["profile_name"], "Fixture Classic 9 bar");
+    // The export is the machine's shot file.
+    let out = recorder(&[
+        "export",
+        "--db",
+        db.to_str().unwrap(),
+        "--id",
+        shot["id"].as_str().unwrap(),
+    ]);
+    assert!(out.status.success());
+    let file: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(file["data"].as_array().unwrap().len(), 214);
+    assert_eq!(file["id"], shot["id"]);
+    // A sync afterwards finds nothing new.
+    let out = recorder(&[
+        "sync",
+        "--machine",
+        &sim.url(),
+        "--db",
+        db.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("1 on the machine, 0 fetched"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_copies_the_history_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("crema.db");
+    let mut sim = Simulator::start(SimulatorConfig {
+        scenario: Scenario::Aborted,
+        speed: 20.0,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    sim.finished().await;
+    let db_arg = db.to_str().unwrap().to_owned();
+    let url = sim.url();
+    let first = tokio::task::spawn_blocking({
+        let (url, db_arg) = (url.clone(), db_arg.clone());
+        move || recorder(&["sync", "--machine", &url, "--db", &db_arg])
+    })
+    .await
+    .unwrap();
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    assert!(String::from_utf8_lossy(&first.stdout).contains("1 on the machine, 1 fetched: 1 new"));
+    let second = tokio::task::spawn_blocking(move || {
+        recorder(&["sync", "--machine", &url, "--db", &db_arg])
+    })
+    .await
+    .unwrap();
+    assert!(String::from_utf8_lossy(&second.stdout).contains("1 on the machine, 0 fetched"));
+    assert_eq!(shots(&db).len(), 1);
+}
+
+#[test]
+fn bad_input_gets_a_one_line_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("crema.db");
+    let out = recorder(&[
+        "run",
+        "--machine",
+        "ftp://machine",
+        "--db",
+        db.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("ftp://machine is not a machine URL"), "{err}");
+    assert!(!db.exists(), "nothing is created for a wrong URL");
+    let out = recorder(&[
+        "run",
+        "--machine",
+        "http://127.0.0.1:9",
+        "--db",
+        "/nonexistent-dir/crema.db",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cannot open the database /nonexistent-dir/crema.db"),
+        "{err}"
+    );
+    let out = recorder(&["shots", "--db", "/nonexistent-dir/crema.db"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("there is no database at"));
+    let out = recorder(&["export", "--db", db.to_str().unwrap(), "--id", "nope"]);
+    assert_eq!(out.status.code(), Some(1));
+}
