@@ -37,6 +37,7 @@ fn main() -> anyhow::Result<()> {
                  conformance               the client against the reference Node servers (installs them)\n  \
                  bench codec               decode throughput: ours vs serde_json floor vs rust_engineio/rust_socketio\n  \
                  bench client              1M events through a client: ours vs socket.io-client (JS) vs rust_socketio\n  \
+                 bench storage             history import vs bare SQLite; falling edge → shot committed\n  \
                  fuzz list                 the fuzz targets\n  \
                  fuzz <target> <seconds>   run one fuzz target (nightly + cargo-fuzz)"
             );

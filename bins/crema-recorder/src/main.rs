@@ -160,7 +160,13 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
             (None, false) => anyhow::bail!("--machine URL is required (or --demo)"),
         };
         tokio::spawn(stop_on_signals(stop.clone()));
-        record::run(MachineConfig::new("default", &url), store.clone(), stop).await
+        record::run(
+            MachineConfig::new("default", &url),
+            store.clone(),
+            stop,
+            None,
+        )
+        .await
     });
     drop(rt);
     // Every write was answered; the writer checkpoints the WAL as it closes.

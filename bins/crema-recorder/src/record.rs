@@ -41,6 +41,17 @@ impl MachineConfig {
     }
 }
 
+/// A recorder output, once stored (for the gateway's live shot list, and the benchmarks).
+#[derive(Debug, Clone)]
+pub struct Stored {
+    /// What was stored.
+    pub output: Output,
+    /// When the input that caused it arrived (the falling-edge frame, for a `Finish`).
+    pub caused_at: Instant,
+    /// When its commit was answered.
+    pub at: Instant,
+}
+
 /// What the tasks beside the loop report.
 enum Report {
     Lookup(
@@ -56,6 +67,7 @@ pub async fn run(
     machine: MachineConfig,
     store: Arc<Store>,
     stop: CancellationToken,
+    stored: Option<mpsc::Sender<Stored>>,
 ) -> anyhow::Result<()> {
     let api = Api::new(&machine.url, Duration::from_secs(120))?;
     let lookup_api = Api::new(&machine.url, Duration::from_secs(5))?;
@@ -78,6 +90,8 @@ pub async fn run(
     let timer = tokio::time::sleep_until(Instant::now() + FAR);
     tokio::pin!(timer);
     tracing::info!(machine = %machine.name, url = %machine.url, "recording");
+    // When the input being handled arrived.
+    let mut input_at = Instant::now();
     loop {
         // Do what the recorder asks, in order; a write is retried until it is stored.
         while let Some(output) = recorder.poll_output() {
@@ -114,6 +128,14 @@ pub async fn run(
             }
             if let Some(write) = Write::from_output(&machine.name, &output) {
                 store_durably(&store, write).await?;
+                if let Some(tx) = &stored {
+                    // A slow listener misses notices; the recording never waits for it.
+                    let _ = tx.try_send(Stored {
+                        output: output.clone(),
+                        caused_at: input_at,
+                        at: Instant::now(),
+                    });
+                }
             }
             if let Output::Finish(shot) = &output
                 && let Some(id) = shot.id.clone()
@@ -137,7 +159,8 @@ pub async fn run(
         tokio::select! {
             () = stop.cancelled() => break,
             event = events.recv() => {
-                let now = Instant::now().into_std();
+                input_at = Instant::now();
+                let now = input_at.into_std();
                 let Some(event) = event else {
                     anyhow::bail!("the socket.io client stopped");
                 };
@@ -145,21 +168,24 @@ pub async fn run(
                     recorder.handle_input(now, input);
                 }
             }
-            Some(report) = report_rx.recv() => match report {
-                Report::Lookup(key, result) => {
-                    if let Err(e) = &result {
-                        tracing::warn!(machine = %machine.name, "cannot ask the machine for the shot in progress: {e}");
+            Some(report) = report_rx.recv() => {
+                input_at = Instant::now();
+                match report {
+                    Report::Lookup(key, result) => {
+                        if let Err(e) = &result {
+                            tracing::warn!(machine = %machine.name, "cannot ask the machine for the shot in progress: {e}");
+                        }
+                        recorder.handle_input(Instant::now().into_std(), Input::CurrentShot { key, result });
                     }
-                    recorder.handle_input(Instant::now().into_std(), Input::CurrentShot { key, result });
-                }
-                Report::Synced(result) => {
-                    syncing = false;
-                    match result {
-                        Ok(report) => tracing::info!(machine = %machine.name, "history synced: {report}"),
-                        Err(e) => tracing::warn!(machine = %machine.name, "history sync failed (next try in {:?}): {e:#}", machine.sync_every),
+                    Report::Synced(result) => {
+                        syncing = false;
+                        match result {
+                            Ok(report) => tracing::info!(machine = %machine.name, "history synced: {report}"),
+                            Err(e) => tracing::warn!(machine = %machine.name, "history sync failed (next try in {:?}): {e:#}", machine.sync_every),
+                        }
                     }
                 }
-            },
+            }
             () = tokio::time::sleep_until(next_sync), if !syncing => {
                 syncing = true;
                 next_sync = Instant::now() + machine.sync_every;
@@ -170,6 +196,7 @@ pub async fn run(
                 });
             }
             () = &mut timer, if armed.is_some() => {
+                input_at = Instant::now();
                 armed = None;
                 recorder.handle_timeout(Instant::now().into_std());
             }

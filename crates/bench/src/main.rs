@@ -7,13 +7,17 @@ use anyhow::{Context as _, bail};
 
 mod client;
 mod codec;
+mod storage;
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("codec") => codec::run(&args[1..]),
         Some("client") => client::run(&args[1..]),
-        _ => bail!("usage: crema-bench codec [--rounds N] | client [--rounds N] [--count N]"),
+        Some("storage") => storage::run(&args[1..]),
+        _ => bail!(
+            "usage: crema-bench codec [--rounds N] | client [--rounds N] [--count N] | storage [--rounds N]"
+        ),
     }
 }
 
