@@ -27,6 +27,8 @@ pub struct MachineConfig {
     pub sync_every: Duration,
     /// How long to keep asking the history for a shot that just ended.
     pub reconcile_for: Duration,
+    /// The recorder's limits.
+    pub recorder: Config,
 }
 
 impl MachineConfig {
@@ -37,11 +39,13 @@ impl MachineConfig {
             url: url.to_owned(),
             sync_every: Duration::from_secs(15 * 60),
             reconcile_for: Duration::from_secs(30),
+            recorder: Config::default(),
         }
     }
 }
 
-/// A recorder output, once stored (for the gateway's live shot list, and the benchmarks).
+/// A recorder output, once stored if it needed storing (for the gateway's live shot list and
+/// recorder state, and the benchmarks).
 #[derive(Debug, Clone)]
 pub struct Stored {
     /// What was stored.
@@ -72,7 +76,7 @@ pub async fn run(
     let api = Api::new(&machine.url, Duration::from_secs(120))?;
     let lookup_api = Api::new(&machine.url, Duration::from_secs(5))?;
     let first_key = store.reader()?.max_recording_key()? + 1;
-    let mut recorder = Recorder::new(Config::default(), first_key);
+    let mut recorder = Recorder::new(machine.recorder.clone(), first_key);
     if let Some(last) = store.recovered().last() {
         recorder.resume_candidate(last.key, last.id.clone(), last.samples);
     }
@@ -128,14 +132,14 @@ pub async fn run(
             }
             if let Some(write) = Write::from_output(&machine.name, &output) {
                 store_durably(&store, write).await?;
-                if let Some(tx) = &stored {
-                    // A slow listener misses notices; the recording never waits for it.
-                    let _ = tx.try_send(Stored {
-                        output: output.clone(),
-                        caused_at: input_at,
-                        at: Instant::now(),
-                    });
-                }
+            }
+            if let Some(tx) = &stored {
+                // A slow listener misses notices; the recording never waits for it.
+                let _ = tx.try_send(Stored {
+                    output: output.clone(),
+                    caused_at: input_at,
+                    at: Instant::now(),
+                });
             }
             if let Output::Finish(shot) = &output
                 && let Some(id) = shot.id.clone()

@@ -183,3 +183,22 @@ fn bad_input_gets_a_one_line_error() {
     let out = recorder(&["export", "--db", db.to_str().unwrap(), "--id", "nope"]);
     assert_eq!(out.status.code(), Some(1));
 }
+
+#[test]
+fn an_unreachable_machine_is_retried_and_a_signal_still_stops_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("crema.db");
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let mut child = start_run(&format!("http://127.0.0.1:{port}"), &db);
+    std::thread::sleep(Duration::from_millis(2500));
+    assert!(child.try_wait().unwrap().is_none(), "it keeps trying");
+    assert!(terminate(&mut child).success());
+    let mut log = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut log).unwrap();
+    assert!(log.contains("connection attempt failed"), "{log}");
+    assert!(log.contains("reconnecting"), "{log}");
+    assert!(shots(&db).is_empty());
+}
