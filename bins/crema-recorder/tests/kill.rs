@@ -113,3 +113,57 @@ async fn kill_nine_mid_shot_loses_no_journaled_sample() {
         kill_at(Duration::from_millis(ms)).await;
     }
 }
+
+/// Killed mid-shot and started again while the machine is still in that shot: the recording
+/// goes on in the same row, which ends complete (and then gives way to the machine's copy).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_mid_shot_goes_on_in_the_same_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("crema.db");
+    let mut sim = Simulator::start(SimulatorConfig {
+        scenario: Scenario::Normal,
+        speed: 8.0,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let spawn = || {
+        Command::new(BIN)
+            .args(["run", "--machine", &sim.url(), "--db", db.to_str().unwrap()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let mut first = spawn();
+    let api = meticulous::api::Api::new(&sim.url(), Duration::from_secs(2)).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        assert!(Instant::now() < deadline, "the shot did not start");
+        if api
+            .current()
+            .await
+            .unwrap()
+            .is_some_and(|c| c.data.len() > 60)
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let mut second = spawn();
+    sim.finished().await;
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    second.kill().unwrap();
+    second.wait().unwrap();
+    let store = storage::Store::open(&db, storage::Options::default()).unwrap();
+    let shots = store.reader().unwrap().all_shots().unwrap();
+    assert_eq!(
+        shots.len(),
+        1,
+        "one row for the shot, not a partial beside it: {shots:?}"
+    );
+    assert_eq!(shots[0].id.as_deref(), Some(sim.saved()[0].id.as_str()));
+    assert_eq!(shots[0].status, "complete");
+}

@@ -211,10 +211,30 @@ fn apply(tx: &Connection, write: &Write) -> Result<Applied, StorageError> {
                 .map_err(sql("identifying a shot"))?;
             match other {
                 Some(other) if other != row => {
-                    // History got there first: it wins, and takes the recorder's key so later
-                    // live writes for this shot find it and leave it alone.
-                    tx.execute("DELETE FROM shots WHERE key = ?1", [row])
+                    let other_is_history: bool = tx
+                        .query_row(
+                            "SELECT source = 'history' FROM shots WHERE key = ?1",
+                            [other],
+                            |r| r.get(0),
+                        )
                         .map_err(sql("identifying a shot"))?;
+                    if other_is_history {
+                        // History got there first: it wins, and takes the recorder's key so
+                        // later live writes for this shot find it and leave it alone.
+                        tx.execute("DELETE FROM shots WHERE key = ?1", [row])
+                            .map_err(sql("identifying a shot"))?;
+                    } else {
+                        // An earlier live copy of the same shot (cut by a crash or a
+                        // disconnect): this recording goes on in it.
+                        move_samples(tx, row, other)?;
+                        tx.execute("DELETE FROM shots WHERE key = ?1", [row])
+                            .map_err(sql("identifying a shot"))?;
+                        tx.execute(
+                            "UPDATE shots SET status = 'recording', end_reason = NULL WHERE key = ?1",
+                            [other],
+                        )
+                        .map_err(sql("identifying a shot"))?;
+                    }
                     tx.execute(
                         "UPDATE shots SET recording_key = ?1 WHERE key = ?2",
                         params![*key as i64, other],
@@ -241,18 +261,7 @@ fn apply(tx: &Connection, write: &Write) -> Result<Applied, StorageError> {
                     .map_err(sql("merging shots"))?;
                 return Ok(Applied::Done);
             }
-            let offset: i64 = tx
-                .query_row(
-                    "SELECT coalesce(max(seq) + 1, 0) FROM samples WHERE shot_key = ?1",
-                    [into_row],
-                    |r| r.get(0),
-                )
-                .map_err(sql("merging shots"))?;
-            tx.execute(
-                "UPDATE samples SET shot_key = ?1, seq = seq + ?2 WHERE shot_key = ?3",
-                params![into_row, offset, from_row],
-            )
-            .map_err(sql("merging shots"))?;
+            move_samples(tx, from_row, into_row)?;
             tx.execute("DELETE FROM shots WHERE key = ?1", [from_row])
                 .map_err(sql("merging shots"))?;
             tx.execute(
@@ -294,6 +303,30 @@ fn apply(tx: &Connection, write: &Write) -> Result<Applied, StorageError> {
         }
     }
     Ok(Applied::Done)
+}
+
+/// Appends the samples of shot row `from` to row `into`, in order, and recounts `into`.
+fn move_samples(tx: &Connection, from: i64, into: i64) -> Result<(), StorageError> {
+    let what = "moving samples between shots";
+    let offset: i64 = tx
+        .query_row(
+            "SELECT coalesce(max(seq) + 1, 0) FROM samples WHERE shot_key = ?1",
+            [into],
+            |r| r.get(0),
+        )
+        .map_err(sql(what))?;
+    tx.execute(
+        "UPDATE samples SET shot_key = ?1, seq = seq + ?2 WHERE shot_key = ?3",
+        params![into, offset, from],
+    )
+    .map_err(sql(what))?;
+    tx.execute(
+        "UPDATE shots SET sample_count = (SELECT count(*) FROM samples WHERE shot_key = ?1)
+         WHERE key = ?1",
+        [into],
+    )
+    .map_err(sql(what))?;
+    Ok(())
 }
 
 fn insert_samples(

@@ -357,3 +357,59 @@ fn failing_the_nth_commit_loses_nothing() {
         assert_eq!(reader.integrity_check().unwrap(), "ok");
     }
 }
+
+/// Two live copies of the same shot (a cut the recorder did not resume): when the second is
+/// identified, it goes on in the first row.
+#[test]
+fn a_second_live_copy_of_the_same_shot_joins_the_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let data = history().data;
+    store.write_blocking(start(1)).unwrap();
+    store
+        .write_blocking(Write::Journal {
+            key: 1,
+            samples: data[..10].to_vec(),
+        })
+        .unwrap();
+    store
+        .write_blocking(Write::Identify {
+            key: 1,
+            id: "shot-x".into(),
+            started_unix_s: 1.0,
+        })
+        .unwrap();
+    store
+        .write_blocking(finish(1, 10, ShotStatus::Partial))
+        .unwrap();
+    store.write_blocking(start(2)).unwrap();
+    store
+        .write_blocking(Write::Journal {
+            key: 2,
+            samples: data[10..25].to_vec(),
+        })
+        .unwrap();
+    store
+        .write_blocking(Write::Identify {
+            key: 2,
+            id: "shot-x".into(),
+            started_unix_s: 1.0,
+        })
+        .unwrap();
+    store
+        .write_blocking(Write::Journal {
+            key: 2,
+            samples: data[25..40].to_vec(),
+        })
+        .unwrap();
+    store
+        .write_blocking(finish(2, 40, ShotStatus::Complete))
+        .unwrap();
+    let shots = store.reader().unwrap().all_shots().unwrap();
+    assert_eq!(shots.len(), 1, "{shots:?}");
+    assert_eq!(
+        (shots[0].status.as_str(), shots[0].sample_count),
+        ("complete", 40)
+    );
+    assert_eq!(samples_of(&store, shots[0].key), data[..40].to_vec());
+}
