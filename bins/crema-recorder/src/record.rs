@@ -29,6 +29,9 @@ pub struct MachineConfig {
     pub reconcile_for: Duration,
     /// The recorder's limits.
     pub recorder: Config,
+    /// How long a write the database refuses (a full disk) is retried before the loop stops
+    /// with an error rather than drop it (2 minutes).
+    pub give_up_after: Duration,
 }
 
 impl MachineConfig {
@@ -40,6 +43,7 @@ impl MachineConfig {
             sync_every: Duration::from_secs(15 * 60),
             reconcile_for: Duration::from_secs(30),
             recorder: Config::default(),
+            give_up_after: Duration::from_secs(120),
         }
     }
 }
@@ -131,7 +135,7 @@ pub async fn run(
                 _ => {}
             }
             if let Some(write) = Write::from_output(&machine.name, &output) {
-                store_durably(&store, write).await?;
+                store_durably(&store, write, machine.give_up_after).await?;
             }
             if let Some(tx) = &stored {
                 // A slow listener misses notices; the recording never waits for it.
@@ -210,7 +214,7 @@ pub async fn run(
     recorder.flush_journal();
     while let Some(output) = recorder.poll_output() {
         if let Some(write) = Write::from_output(&machine.name, &output) {
-            store_durably(&store, write).await?;
+            store_durably(&store, write, machine.give_up_after).await?;
         }
     }
     client.close();
@@ -259,21 +263,23 @@ fn unix_now() -> f64 {
 }
 
 /// Stores `write`, retrying with backoff while the database refuses it (a full disk, a lock);
-/// gives up with an error after about two minutes rather than drop it.
-async fn store_durably(store: &Store, write: Write) -> anyhow::Result<()> {
+/// gives up with an error after `give_up_after` rather than drop it.
+async fn store_durably(store: &Store, write: Write, give_up_after: Duration) -> anyhow::Result<()> {
     let mut delay = Duration::from_millis(250);
     let started = Instant::now();
     loop {
         match store.write(write.clone()).await {
             Ok(_) => return Ok(()),
             Err(storage::StorageError::Closed) => anyhow::bail!("the database is closed"),
-            Err(e) if started.elapsed() < Duration::from_secs(120) => {
+            Err(e) if started.elapsed() < give_up_after => {
                 tracing::error!("cannot store a recording write, retrying in {delay:?}: {e}");
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(10));
             }
             Err(e) => {
-                return Err(e).context("the database refused writes for two minutes; stopping so nothing is dropped silently (journaled samples are safe; restart once the disk has room)");
+                return Err(e).context(format!(
+                    "the database refused writes for {give_up_after:?}; stopping so nothing is dropped silently (what was journaled is safe; restart once the disk has room)"
+                ));
             }
         }
     }

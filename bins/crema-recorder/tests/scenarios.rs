@@ -115,3 +115,33 @@ async fn a_stalled_controller_ends_the_shot() {
     assert!(stalled.is_some() && discarded > stalled, "{outputs:?}");
     assert!(shots.iter().all(|s| s.source == "history"), "{shots:?}");
 }
+
+/// A database that refuses every commit (a full disk): the writes are retried, then the loop
+/// stops with an error that says so, instead of dropping samples.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_that_refuses_writes_stops_the_loop_loudly() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = Options {
+        fail_commit: Some(Arc::new(|_| true)),
+        ..Options::default()
+    };
+    let store = Arc::new(Store::open(&dir.path().join("crema.db"), options).unwrap());
+    let sim = Simulator::start(SimulatorConfig {
+        scenario: Scenario::Normal,
+        speed: 20.0,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let mut machine = MachineConfig::new("default", &sim.url());
+    machine.give_up_after = Duration::from_millis(500);
+    let result = tokio::time::timeout(
+        Duration::from_secs(20),
+        record::run(machine, store, CancellationToken::new(), None),
+    )
+    .await
+    .expect("the loop stops by itself");
+    let error = format!("{:#}", result.unwrap_err());
+    assert!(error.contains("the database refused writes"), "{error}");
+    assert!(error.contains("committing"), "{error}");
+}
