@@ -119,6 +119,10 @@ pub async fn run(
                         let _ = reports.send(Report::Lookup(key, result)).await;
                     });
                 }
+                Output::Started(start) => tracing::info!(
+                    machine = %machine.name, shot = start.key,
+                    profile = start.profile_name.as_deref().unwrap_or("?"), "shot started"
+                ),
                 Output::Stalled { key, last_time } => tracing::warn!(
                     machine = %machine.name, shot = key,
                     "the machine's controller stalled: no new sample since time {last_time} ms"
