@@ -1,5 +1,14 @@
 //! HTTP fan-out: a topic hub with a snapshot on subscribe and per-connection queues, served over
 //! WebSocket and Server-Sent Events. Knows nothing of espresso: topics carry opaque JSON events.
 //!
-//! Not built yet: this crate holds its place in the workspace map until the gateway issue lands.
+//! Built so far: the [`hub`] (topics, sequence numbers, snapshot on subscribe with no gap and no
+//! duplicate, a replay ring for SSE resume, each event serialized once) and the per-connection
+//! [`outbound`] queue (a control lane never dropped, a data lane bounded in bytes that drops the
+//! oldest and reports a gap). The WebSocket and SSE endpoints come next.
 #![deny(missing_docs)]
+
+pub mod hub;
+pub mod outbound;
+
+pub use hub::{Event, Hub, OutOfRing, Resumed, Subscription};
+pub use outbound::{Frame, Outbound};

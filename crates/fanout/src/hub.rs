@@ -1,0 +1,297 @@
+//! Topics: the latest event of each name (the snapshot a subscriber gets first), a sequence
+//! number, a bounded replay ring for SSE resume, and a broadcast of each event's bytes,
+//! serialized once for every subscriber.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use serde_json::value::RawValue;
+use tokio::sync::broadcast;
+
+/// One published event, serialized once.
+#[derive(Debug)]
+pub struct Event {
+    /// Its topic.
+    pub topic: Arc<str>,
+    /// Its place in the topic, from 1.
+    pub seq: u64,
+    /// The event name (`status`, `sensors`, …).
+    pub name: Arc<str>,
+    /// When it was published, RFC 3339.
+    pub at: String,
+    /// Its data, raw JSON.
+    pub data: Box<RawValue>,
+    /// The WebSocket frame: `{"type":"event","topic":…,"seq":…,"name":…,"at":…,"data":…}`.
+    pub frame: Bytes,
+}
+
+/// What a subscriber gets: the snapshot, then every later event with no gap and no duplicate.
+#[derive(Debug)]
+pub struct Subscription {
+    /// The topic.
+    pub topic: Arc<str>,
+    /// The latest event of each name, oldest first.
+    pub snapshot: Vec<Arc<Event>>,
+    /// The topic's sequence number when the snapshot was taken: live events follow it.
+    pub seq: u64,
+    /// The live events. A subscriber that falls more than the hub's capacity behind receives
+    /// `Lagged(n)`: `n` events it will never see (report them as a gap). Drop it to cancel.
+    pub live: broadcast::Receiver<Arc<Event>>,
+}
+
+/// An SSE resume: the events missed since the client's last id, then the live ones.
+#[derive(Debug)]
+pub struct Resumed {
+    /// The events after the resume point, in order.
+    pub missed: Vec<Arc<Event>>,
+    /// The live events after them.
+    pub live: broadcast::Receiver<Arc<Event>>,
+}
+
+/// A resume point outside the replay ring: send the snapshot instead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutOfRing;
+
+#[derive(Debug)]
+struct Topic {
+    state: Mutex<State>,
+    tx: broadcast::Sender<Arc<Event>>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    seq: u64,
+    latest: Vec<Arc<Event>>,
+    ring: VecDeque<Arc<Event>>,
+}
+
+/// The topics of one gateway. Knows nothing of espresso: events are names and opaque JSON.
+#[derive(Debug)]
+pub struct Hub {
+    epoch: u64,
+    ring: usize,
+    capacity: usize,
+    topics: Mutex<HashMap<Arc<str>, Arc<Topic>>>,
+}
+
+impl Hub {
+    /// A hub whose SSE ids carry `epoch` (distinct for each start of the gateway), keeping
+    /// `ring` events per topic for resume and letting a subscriber fall `capacity` events behind.
+    pub fn new(epoch: u64, ring: usize, capacity: usize) -> Self {
+        Self {
+            epoch,
+            ring: ring.max(1),
+            capacity: capacity.max(1),
+            topics: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The epoch in SSE ids.
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    fn topic(&self, name: &str) -> (Arc<str>, Arc<Topic>) {
+        let mut topics = self.topics.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((k, v)) = topics.get_key_value(name) {
+            return (k.clone(), v.clone());
+        }
+        let key: Arc<str> = name.into();
+        let topic = Arc::new(Topic {
+            state: Mutex::new(State::default()),
+            tx: broadcast::channel(self.capacity).0,
+        });
+        topics.insert(key.clone(), topic.clone());
+        (key, topic)
+    }
+
+    /// The topics that have had an event or a subscriber.
+    pub fn topics(&self) -> Vec<Arc<str>> {
+        let topics = self.topics.lock().unwrap_or_else(|e| e.into_inner());
+        let mut names: Vec<Arc<str>> = topics.keys().cloned().collect();
+        names.sort();
+        names
+    }
+
+    /// Publishes event `name` with `data` on `topic`: numbered, kept as the latest of its name,
+    /// kept in the ring, serialized once and sent to every subscriber.
+    pub fn publish(&self, topic: &str, name: &str, data: &RawValue, at: SystemTime) -> Arc<Event> {
+        let (key, t) = self.topic(topic);
+        let mut state = t.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.seq += 1;
+        let at = humantime::format_rfc3339_millis(at).to_string();
+        let frame = frame(&key, state.seq, name, &at, data);
+        let event = Arc::new(Event {
+            topic: key,
+            seq: state.seq,
+            name: name.into(),
+            at,
+            data: data.to_owned(),
+            frame,
+        });
+        match state.latest.iter_mut().find(|e| *e.name == *name) {
+            Some(slot) => *slot = event.clone(),
+            None => state.latest.push(event.clone()),
+        }
+        if state.ring.len() == self.ring {
+            state.ring.pop_front();
+        }
+        state.ring.push_back(event.clone());
+        // Sent under the lock: a subscriber's snapshot and its live events never overlap.
+        let _ = t.tx.send(event.clone());
+        event
+    }
+
+    /// Subscribes to `topic`: the receiver is registered, then the snapshot read, under the
+    /// topic's lock, so live events continue exactly after the snapshot.
+    pub fn subscribe(&self, topic: &str) -> Subscription {
+        let (key, t) = self.topic(topic);
+        let state = t.state.lock().unwrap_or_else(|e| e.into_inner());
+        let live = t.tx.subscribe();
+        let mut snapshot = state.latest.clone();
+        snapshot.sort_by_key(|e| e.seq);
+        Subscription {
+            topic: key,
+            snapshot,
+            seq: state.seq,
+            live,
+        }
+    }
+
+    /// For SSE resume: the events of `topic` after `seq`, and a live receiver after them; or
+    /// [`OutOfRing`] when some are no longer kept (or `seq` is from another epoch's future).
+    pub fn resume(&self, topic: &str, seq: u64) -> Result<Resumed, OutOfRing> {
+        let (_, t) = self.topic(topic);
+        let state = t.state.lock().unwrap_or_else(|e| e.into_inner());
+        if seq > state.seq {
+            return Err(OutOfRing);
+        }
+        let oldest = state.ring.front().map_or(state.seq + 1, |e| e.seq);
+        if seq + 1 < oldest {
+            return Err(OutOfRing);
+        }
+        let missed = state.ring.iter().filter(|e| e.seq > seq).cloned().collect();
+        Ok(Resumed {
+            missed,
+            live: t.tx.subscribe(),
+        })
+    }
+}
+
+/// `{"type":"event","topic":…,"seq":…,"name":…,"at":…,"data":…}`.
+fn frame(topic: &str, seq: u64, name: &str, at: &str, data: &RawValue) -> Bytes {
+    #[derive(serde::Serialize)]
+    struct Frame<'a> {
+        #[serde(rename = "type")]
+        kind: &'static str,
+        topic: &'a str,
+        seq: u64,
+        name: &'a str,
+        at: &'a str,
+        data: &'a RawValue,
+    }
+    let json = serde_json::to_vec(&Frame {
+        kind: "event",
+        topic,
+        seq,
+        name,
+        at,
+        data,
+    })
+    .unwrap_or_default();
+    Bytes::from(json)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    fn raw(text: &str) -> Box<RawValue> {
+        RawValue::from_string(text.to_owned()).unwrap()
+    }
+
+    fn at() -> SystemTime {
+        UNIX_EPOCH + Duration::from_millis(1_767_254_414_600)
+    }
+
+    #[test]
+    fn the_frame_is_serialized_once_in_the_wire_shape() {
+        let hub = Hub::new(7, 16, 16);
+        let event = hub.publish("machine:a", "status", &raw(r#"{"state":"idle"}"#), at());
+        assert_eq!(
+            std::str::from_utf8(&event.frame).unwrap(),
+            r#"{"type":"event","topic":"machine:a","seq":1,"name":"status","at":"2026-01-01T08:00:14.600Z","data":{"state":"idle"}}"#
+        );
+    }
+
+    #[test]
+    fn the_snapshot_holds_the_latest_of_each_name_and_live_follows_it() {
+        let hub = Hub::new(1, 16, 16);
+        hub.publish("t", "status", &raw("1"), at());
+        hub.publish("t", "sensors", &raw("2"), at());
+        hub.publish("t", "status", &raw("3"), at());
+        let mut sub = hub.subscribe("t");
+        let names: Vec<(&str, u64)> = sub.snapshot.iter().map(|e| (&*e.name, e.seq)).collect();
+        assert_eq!(names, vec![("sensors", 2), ("status", 3)]);
+        assert_eq!(sub.seq, 3);
+        hub.publish("t", "sensors", &raw("4"), at());
+        assert_eq!(sub.live.try_recv().unwrap().seq, 4);
+        assert!(sub.live.try_recv().is_err());
+    }
+
+    #[test]
+    fn resume_inside_and_outside_the_ring() {
+        let hub = Hub::new(1, 3, 16);
+        for i in 0..5 {
+            hub.publish("t", "e", &raw(&i.to_string()), at());
+        }
+        let missed = hub.resume("t", 3).unwrap().missed;
+        assert_eq!(missed.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![4, 5]);
+        assert_eq!(hub.resume("t", 2).unwrap().missed.len(), 3);
+        assert_eq!(hub.resume("t", 1).unwrap_err(), OutOfRing);
+        assert_eq!(hub.resume("t", 9).unwrap_err(), OutOfRing);
+        assert!(hub.resume("t", 5).unwrap().missed.is_empty());
+    }
+
+    /// Publishers and subscribers on threads: each subscriber sees the snapshot's seq and then
+    /// every later event, contiguous, no gap and no duplicate.
+    #[test]
+    fn no_gap_and_no_duplicate_under_concurrency() {
+        let hub = Arc::new(Hub::new(1, 64, 100_000));
+        let publisher = {
+            let hub = hub.clone();
+            std::thread::spawn(move || {
+                for i in 0..20_000 {
+                    let name = if i % 2 == 0 { "status" } else { "sensors" };
+                    hub.publish("t", name, &raw("0"), at());
+                }
+            })
+        };
+        let subscribers: Vec<_> = (0..4)
+            .map(|_| {
+                let hub = hub.clone();
+                std::thread::spawn(move || {
+                    let mut sub = hub.subscribe("t");
+                    let mut expected = sub.seq + 1;
+                    while expected <= 20_000 {
+                        match sub.live.try_recv() {
+                            Ok(e) => {
+                                assert_eq!(e.seq, expected);
+                                expected += 1;
+                            }
+                            Err(broadcast::error::TryRecvError::Empty) => std::thread::yield_now(),
+                            Err(e) => panic!("{e}"),
+                        }
+                    }
+                })
+            })
+            .collect();
+        publisher.join().unwrap();
+        for s in subscribers {
+            s.join().unwrap();
+        }
+    }
+}

@@ -1,0 +1,217 @@
+//! The per-connection outbound queue: two lanes. Control frames (`subscribed`, `unsubscribed`,
+//! `error`, `gap`, close) are never dropped and go first. Data frames are bounded in bytes: past
+//! the bound the oldest are dropped, and the connection is told how many with one `gap` frame
+//! per topic before the next data frame. Pure: no IO, no clock.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+/// The next frame to write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Frame {
+    /// A control frame (JSON text).
+    Control(Bytes),
+    /// A data frame (JSON text, shared by every subscriber).
+    Data(Bytes),
+}
+
+impl Frame {
+    /// The frame's bytes.
+    pub fn bytes(&self) -> &Bytes {
+        match self {
+            Frame::Control(b) | Frame::Data(b) => b,
+        }
+    }
+}
+
+/// See the [module docs](self).
+#[derive(Debug)]
+pub struct Outbound {
+    control: VecDeque<Bytes>,
+    data: VecDeque<(Arc<str>, Bytes)>,
+    data_bytes: usize,
+    max_data_bytes: usize,
+    /// Data dropped per topic and not yet reported.
+    dropped: BTreeMap<Arc<str>, u64>,
+    dropped_total: u64,
+}
+
+impl Outbound {
+    /// A queue holding at most `max_data_bytes` of data frames (one frame is always kept, even
+    /// a larger one).
+    pub fn new(max_data_bytes: usize) -> Self {
+        Self {
+            control: VecDeque::new(),
+            data: VecDeque::new(),
+            data_bytes: 0,
+            max_data_bytes,
+            dropped: BTreeMap::new(),
+            dropped_total: 0,
+        }
+    }
+
+    /// Queues a control frame. Never dropped.
+    pub fn push_control(&mut self, frame: Bytes) {
+        self.control.push_back(frame);
+    }
+
+    /// Queues a data frame of `topic`; drops the oldest data frames while over the bound.
+    pub fn push_data(&mut self, topic: &Arc<str>, frame: Bytes) {
+        self.data_bytes += frame.len();
+        self.data.push_back((topic.clone(), frame));
+        while self.data_bytes > self.max_data_bytes && self.data.len() > 1 {
+            if let Some((topic, old)) = self.data.pop_front() {
+                self.data_bytes -= old.len();
+                *self.dropped.entry(topic).or_default() += 1;
+                self.dropped_total += 1;
+            }
+        }
+    }
+
+    /// Records `count` data frames of `topic` lost before they reached this queue (a lagging
+    /// subscription), to be reported like the queue's own drops.
+    pub fn note_dropped(&mut self, topic: &Arc<str>, count: u64) {
+        if count > 0 {
+            *self.dropped.entry(topic.clone()).or_default() += count;
+            self.dropped_total += count;
+        }
+    }
+
+    /// The next frame: control frames first, then one `gap` frame per topic that lost data
+    /// (built by `gap`), then data frames in order.
+    pub fn pop(&mut self, gap: impl Fn(&str, u64) -> Bytes) -> Option<Frame> {
+        if let Some(frame) = self.control.pop_front() {
+            return Some(Frame::Control(frame));
+        }
+        if let Some((topic, count)) = self.dropped.pop_first() {
+            return Some(Frame::Control(gap(&topic, count)));
+        }
+        let (_, frame) = self.data.pop_front()?;
+        self.data_bytes -= frame.len();
+        Some(Frame::Data(frame))
+    }
+
+    /// Whether nothing waits.
+    pub fn is_empty(&self) -> bool {
+        self.control.is_empty() && self.data.is_empty() && self.dropped.is_empty()
+    }
+
+    /// Bytes of data frames waiting.
+    pub fn data_bytes(&self) -> usize {
+        self.data_bytes
+    }
+
+    /// Data frames dropped since the queue was made.
+    pub fn dropped_total(&self) -> u64 {
+        self.dropped_total
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn gap(topic: &str, n: u64) -> Bytes {
+        Bytes::from(format!("gap {topic} {n}"))
+    }
+
+    #[test]
+    fn control_first_then_gaps_then_data() {
+        let t: Arc<str> = "machine:a".into();
+        let mut q = Outbound::new(10);
+        q.push_data(&t, Bytes::from_static(b"d1-----"));
+        q.push_data(&t, Bytes::from_static(b"d2-----"));
+        q.push_control(Bytes::from_static(b"c1"));
+        assert_eq!(q.pop(gap), Some(Frame::Control(Bytes::from_static(b"c1"))));
+        assert_eq!(q.pop(gap), Some(Frame::Control(gap("machine:a", 1))));
+        assert_eq!(
+            q.pop(gap),
+            Some(Frame::Data(Bytes::from_static(b"d2-----")))
+        );
+        assert_eq!(q.pop(gap), None);
+        assert!(q.is_empty());
+        assert_eq!(q.dropped_total(), 1);
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Control,
+        Data { topic: u8, len: usize },
+        Lost { topic: u8, n: u64 },
+        Pop,
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            1 => Just(Op::Control),
+            6 => (0u8..3, 1usize..40).prop_map(|(topic, len)| Op::Data { topic, len }),
+            1 => (0u8..3, 0u64..5).prop_map(|(topic, n)| Op::Lost { topic, n }),
+            4 => Just(Op::Pop),
+        ]
+    }
+
+    proptest! {
+        /// Every control frame arrives, in order; the data bytes never exceed the bound (but for
+        /// one frame); every data frame is delivered or counted in exactly one gap; delivered
+        /// data keeps its order.
+        #[test]
+        fn nothing_is_lost_without_being_counted(ops in prop::collection::vec(op(), 0..200), max in 1usize..120) {
+            let topics: Vec<Arc<str>> = ["a", "b", "c"].iter().map(|t| Arc::from(*t)).collect();
+            let mut q = Outbound::new(max);
+            let (mut controls, mut pushed) = (0u64, 0u64);
+            let (mut got_controls, mut got_data, mut gaps) = (0u64, 0u64, 0u64);
+            let mut last_data: Option<u64> = None;
+            let mut run = |q: &mut Outbound, got_controls: &mut u64, got_data: &mut u64, gaps: &mut u64| -> Result<bool, TestCaseError> {
+                match q.pop(|t, n| Bytes::from(format!("gap:{t}:{n}"))) {
+                    Some(Frame::Control(b)) => {
+                        let text = String::from_utf8(b.to_vec()).unwrap();
+                        if let Some(rest) = text.strip_prefix("gap:") {
+                            *gaps += rest.rsplit(':').next().unwrap().parse::<u64>().unwrap();
+                        } else {
+                            prop_assert_eq!(text, format!("control {}", *got_controls));
+                            *got_controls += 1;
+                        }
+                        Ok(true)
+                    }
+                    Some(Frame::Data(b)) => {
+                        let n: u64 = String::from_utf8(b.to_vec()).unwrap().split(' ').next().unwrap().parse().unwrap();
+                        prop_assert!(last_data.is_none_or(|l| n > l), "data out of order");
+                        last_data = Some(n);
+                        *got_data += 1;
+                        Ok(true)
+                    }
+                    None => Ok(false),
+                }
+            };
+            let mut lost = 0u64;
+            for op in ops {
+                match op {
+                    Op::Control => {
+                        q.push_control(Bytes::from(format!("control {controls}")));
+                        controls += 1;
+                    }
+                    Op::Data { topic, len } => {
+                        let text = format!("{pushed} {}", "x".repeat(len));
+                        q.push_data(&topics[usize::from(topic)], Bytes::from(text));
+                        pushed += 1;
+                        prop_assert!(q.data_bytes() <= max || q.data.len() == 1);
+                    }
+                    Op::Lost { topic, n } => {
+                        q.note_dropped(&topics[usize::from(topic)], n);
+                        lost += n;
+                    }
+                    Op::Pop => {
+                        run(&mut q, &mut got_controls, &mut got_data, &mut gaps)?;
+                    }
+                }
+            }
+            while run(&mut q, &mut got_controls, &mut got_data, &mut gaps)? {}
+            prop_assert_eq!(got_controls, controls);
+            prop_assert_eq!(got_data + gaps, pushed + lost);
+            prop_assert_eq!(q.dropped_total(), gaps);
+        }
+    }
+}
