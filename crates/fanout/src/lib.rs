@@ -9,6 +9,7 @@
 
 pub mod hub;
 pub mod outbound;
+pub mod ws;
 
 pub use hub::{Event, Hub, OutOfRing, Resumed, Subscription};
 pub use outbound::{Frame, Outbound};

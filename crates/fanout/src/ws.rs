@@ -1,0 +1,268 @@
+//! `GET /ws`: the browser WebSocket protocol (`docs/protocol.md`).
+//!
+//! Client → server: `{"op":"subscribe","topic":T}`, `{"op":"unsubscribe","topic":T}`; anything
+//! else gets an `error` frame and the connection stays. Server → client: `subscribed` (with the
+//! snapshot), `event`, `gap`, `unsubscribed`, `error`. Each connection has two tasks: one reads the
+//! client and forwards its subscriptions into the [`Outbound`] queue, one writes the queue to the
+//! socket (all that waits, then one flush). A client that does not read only fills its own queue:
+//! its oldest data frames are dropped and reported as a `gap`, and nobody else waits for it.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use futures_util::{SinkExt as _, StreamExt as _};
+use tokio::sync::Notify;
+use tokio_stream::StreamMap;
+use tokio_stream::wrappers::BroadcastStream;
+use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
+
+use crate::{Hub, Outbound};
+
+/// Per-connection and per-gateway limits.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// The largest message a client may send (4 KiB: it only subscribes).
+    pub max_inbound: usize,
+    /// Subscriptions per connection (32).
+    pub max_subscriptions: usize,
+    /// Connections per gateway (10,000).
+    pub max_connections: usize,
+    /// Data bytes a connection may have waiting before its oldest are dropped (256 KiB).
+    pub data_bytes: usize,
+    /// A ping every (30 s)…
+    pub ping_every: Duration,
+    /// …and a connection silent this long is dropped (60 s).
+    pub silence: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_inbound: 4096,
+            max_subscriptions: 32,
+            max_connections: 10_000,
+            data_bytes: 256 * 1024,
+            ping_every: Duration::from_secs(30),
+            silence: Duration::from_secs(60),
+        }
+    }
+}
+
+/// What the WebSocket endpoint serves.
+#[derive(Debug)]
+pub struct WsState {
+    hub: Arc<Hub>,
+    limits: Limits,
+    connections: AtomicUsize,
+}
+
+impl WsState {
+    /// The endpoint's state over `hub`.
+    pub fn new(hub: Arc<Hub>, limits: Limits) -> Arc<Self> {
+        Arc::new(Self {
+            hub,
+            limits,
+            connections: AtomicUsize::new(0),
+        })
+    }
+
+    /// Connections open now.
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::Relaxed)
+    }
+}
+
+/// The `/ws` handler.
+pub async fn handler(State(state): State<Arc<WsState>>, ws: WebSocketUpgrade) -> Response {
+    if state.connections.fetch_add(1, Ordering::AcqRel) >= state.limits.max_connections {
+        state.connections.fetch_sub(1, Ordering::AcqRel);
+        return (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(serde_json::json!({
+                "error": "too_many_connections",
+                "message": "the gateway serves as many connections as it is configured for; try again later"
+            })),
+        )
+            .into_response();
+    }
+    let max = state.limits.max_inbound;
+    ws.read_buffer_size(4096)
+        .write_buffer_size(4096)
+        .max_message_size(max)
+        .max_frame_size(max)
+        .on_upgrade(move |socket| async move {
+            connection(state.clone(), socket).await;
+            state.connections.fetch_sub(1, Ordering::AcqRel);
+        })
+}
+
+/// The queue both tasks of a connection share.
+struct Shared {
+    out: Mutex<Outbound>,
+    ready: Notify,
+    ping: std::sync::atomic::AtomicBool,
+}
+
+fn control(value: serde_json::Value) -> Bytes {
+    Bytes::from(value.to_string())
+}
+
+fn gap(topic: &str, dropped: u64) -> Bytes {
+    control(serde_json::json!({"type": "gap", "topic": topic, "dropped": dropped}))
+}
+
+fn error(code: &str, message: &str) -> Bytes {
+    control(serde_json::json!({"type": "error", "code": code, "message": message}))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Request {
+    op: Op,
+    topic: String,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum Op {
+    Subscribe,
+    Unsubscribe,
+}
+
+async fn connection(state: Arc<WsState>, socket: WebSocket) {
+    let (mut sink, mut stream) = socket.split();
+    let shared = Arc::new(Shared {
+        out: Mutex::new(Outbound::new(state.limits.data_bytes)),
+        ready: Notify::new(),
+        ping: std::sync::atomic::AtomicBool::new(false),
+    });
+    // The writer: everything waiting, then one flush.
+    let writer = {
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            loop {
+                shared.ready.notified().await;
+                if shared.ping.swap(false, Ordering::AcqRel)
+                    && sink.feed(Message::Ping(Bytes::new())).await.is_err()
+                {
+                    return;
+                }
+                loop {
+                    let frame = shared.out.lock().ok().and_then(|mut out| out.pop(gap));
+                    let Some(frame) = frame else { break };
+                    let text = match Utf8Bytes::try_from(frame.bytes().clone()) {
+                        Ok(text) => text,
+                        Err(_) => continue,
+                    };
+                    if sink.feed(Message::Text(text)).await.is_err() {
+                        return;
+                    }
+                }
+                if sink.flush().await.is_err() {
+                    return;
+                }
+            }
+        })
+    };
+    let push = |f: &dyn Fn(&mut Outbound)| {
+        if let Ok(mut out) = shared.out.lock() {
+            f(&mut out);
+        }
+        shared.ready.notify_one();
+    };
+    let mut subscriptions: StreamMap<Arc<str>, BroadcastStream<Arc<crate::Event>>> =
+        StreamMap::new();
+    let mut ping = tokio::time::interval(state.limits.ping_every);
+    ping.tick().await;
+    let mut heard = tokio::time::Instant::now();
+    loop {
+        let silent_until = heard + state.limits.silence;
+        tokio::select! {
+            message = stream.next() => {
+                let Some(Ok(message)) = message else { break };
+                heard = tokio::time::Instant::now();
+                let text = match message {
+                    Message::Text(text) => text,
+                    Message::Close(_) => break,
+                    Message::Binary(_) => {
+                        push(&|out| out.push_control(error("bad_request", "send JSON text frames")));
+                        continue;
+                    }
+                    _ => continue,
+                };
+                let request: Request = match serde_json::from_str(text.as_str()) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        let message = format!("expected {{\"op\":\"subscribe\"|\"unsubscribe\",\"topic\":…}}: {e}");
+                        push(&|out| out.push_control(error("bad_request", &message)));
+                        continue;
+                    }
+                };
+                match request.op {
+                    Op::Subscribe => {
+                        if subscriptions.contains_key(request.topic.as_str()) {
+                            push(&|out| out.push_control(error("already_subscribed", &format!("already subscribed to {}", request.topic))));
+                        } else if subscriptions.len() >= state.limits.max_subscriptions {
+                            let message = format!("at most {} subscriptions per connection", state.limits.max_subscriptions);
+                            push(&|out| out.push_control(error("too_many_subscriptions", &message)));
+                        } else {
+                            let sub = state.hub.subscribe(&request.topic);
+                            let frame = subscribed(&sub);
+                            push(&|out| out.push_control(frame.clone()));
+                            subscriptions.insert(sub.topic.clone(), BroadcastStream::new(sub.live));
+                        }
+                    }
+                    Op::Unsubscribe => {
+                        let frame = match subscriptions.remove(request.topic.as_str()) {
+                            Some(_) => control(serde_json::json!({"type": "unsubscribed", "topic": request.topic})),
+                            None => error("not_subscribed", &format!("not subscribed to {}", request.topic)),
+                        };
+                        push(&|out| out.push_control(frame.clone()));
+                    }
+                }
+            }
+            Some((topic, item)) = subscriptions.next() => {
+                match item {
+                    Ok(event) => push(&|out| out.push_data(&topic, event.frame.clone())),
+                    Err(BroadcastStreamRecvError::Lagged(n)) => push(&|out| out.note_dropped(&topic, n)),
+                }
+            }
+            _ = ping.tick() => {
+                shared.ping.store(true, Ordering::Release);
+                shared.ready.notify_one();
+            }
+            () = tokio::time::sleep_until(silent_until) => {
+                tracing::info!("dropping a WebSocket silent for {:?}", state.limits.silence);
+                break;
+            }
+        }
+    }
+    writer.abort();
+}
+
+/// `{"type":"subscribed","topic":T,"snapshot":[event frames…]}`.
+fn subscribed(sub: &crate::Subscription) -> Bytes {
+    let mut text = String::from("{\"type\":\"subscribed\",\"topic\":");
+    text.push_str(&serde_json::to_string(&*sub.topic).unwrap_or_default());
+    text.push_str(",\"snapshot\":[");
+    for (i, event) in sub.snapshot.iter().enumerate() {
+        if i > 0 {
+            text.push(',');
+        }
+        text.push_str(std::str::from_utf8(&event.frame).unwrap_or("null"));
+    }
+    text.push_str("]}");
+    Bytes::from(text)
+}
+
+/// The router serving `/ws`.
+pub fn router(state: Arc<WsState>) -> axum::Router {
+    axum::Router::new()
+        .route("/ws", axum::routing::get(handler))
+        .with_state(state)
+}
