@@ -4,11 +4,13 @@
 //! Built so far: the [`hub`] (topics, sequence numbers, snapshot on subscribe with no gap and no
 //! duplicate, a replay ring for SSE resume, each event serialized once) and the per-connection
 //! [`outbound`] queue (a control lane never dropped, a data lane bounded in bytes that drops the
-//! oldest and reports a gap). The WebSocket and SSE endpoints come next.
+//! oldest and reports a gap), the WebSocket endpoint ([`ws`]) and the SSE stream ([`sse`]).
+//! Auth and the origin check come next.
 #![deny(missing_docs)]
 
 pub mod hub;
 pub mod outbound;
+pub mod sse;
 pub mod ws;
 
 pub use hub::{Event, Hub, OutOfRing, Resumed, Subscription};

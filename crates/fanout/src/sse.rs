@@ -1,0 +1,78 @@
+//! Server-Sent Events for one topic: `id: <epoch>-<seq>`, `event: <name>`, `data: <json>`.
+//!
+//! A client that comes back with `Last-Event-ID` (or `?last_event_id=` on its first connect)
+//! gets what it missed from the replay ring, then the live events. When its id is from another
+//! epoch or older than the ring, it gets the snapshot first (the latest event of each name),
+//! as a new subscriber does. A subscriber that falls behind the hub gets a `gap` event with
+//! the number it missed. A comment every 15 s keeps proxies from closing the stream; `retry:`
+//! tells the browser to come back after 2 s; `X-Accel-Buffering: no` keeps nginx from
+//! buffering it.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::{HeaderMap, HeaderValue};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt as _;
+use tokio_stream::wrappers::BroadcastStream;
+use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
+
+use crate::{Event, Hub};
+
+/// Parses `<epoch>-<seq>`.
+pub fn parse_id(id: &str) -> Option<(u64, u64)> {
+    let (epoch, seq) = id.trim().split_once('-')?;
+    Some((epoch.parse().ok()?, seq.parse().ok()?))
+}
+
+fn sse_event(hub: &Hub, event: &Event) -> SseEvent {
+    SseEvent::default()
+        .id(format!("{}-{}", hub.epoch(), event.seq))
+        .event(&*event.name)
+        .data(event.data.get())
+}
+
+/// The SSE response for `topic`, resuming after `last_event_id` (the header's or the query's).
+pub fn stream(hub: Arc<Hub>, topic: &str, last_event_id: Option<&str>) -> Response {
+    let resume = last_event_id
+        .and_then(parse_id)
+        .filter(|(epoch, _)| *epoch == hub.epoch())
+        .and_then(|(_, seq)| hub.resume(topic, seq).ok());
+    let (first, live) = match resume {
+        Some(resumed) => (resumed.missed, resumed.live),
+        None => {
+            let sub = hub.subscribe(topic);
+            (sub.snapshot, sub.live)
+        }
+    };
+    let head: Vec<SseEvent> = std::iter::once(SseEvent::default().retry(Duration::from_secs(2)))
+        .chain(first.iter().map(|e| sse_event(&hub, e)))
+        .collect();
+    let live_hub = hub.clone();
+    let live = BroadcastStream::new(live).map(move |item| match item {
+        Ok(event) => sse_event(&live_hub, &event),
+        Err(BroadcastStreamRecvError::Lagged(n)) => SseEvent::default()
+            .event("gap")
+            .data(format!("{{\"dropped\":{n}}}")),
+    });
+    let events = futures_util::stream::iter(head)
+        .chain(live)
+        .map(Ok::<_, Infallible>);
+    let mut response = Sse::new(events)
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+        .into_response();
+    response
+        .headers_mut()
+        .insert("x-accel-buffering", HeaderValue::from_static("no"));
+    response
+}
+
+/// The resume point a request carries: the `Last-Event-ID` header, else `?last_event_id=`.
+pub fn last_event_id<'a>(headers: &'a HeaderMap, query: Option<&'a str>) -> Option<&'a str> {
+    headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .or(query)
+}
