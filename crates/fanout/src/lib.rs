@@ -4,10 +4,11 @@
 //! Built so far: the [`hub`] (topics, sequence numbers, snapshot on subscribe with no gap and no
 //! duplicate, a replay ring for SSE resume, each event serialized once) and the per-connection
 //! [`outbound`] queue (a control lane never dropped, a data lane bounded in bytes that drops the
-//! oldest and reports a gap), the WebSocket endpoint ([`ws`]) and the SSE stream ([`sse`]).
-//! Auth and the origin check come next.
+//! oldest and reports a gap), the WebSocket endpoint ([`ws`]), the SSE stream ([`sse`]) and
+//! [`auth`] (none, static tokens, introspection; checked once per connection and at subscribe).
 #![deny(missing_docs)]
 
+pub mod auth;
 pub mod hub;
 pub mod outbound;
 pub mod sse;

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use axum::extract::State;
 use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures_util::{SinkExt as _, StreamExt as _};
@@ -21,6 +22,7 @@ use tokio_stream::StreamMap;
 use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 
+use crate::auth::{Auth, Identity};
 use crate::{Hub, Outbound};
 
 /// Per-connection and per-gateway limits.
@@ -58,15 +60,30 @@ impl Default for Limits {
 pub struct WsState {
     hub: Arc<Hub>,
     limits: Limits,
+    auth: Auth,
+    origins: Option<Vec<String>>,
     connections: AtomicUsize,
 }
 
 impl WsState {
-    /// The endpoint's state over `hub`.
+    /// The endpoint's state over `hub`: everyone may connect and read everything.
     pub fn new(hub: Arc<Hub>, limits: Limits) -> Arc<Self> {
+        Self::with_auth(hub, limits, Auth::None, None)
+    }
+
+    /// The endpoint's state with `auth`, and WebSocket upgrades accepted only from `origins`
+    /// (when given; requests without an `Origin` header, from non-browser clients, pass).
+    pub fn with_auth(
+        hub: Arc<Hub>,
+        limits: Limits,
+        auth: Auth,
+        origins: Option<Vec<String>>,
+    ) -> Arc<Self> {
         Arc::new(Self {
             hub,
             limits,
+            auth,
+            origins,
             connections: AtomicUsize::new(0),
         })
     }
@@ -78,17 +95,33 @@ impl WsState {
 }
 
 /// The `/ws` handler.
-pub async fn handler(State(state): State<Arc<WsState>>, ws: WebSocketUpgrade) -> Response {
+pub async fn handler(
+    State(state): State<Arc<WsState>>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
+    if let (Some(allowed), Some(origin)) = (
+        &state.origins,
+        headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()),
+    ) && !allowed.iter().any(|a| a == origin)
+    {
+        return refuse(
+            StatusCode::FORBIDDEN,
+            "origin_not_allowed",
+            &format!("pages from {origin} may not open this WebSocket"),
+        );
+    }
+    let identity = match state.auth.authenticate(&headers).await {
+        Ok(identity) => identity,
+        Err(refused) => return refuse(refused.status, "unauthorized", &refused.message),
+    };
     if state.connections.fetch_add(1, Ordering::AcqRel) >= state.limits.max_connections {
         state.connections.fetch_sub(1, Ordering::AcqRel);
-        return (
-            axum::http::StatusCode::SERVICE_UNAVAILABLE,
-            axum::Json(serde_json::json!({
-                "error": "too_many_connections",
-                "message": "the gateway serves as many connections as it is configured for; try again later"
-            })),
-        )
-            .into_response();
+        return refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too_many_connections",
+            "the gateway serves as many connections as it is configured for; try again later",
+        );
     }
     let max = state.limits.max_inbound;
     ws.read_buffer_size(4096)
@@ -96,7 +129,7 @@ pub async fn handler(State(state): State<Arc<WsState>>, ws: WebSocketUpgrade) ->
         .max_message_size(max)
         .max_frame_size(max)
         .on_upgrade(move |socket| async move {
-            connection(state.clone(), socket).await;
+            connection(state.clone(), identity, socket).await;
             state.connections.fetch_sub(1, Ordering::AcqRel);
         })
 }
@@ -134,7 +167,16 @@ enum Op {
     Unsubscribe,
 }
 
-async fn connection(state: Arc<WsState>, socket: WebSocket) {
+/// `{"error": code, "message": …}` with `status`.
+fn refuse(status: StatusCode, code: &str, message: &str) -> Response {
+    (
+        status,
+        axum::Json(serde_json::json!({"error": code, "message": message})),
+    )
+        .into_response()
+}
+
+async fn connection(state: Arc<WsState>, identity: Identity, socket: WebSocket) {
     let (mut sink, mut stream) = socket.split();
     let shared = Arc::new(Shared {
         out: Mutex::new(Outbound::new(state.limits.data_bytes)),
@@ -205,7 +247,9 @@ async fn connection(state: Arc<WsState>, socket: WebSocket) {
                 };
                 match request.op {
                     Op::Subscribe => {
-                        if subscriptions.contains_key(request.topic.as_str()) {
+                        if !identity.may_read(&request.topic) {
+                            push(&|out| out.push_control(error("forbidden", &format!("you may not read {}", request.topic))));
+                        } else if subscriptions.contains_key(request.topic.as_str()) {
                             push(&|out| out.push_control(error("already_subscribed", &format!("already subscribed to {}", request.topic))));
                         } else if subscriptions.len() >= state.limits.max_subscriptions {
                             let message = format!("at most {} subscriptions per connection", state.limits.max_subscriptions);
