@@ -165,6 +165,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
             store.clone(),
             stop,
             None,
+            None,
         )
         .await
     });

@@ -60,6 +60,10 @@ pub struct Stored {
     pub at: Instant,
 }
 
+/// Called with every event from the machine (its name and first argument, raw JSON), and with
+/// `connected` / `disconnected` when the connection changes: what the gateway fans out.
+pub type EventSink = Arc<dyn Fn(&str, &serde_json::value::RawValue) + Send + Sync>;
+
 /// What the tasks beside the loop report.
 enum Report {
     Lookup(
@@ -76,6 +80,7 @@ pub async fn run(
     store: Arc<Store>,
     stop: CancellationToken,
     stored: Option<mpsc::Sender<Stored>>,
+    sink: Option<EventSink>,
 ) -> anyhow::Result<()> {
     let api = Api::new(&machine.url, Duration::from_secs(120))?;
     let lookup_api = Api::new(&machine.url, Duration::from_secs(5))?;
@@ -176,6 +181,9 @@ pub async fn run(
                 let Some(event) = event else {
                     anyhow::bail!("the socket.io client stopped");
                 };
+                if let Some(sink) = &sink {
+                    forward(sink, &event, &machine.url);
+                }
                 if let Some(input) = input(event) {
                     recorder.handle_input(now, input);
                 }
@@ -228,6 +236,39 @@ pub async fn run(
 
 /// A timer far enough away to mean "none".
 const FAR: Duration = Duration::from_secs(86_400 * 365);
+
+/// Hands a socket.io event to the sink: machine events as they came, connection changes as
+/// `connected` / `disconnected` events.
+fn forward(sink: &EventSink, event: &Event, url: &str) {
+    let state = |name: &str, extra: serde_json::Value| {
+        let mut data = serde_json::json!({ "url": url, "at": unix_now() });
+        if let (Some(map), serde_json::Value::Object(more)) = (data.as_object_mut(), extra) {
+            map.extend(more);
+        }
+        if let Ok(raw) = serde_json::value::to_raw_value(&data) {
+            sink(name, &raw);
+        }
+    };
+    match event {
+        Event::Connect { .. } => state("connected", serde_json::json!({})),
+        Event::Disconnect(reason) => {
+            state(
+                "disconnected",
+                serde_json::json!({ "reason": reason.to_string() }),
+            );
+        }
+        Event::Message(event) => {
+            let Some(name) = event.name().as_str().map(str::to_owned) else {
+                return;
+            };
+            if let Ok(args) = event.message().packet.raw_args() {
+                let null = serde_json::value::RawValue::NULL;
+                sink(&name, args.first().copied().unwrap_or(null));
+            }
+        }
+        _ => {}
+    }
+}
 
 /// What the recorder takes from a socket.io event.
 fn input(event: Event) -> Option<Input> {

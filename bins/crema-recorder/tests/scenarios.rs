@@ -27,7 +27,13 @@ async fn record(scenario: Scenario) -> (Vec<ShotSummary>, Vec<Output>, Simulator
     machine.reconcile_for = Duration::from_secs(3);
     // The machine's 12 s stall lasts 0.6 s at this speed: stall sooner.
     machine.recorder.stall_after = Duration::from_millis(200);
-    let task = tokio::spawn(record::run(machine, store.clone(), stop.clone(), Some(tx)));
+    let task = tokio::spawn(record::run(
+        machine,
+        store.clone(),
+        stop.clone(),
+        Some(tx),
+        None,
+    ));
     sim.finished().await;
     // Let the last writes and the reconciliation land.
     tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -137,7 +143,7 @@ async fn a_database_that_refuses_writes_stops_the_loop_loudly() {
     machine.give_up_after = Duration::from_millis(500);
     let result = tokio::time::timeout(
         Duration::from_secs(20),
-        record::run(machine, store, CancellationToken::new(), None),
+        record::run(machine, store, CancellationToken::new(), None, None),
     )
     .await
     .expect("the loop stops by itself");

@@ -118,6 +118,7 @@ fn live_latency(shots: usize, dir: &std::path::Path) -> anyhow::Result<Vec<Durat
             store.clone(),
             stop.clone(),
             Some(tx),
+            None,
         ));
         let mut latencies = Vec::new();
         let deadline = tokio::time::Instant::now() + Duration::from_secs(60 + 12 * shots as u64);
