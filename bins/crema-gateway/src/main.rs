@@ -1,12 +1,295 @@
 //! `crema-gateway`: one connection per machine, fanned out to many browsers over WebSocket and
 //! Server-Sent Events, every shot recorded. Thin: wiring, configuration and the CLI.
-//!
-//! The gateway is composed in a later step; today the binary only says so.
 
-fn main() -> std::process::ExitCode {
-    eprintln!(
-        "crema-gateway is not assembled yet: the codecs are in place, the client, recorder and \
-         fan-out follow. Try `crema-recorder decode FILE` to look at captured traffic."
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context as _;
+use clap::{Parser, ValueEnum};
+use crema_recorder::record::{self, MachineConfig};
+use fanout::Hub;
+use fanout::auth::{Auth, TokenGrant};
+use fanout::ws::{Limits, WsState};
+use storage::{Options, Store};
+use tokio_util::sync::CancellationToken;
+
+mod api;
+
+/// One connection per espresso machine, fanned out to many browsers; every shot recorded.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    /// A TOML configuration file (machines, auth, origins); flags override it.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// A machine: `URL` (named `default`) or `NAME=URL`. Repeatable.
+    #[arg(long = "machine")]
+    machines: Vec<String>,
+    /// The database file.
+    #[arg(long)]
+    db: Option<PathBuf>,
+    /// Where to listen.
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// Run a simulated machine in this process and connect to it.
+    #[arg(long)]
+    demo: bool,
+    /// Listen on a non-loopback address without auth (everyone on the network reads everything).
+    #[arg(long)]
+    allow_remote: bool,
+    /// Log lines as text for people, or JSON for machines.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+/// `crema.toml`.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Config {
+    #[serde(default)]
+    machines: Vec<MachineEntry>,
+    db: Option<PathBuf>,
+    listen: Option<SocketAddr>,
+    #[serde(default)]
+    auth: AuthConfig,
+    /// Pages allowed to open the WebSocket (`Origin`); absent: any.
+    origins: Option<Vec<String>>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MachineEntry {
+    name: String,
+    url: String,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(tag = "mode", rename_all = "lowercase", deny_unknown_fields)]
+enum AuthConfig {
+    #[default]
+    None,
+    Token {
+        tokens: Vec<TokenGrant>,
+    },
+    Introspect {
+        url: String,
+    },
+}
+
+fn main() {
+    let cli = Cli::parse();
+    init_logs(cli.log_format);
+    if let Err(e) = run(cli) {
+        eprintln!("crema-gateway: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn init_logs(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+/// A machine flag: `URL` or `NAME=URL`.
+fn parse_machine(flag: &str) -> anyhow::Result<(String, String)> {
+    let (name, url) = match flag.split_once('=') {
+        Some((name, url)) if !name.contains("://") => (name.to_owned(), url.to_owned()),
+        _ => ("default".to_owned(), flag.to_owned()),
+    };
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        anyhow::bail!("machine name {name:?}: use letters, digits, '-' and '_'");
+    }
+    meticulous::api::Api::new(&url, Duration::from_secs(1))?;
+    Ok((name, url))
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let config: Config = match &cli.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the configuration {}", path.display()))?;
+            toml::from_str(&text)
+                .with_context(|| format!("the configuration {} does not read", path.display()))?
+        }
+        None => Config::default(),
+    };
+    let mut machines: Vec<(String, String)> = config
+        .machines
+        .iter()
+        .map(|m| parse_machine(&format!("{}={}", m.name, m.url)))
+        .collect::<anyhow::Result<_>>()?;
+    for flag in &cli.machines {
+        machines.push(parse_machine(flag)?);
+    }
+    if machines.is_empty() && !cli.demo {
+        anyhow::bail!("no machine: pass --machine [NAME=]URL (or --demo)");
+    }
+    let listen = cli
+        .listen
+        .or(config.listen)
+        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
+    let auth = match config.auth {
+        AuthConfig::None => Auth::None,
+        AuthConfig::Token { tokens } => Auth::Token(tokens),
+        AuthConfig::Introspect { url } => Auth::Introspect {
+            url,
+            timeout: Duration::from_secs(5),
+        },
+    };
+    if matches!(auth, Auth::None) && !listen.ip().is_loopback() && !cli.allow_remote {
+        anyhow::bail!(
+            "refusing to listen on {listen} without auth: everyone on the network could read every machine. \
+             Configure auth in the config file, or pass --allow-remote"
+        );
+    }
+    let db = cli
+        .db
+        .or(config.db)
+        .unwrap_or_else(|| PathBuf::from("crema.db"));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let store = Arc::new(Store::open(&db, Options::default())?);
+    let result = rt.block_on(serve(
+        machines,
+        cli.demo,
+        listen,
+        auth,
+        config.origins,
+        store.clone(),
+    ));
+    drop(rt);
+    if let Ok(store) = Arc::try_unwrap(store) {
+        store.close();
+    }
+    result
+}
+
+/// The first SIGINT/SIGTERM stops cleanly (recorders journal what they read); a second one
+/// exits at once.
+async fn stop_on_signals(stop: CancellationToken) {
+    let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+    else {
+        tracing::warn!("cannot watch SIGTERM");
+        return;
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!("stopping: storing what was read, then exiting (signal again to exit at once)");
+    stop.cancel();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    std::process::exit(130);
+}
+
+async fn serve(
+    mut machines: Vec<(String, String)>,
+    demo: bool,
+    listen: SocketAddr,
+    auth: Auth,
+    origins: Option<Vec<String>>,
+    store: Arc<Store>,
+) -> anyhow::Result<()> {
+    let _simulator = if demo {
+        let sim = simulator::Simulator::start(simulator::SimulatorConfig {
+            repeat: true,
+            ..simulator::SimulatorConfig::default()
+        })
+        .await
+        .context("starting the simulated machine")?;
+        machines.push(("demo".to_owned(), sim.url()));
+        Some(sim)
+    } else {
+        None
+    };
+    let epoch = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let hub = Arc::new(Hub::new(epoch, 1024, 4096));
+    let stop = CancellationToken::new();
+    let mut recorders = Vec::new();
+    let mut states = Vec::new();
+    for (name, url) in &machines {
+        let topic = format!("machine:{name}");
+        let sink_hub = hub.clone();
+        let sink: record::EventSink = Arc::new(move |event, data| {
+            sink_hub.publish(&topic, event, data, SystemTime::now());
+        });
+        states.push(api::MachineInfo {
+            name: name.clone(),
+            url: url.clone(),
+        });
+        recorders.push(tokio::spawn(record::run(
+            MachineConfig::new(name, url),
+            store.clone(),
+            stop.clone(),
+            None,
+            Some(sink),
+        )));
+    }
+    let ws = WsState::with_auth(hub.clone(), Limits::default(), auth.clone(), origins);
+    let app = api::router(api::AppState {
+        hub: hub.clone(),
+        store: store.clone(),
+        machines: states,
+        auth,
+        ws: ws.clone(),
+    })
+    .merge(fanout::ws::router(ws));
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    tracing::info!(
+        "serving on http://{listen}/ ({} machine(s))",
+        machines.len()
     );
-    std::process::ExitCode::from(2)
+    tokio::spawn(stop_on_signals(stop.clone()));
+    let graceful = stop.clone();
+    let mut server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move { graceful.cancelled().await })
+            .await
+    });
+    tokio::select! {
+        served = &mut server => served.context("the HTTP server stopped")?.context("serving HTTP")?,
+        () = stop.cancelled() => {
+            // Open WebSocket and SSE streams get a moment to end, then they are cut.
+            if tokio::time::timeout(Duration::from_secs(3), &mut server).await.is_err() {
+                server.abort();
+            }
+        }
+    }
+    for r in recorders {
+        match r.await {
+            Ok(Err(e)) => tracing::error!("a recorder stopped: {e:#}"),
+            Err(e) => tracing::error!("a recorder panicked: {e}"),
+            Ok(Ok(())) => {}
+        }
+    }
+    Ok(())
 }

@@ -259,6 +259,36 @@ impl Reader {
         Ok(max.map_or(0, |m| m.max(0) as u64))
     }
 
+    /// The analyses stored for shot `key`: `{analyzer, result, created_at}`, by analyzer.
+    pub fn analyses(&self, key: i64) -> Result<Vec<serde_json::Value>, StorageError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT analyzer, result, created_at FROM analyses WHERE shot_key = ?1 ORDER BY analyzer",
+            )
+            .map_err(sql("reading analyses"))?;
+        let rows = stmt
+            .query_map([key], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, f64>(2)?,
+                ))
+            })
+            .map_err(sql("reading analyses"))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (analyzer, result, created_at) = row.map_err(sql("reading analyses"))?;
+            let result: serde_json::Value =
+                serde_json::from_str(&result).map_err(|source| StorageError::Corrupt {
+                    what: "analysis",
+                    source,
+                })?;
+            out.push(serde_json::json!({"analyzer": analyzer, "result": result, "created_at": created_at}));
+        }
+        Ok(out)
+    }
+
     /// `PRAGMA integrity_check`: `ok`, or what is wrong.
     pub fn integrity_check(&self) -> Result<String, StorageError> {
         self.conn

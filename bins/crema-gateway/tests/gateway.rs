@@ -1,0 +1,217 @@
+//! crema-gateway as a user runs it, against the simulated machine: the REST API, the WebSocket
+//! and SSE streams of a machine, and the refusals.
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use futures_util::{SinkExt as _, StreamExt as _};
+use serde_json::{Value, json};
+use simulator::{Scenario, Simulator, SimulatorConfig};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio_tungstenite::tungstenite::Message;
+
+const BIN: &str = env!("CARGO_BIN_EXE_crema-gateway");
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Gateway {
+    child: Child,
+    addr: String,
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn start(args: &[&str]) -> Gateway {
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let child = Command::new(BIN)
+        .args(args)
+        .args(["--listen", &addr])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let gateway = Gateway { child, addr };
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(&gateway.addr).await.is_ok() {
+            return gateway;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the gateway did not listen");
+}
+
+/// `GET path`: status and body.
+async fn get(addr: &str, path: &str) -> (u16, String) {
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    tcp.write_all(format!("GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut text = String::new();
+    tcp.read_to_string(&mut text).await.unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    (status, body.to_owned())
+}
+
+async fn get_json(addr: &str, path: &str) -> Value {
+    let (status, body) = get(addr, path).await;
+    assert_eq!(status, 200, "{path}: {body}");
+    serde_json::from_str(&body).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_events_and_recorded_shots() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("crema.db");
+    let mut sim = Simulator::start(SimulatorConfig {
+        scenario: Scenario::Normal,
+        speed: 20.0,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let gw = start(&[
+        "--machine",
+        &format!("kitchen={}", sim.url()),
+        "--db",
+        db.to_str().unwrap(),
+    ])
+    .await;
+    assert_eq!(get(&gw.addr, "/healthz").await, (200, "ok\n".to_owned()));
+    // The machine's live events over the WebSocket: the snapshot, then events in order.
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws", gw.addr))
+        .await
+        .unwrap();
+    ws.send(Message::Text(
+        json!({"op": "subscribe", "topic": "machine:kitchen"})
+            .to_string()
+            .into(),
+    ))
+    .await
+    .unwrap();
+    let mut statuses = 0;
+    let mut last_seq = 0;
+    while statuses < 50 {
+        let Message::Text(text) = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap()
+        else {
+            continue;
+        };
+        let frame: Value = serde_json::from_str(text.as_str()).unwrap();
+        match frame["type"].as_str() {
+            Some("subscribed") => {}
+            Some("event") => {
+                let seq = frame["seq"].as_u64().unwrap();
+                assert!(seq > last_seq, "in order");
+                last_seq = seq;
+                if frame["name"] == "status" {
+                    assert!(frame["data"]["state"].is_string());
+                    statuses += 1;
+                }
+            }
+            other => panic!("{other:?}: {frame}"),
+        }
+    }
+    let machines = get_json(&gw.addr, "/api/v1/machines").await;
+    assert_eq!(machines[0]["name"], "kitchen");
+    assert_eq!(machines[0]["connected"], true);
+    // The machine's SSE stream starts with its snapshot.
+    let (status, _) = get(&gw.addr, "/api/v1/machines/nowhere/events").await;
+    assert_eq!(status, 404);
+    let mut tcp = tokio::net::TcpStream::connect(&gw.addr).await.unwrap();
+    tcp.write_all(b"GET /api/v1/machines/kitchen/events HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut seen = String::new();
+    let mut buf = [0u8; 4096];
+    while !seen.contains("event: status") {
+        let n = tokio::time::timeout(Duration::from_secs(5), tcp.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(n > 0);
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    assert!(
+        seen.contains("text/event-stream") && seen.contains("id: "),
+        "{seen}"
+    );
+    drop(tcp);
+    // The shot, recorded and reconciled.
+    sim.finished().await;
+    let mut shots = Value::Null;
+    for _ in 0..100 {
+        shots = get_json(&gw.addr, "/api/v1/shots").await;
+        if shots["shots"][0]["source"] == "history" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(shots["shots"].as_array().unwrap().len(), 1, "{shots}");
+    let shot = &shots["shots"][0];
+    assert_eq!(
+        (shot["machine"].as_str(), shot["sample_count"].as_u64()),
+        (Some("kitchen"), Some(214))
+    );
+    let id = shot["id"].as_i64().unwrap();
+    let detail = get_json(&gw.addr, &format!("/api/v1/shots/{id}")).await;
+    assert_eq!(detail["data"].as_array().unwrap().len(), 214);
+    let by_uuid = get_json(
+        &gw.addr,
+        &format!("/api/v1/shots/{}/file", shot["uuid"].as_str().unwrap()),
+    )
+    .await;
+    assert_eq!(by_uuid["data"].as_array().unwrap().len(), 214);
+    assert_eq!(
+        get_json(&gw.addr, &format!("/api/v1/shots/{id}/analyses")).await,
+        json!({"analyses": []})
+    );
+    let (status, body) = get(&gw.addr, "/api/v1/shots/999999").await;
+    assert_eq!(status, 404);
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["error"],
+        "no_such_shot"
+    );
+    let (_, metrics) = get(&gw.addr, "/metrics").await;
+    assert!(
+        metrics.contains("crema_machine_connected{machine=\"kitchen\"} 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("crema_ws_connections 1"), "{metrics}");
+}
+
+#[test]
+fn refusals_are_one_line() {
+    let out = Command::new(BIN)
+        .args(["--machine", "http://127.0.0.1:9", "--listen", "0.0.0.0:0"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("refusing to listen on 0.0.0.0:0 without auth"),
+        "{err}"
+    );
+    let out = Command::new(BIN).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no machine"));
+    let out = Command::new(BIN)
+        .args(["--machine", "bad name=http://x"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("machine name"));
+}
