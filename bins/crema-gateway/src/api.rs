@@ -43,21 +43,42 @@ pub(crate) fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// `{"error": code, "message": …}` with `status`.
-fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
-    (
+/// An error answer: `{"error": code, "message": …}` with its status.
+pub(crate) struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (
+            self.status,
+            Json(json!({"error": self.code, "message": self.message})),
+        )
+            .into_response()
+    }
+}
+
+fn error(status: StatusCode, code: &'static str, message: impl Into<String>) -> Response {
+    ApiError {
         status,
-        Json(json!({"error": code, "message": message.into()})),
-    )
-        .into_response()
+        code,
+        message: message.into(),
+    }
+    .into_response()
 }
 
-fn storage_error(e: storage::StorageError) -> Response {
+fn storage_error(e: storage::StorageError) -> ApiError {
     tracing::error!("storage: {e}");
-    error(StatusCode::INTERNAL_SERVER_ERROR, "storage", e.to_string())
+    ApiError {
+        status: StatusCode::INTERNAL_SERVER_ERROR,
+        code: "storage",
+        message: e.to_string(),
+    }
 }
 
-fn reader(state: &AppState) -> Result<Reader, Response> {
+fn reader(state: &AppState) -> Result<Reader, ApiError> {
     state.store.reader().map_err(storage_error)
 }
 
@@ -152,7 +173,7 @@ fn summary_json(s: &storage::ShotSummary) -> Value {
 async fn shots(State(state): State<AppState>, Query(q): Query<ShotsQuery>) -> Response {
     let reader = match reader(&state) {
         Ok(r) => r,
-        Err(response) => return response,
+        Err(e) => return e.into_response(),
     };
     match reader.shots(q.limit.unwrap_or(50), q.before.as_deref()) {
         Ok(page) => Json(json!({
@@ -160,20 +181,20 @@ async fn shots(State(state): State<AppState>, Query(q): Query<ShotsQuery>) -> Re
             "next": page.next,
         }))
         .into_response(),
-        Err(e) => storage_error(e),
+        Err(e) => storage_error(e).into_response(),
     }
 }
 
 /// The shot named by `{id}`: the store's key, or the machine's UUID.
-fn find(state: &AppState, id: &str) -> Result<(Reader, storage::ShotSummary), Response> {
+fn find(state: &AppState, id: &str) -> Result<(Reader, storage::ShotSummary), ApiError> {
     let reader = reader(state)?;
     match reader.find(id) {
         Ok(Some(shot)) => Ok((reader, shot)),
-        Ok(None) => Err(error(
-            StatusCode::NOT_FOUND,
-            "no_such_shot",
-            format!("no shot {id}"),
-        )),
+        Ok(None) => Err(ApiError {
+            status: StatusCode::NOT_FOUND,
+            code: "no_such_shot",
+            message: format!("no shot {id}"),
+        }),
         Err(e) => Err(storage_error(e)),
     }
 }
@@ -181,7 +202,7 @@ fn find(state: &AppState, id: &str) -> Result<(Reader, storage::ShotSummary), Re
 async fn shot(State(state): State<AppState>, Path(id): Path<String>) -> Response {
     let (reader, shot) = match find(&state, &id) {
         Ok(found) => found,
-        Err(response) => return response,
+        Err(e) => return e.into_response(),
     };
     let file = match reader.shot_file(shot.key) {
         Ok(Some(file)) => file,
@@ -192,7 +213,7 @@ async fn shot(State(state): State<AppState>, Path(id): Path<String>) -> Response
                 format!("no shot {id}"),
             );
         }
-        Err(e) => return storage_error(e),
+        Err(e) => return storage_error(e).into_response(),
     };
     let mut body = summary_json(&shot);
     body["data"] = serde_json::to_value(&file.data).unwrap_or(Value::Null);
@@ -203,7 +224,7 @@ async fn shot(State(state): State<AppState>, Path(id): Path<String>) -> Response
 async fn shot_file(State(state): State<AppState>, Path(id): Path<String>) -> Response {
     let (reader, shot) = match find(&state, &id) {
         Ok(found) => found,
-        Err(response) => return response,
+        Err(e) => return e.into_response(),
     };
     match reader.shot_file(shot.key) {
         Ok(Some(file)) => {
@@ -215,18 +236,18 @@ async fn shot_file(State(state): State<AppState>, Path(id): Path<String>) -> Res
             "no_such_shot",
             format!("no shot {id}"),
         ),
-        Err(e) => storage_error(e),
+        Err(e) => storage_error(e).into_response(),
     }
 }
 
 async fn analyses(State(state): State<AppState>, Path(id): Path<String>) -> Response {
     let (reader, shot) = match find(&state, &id) {
         Ok(found) => found,
-        Err(response) => return response,
+        Err(e) => return e.into_response(),
     };
     match reader.analyses(shot.key) {
         Ok(list) => Json(json!({ "analyses": list })).into_response(),
-        Err(e) => storage_error(e),
+        Err(e) => storage_error(e).into_response(),
     }
 }
 
