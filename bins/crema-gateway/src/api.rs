@@ -13,6 +13,9 @@ use fanout::ws::WsState;
 use serde_json::{Value, json};
 use storage::{Reader, Store};
 
+/// The web page: one file, no build step.
+const PAGE: &str = include_str!("page.html");
+
 /// A configured machine.
 #[derive(Debug, Clone)]
 pub(crate) struct MachineInfo {
@@ -40,6 +43,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/api/v1/shots/{id}/analyses", get(analyses))
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
+        .route("/", get(|| async { axum::response::Html(PAGE) }))
         .with_state(state)
 }
 

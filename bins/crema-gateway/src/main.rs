@@ -33,9 +33,12 @@ struct Cli {
     /// Where to listen.
     #[arg(long)]
     listen: Option<SocketAddr>,
-    /// Run a simulated machine in this process and connect to it.
+    /// Run a simulated machine in this process and connect to it (a shot about every 90 s).
     #[arg(long)]
     demo: bool,
+    /// How many times faster than real time the demo machine runs (for tests).
+    #[arg(long, default_value_t = 1.0, hide = true)]
+    demo_speed: f64,
     /// Listen on a non-loopback address without auth (everyone on the network reads everything).
     #[arg(long)]
     allow_remote: bool,
@@ -171,9 +174,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         .build()
         .context("starting the async runtime")?;
     let store = Arc::new(Store::open(&db, Options::default())?);
+    let demo = cli.demo.then_some(cli.demo_speed);
     let result = rt.block_on(serve(
         machines,
-        cli.demo,
+        demo,
         listen,
         auth,
         config.origins,
@@ -209,15 +213,16 @@ async fn stop_on_signals(stop: CancellationToken) {
 
 async fn serve(
     mut machines: Vec<(String, String)>,
-    demo: bool,
+    demo: Option<f64>,
     listen: SocketAddr,
     auth: Auth,
     origins: Option<Vec<String>>,
     store: Arc<Store>,
 ) -> anyhow::Result<()> {
-    let _simulator = if demo {
+    let _simulator = if let Some(speed) = demo {
         let sim = simulator::Simulator::start(simulator::SimulatorConfig {
             repeat: true,
+            speed,
             ..simulator::SimulatorConfig::default()
         })
         .await
