@@ -99,7 +99,8 @@ fn ci() -> anyhow::Result<()> {
     install_node_servers()?;
     let mut test = cargo();
     test.args(["test", "--workspace", "--locked"])
-        .env("CREMA_REQUIRE_NODE", "1");
+        .env("CREMA_REQUIRE_NODE", "1")
+        .env("CREMA_REQUIRE_BROWSER", "1");
     run(test)?;
 
     let mut doc = cargo();

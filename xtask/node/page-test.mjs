@@ -1,0 +1,40 @@
+// Drives the gateway's web page in headless Chromium (Debian's, through playwright-core):
+// node page-test.mjs <gateway URL> <chromium path>. Checks that the page loads, that the live
+// chart moves while the machine brews, and that the finished shot appears in the history
+// without a reload. Prints "page test: ok" or fails with what it saw; stops after 90 s.
+import { chromium } from "playwright-core";
+
+const [url, executablePath] = process.argv.slice(2);
+setTimeout(() => { console.error("page test: timed out"); process.exit(1); }, 90_000).unref();
+const browser = await chromium.launch({
+  executablePath,
+  args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+         "--disable-sync", "--no-first-run"],
+});
+try {
+  const page = await browser.newPage({ viewport: { width: 390, height: 844 } });
+  const errors = [];
+  page.on("pageerror", (e) => errors.push(String(e)));
+  await page.goto(url);
+  await page.waitForSelector("#machine option", { state: "attached", timeout: 10_000 });
+  // The live chart moves: samples keep arriving while the machine brews.
+  await page.waitForFunction(() => Number(document.body.dataset.liveSamples || 0) > 20, null, { timeout: 60_000 });
+  const before = Number(await page.evaluate(() => document.body.dataset.liveSamples));
+  await page.waitForFunction((n) => Number(document.body.dataset.liveSamples) > n + 10, before, { timeout: 20_000 });
+  // The gauges show numbers.
+  const pressure = await page.textContent("#g-p");
+  if (!/^\d+\.\d$/.test(pressure.trim())) throw new Error(`pressure gauge shows ${pressure}`);
+  // The shot appears in the history without a reload.
+  await page.waitForSelector("li.shot", { timeout: 60_000 });
+  const item = await page.textContent("li.shot");
+  if (!item.includes("Fixture Classic 9 bar")) throw new Error(`history shows ${item}`);
+  // Its page opens with an export link.
+  await page.click("li.shot");
+  await page.waitForSelector("#detail.open", { timeout: 10_000 });
+  const href = await page.getAttribute("#export", "href");
+  if (!/^\/api\/v1\/shots\/\d+\/file$/.test(href)) throw new Error(`export link ${href}`);
+  if (errors.length) throw new Error(`page errors: ${errors.join("; ")}`);
+  console.log("page test: ok");
+} finally {
+  await browser.close();
+}
