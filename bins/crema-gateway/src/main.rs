@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
-use clap::{Parser, ValueEnum};
+use clap::Parser;
+use crema_recorder::process::{LogFormat, init_logs, stop_on_signals};
 use crema_recorder::record::{self, MachineConfig};
 use fanout::Hub;
 use fanout::auth::{Auth, TokenGrant};
@@ -45,12 +46,6 @@ struct Cli {
     /// Log lines as text for people, or JSON for machines.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum LogFormat {
-    Text,
-    Json,
 }
 
 /// `crema.toml`.
@@ -93,18 +88,6 @@ fn main() {
     if let Err(e) = run(cli) {
         eprintln!("crema-gateway: {e:#}");
         std::process::exit(1);
-    }
-}
-
-fn init_logs(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
     }
 }
 
@@ -188,27 +171,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         store.close();
     }
     result
-}
-
-/// The first SIGINT/SIGTERM stops cleanly (recorders journal what they read); a second one
-/// exits at once.
-async fn stop_on_signals(stop: CancellationToken) {
-    let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-    else {
-        tracing::warn!("cannot watch SIGTERM");
-        return;
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
-    tracing::info!("stopping: storing what was read, then exiting (signal again to exit at once)");
-    stop.cancel();
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
-    std::process::exit(130);
 }
 
 async fn serve(

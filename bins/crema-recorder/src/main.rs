@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
+use crema_recorder::process::{LogFormat, init_logs, stop_on_signals};
 use crema_recorder::record::{self, MachineConfig};
 use crema_recorder::sync;
 use storage::{Options, Reader, Store};
@@ -25,12 +26,6 @@ struct Cli {
     /// Log lines as text for people, or JSON for machines.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum LogFormat {
-    Text,
-    Json,
 }
 
 #[derive(Debug, Args)]
@@ -95,18 +90,6 @@ fn main() {
     if let Err(e) = dispatch(cli) {
         eprintln!("crema-recorder: {e:#}");
         std::process::exit(1);
-    }
-}
-
-fn init_logs(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
     }
 }
 
@@ -178,28 +161,6 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         ),
     }
     result
-}
-
-/// The first SIGINT/SIGTERM stops cleanly; a second one exits at once.
-async fn stop_on_signals(stop: CancellationToken) {
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(term) => term,
-        Err(e) => {
-            tracing::warn!("cannot watch SIGTERM: {e}");
-            return;
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
-    tracing::info!("stopping: storing what was read, then exiting (signal again to exit at once)");
-    stop.cancel();
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
-    std::process::exit(130);
 }
 
 fn reader(db: &Path) -> anyhow::Result<Reader> {
