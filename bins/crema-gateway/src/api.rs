@@ -263,6 +263,27 @@ async fn metrics(State(state): State<AppState>) -> Response {
         "crema_ws_connections {}\n",
         state.ws.connections()
     ));
+    for (name, help, value) in [
+        (
+            "crema_events_published_total",
+            "Machine events published to topics.",
+            state.hub.published(),
+        ),
+        (
+            "crema_ws_frames_sent_total",
+            "Frames written to WebSocket clients.",
+            state.ws.sent(),
+        ),
+        (
+            "crema_ws_dropped_total",
+            "Data frames dropped for slow WebSocket clients (reported to them as gaps).",
+            state.ws.dropped(),
+        ),
+    ] {
+        text.push_str(&format!(
+            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}\n"
+        ));
+    }
     text.push_str(
         "# HELP crema_machine_connected Whether the gateway is connected to the machine.\n",
     );

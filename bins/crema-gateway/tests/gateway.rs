@@ -193,6 +193,14 @@ async fn live_events_and_recorded_shots() {
         "{metrics}"
     );
     assert!(metrics.contains("crema_ws_connections 1"), "{metrics}");
+    assert!(
+        metrics.contains("crema_events_published_total"),
+        "{metrics}"
+    );
+    assert!(
+        !metrics.contains("crema_events_published_total 0\n"),
+        "{metrics}"
+    );
 }
 
 #[test]

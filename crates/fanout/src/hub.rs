@@ -74,6 +74,7 @@ pub struct Hub {
     ring: usize,
     capacity: usize,
     topics: Mutex<HashMap<Arc<str>, Arc<Topic>>>,
+    published: std::sync::atomic::AtomicU64,
 }
 
 impl Hub {
@@ -85,7 +86,13 @@ impl Hub {
             ring: ring.max(1),
             capacity: capacity.max(1),
             topics: Mutex::new(HashMap::new()),
+            published: std::sync::atomic::AtomicU64::new(0),
         }
+    }
+
+    /// Events published since the hub was made.
+    pub fn published(&self) -> u64 {
+        self.published.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The epoch in SSE ids.
@@ -120,6 +127,8 @@ impl Hub {
     pub fn publish(&self, topic: &str, name: &str, data: &RawValue, at: SystemTime) -> Arc<Event> {
         let (key, t) = self.topic(topic);
         let mut state = t.state.lock().unwrap_or_else(|e| e.into_inner());
+        self.published
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         state.seq += 1;
         let at = humantime::format_rfc3339_millis(at).to_string();
         let frame = frame(&key, state.seq, name, &at, data);

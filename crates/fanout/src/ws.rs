@@ -63,6 +63,9 @@ pub struct WsState {
     auth: Auth,
     origins: Option<Vec<String>>,
     connections: AtomicUsize,
+    /// Frames written to clients, and data frames dropped for slow ones.
+    sent: std::sync::atomic::AtomicU64,
+    dropped: std::sync::atomic::AtomicU64,
 }
 
 impl WsState {
@@ -85,12 +88,24 @@ impl WsState {
             auth,
             origins,
             connections: AtomicUsize::new(0),
+            sent: std::sync::atomic::AtomicU64::new(0),
+            dropped: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
     /// Connections open now.
     pub fn connections(&self) -> usize {
         self.connections.load(Ordering::Relaxed)
+    }
+
+    /// Frames written to clients so far.
+    pub fn sent(&self) -> u64 {
+        self.sent.load(Ordering::Relaxed)
+    }
+
+    /// Data frames dropped for slow clients so far (each reported to its client as a `gap`).
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
     }
 }
 
@@ -186,6 +201,7 @@ async fn connection(state: Arc<WsState>, identity: Identity, socket: WebSocket) 
     // The writer: everything waiting, then one flush.
     let writer = {
         let shared = shared.clone();
+        let state = state.clone();
         tokio::spawn(async move {
             loop {
                 shared.ready.notified().await;
@@ -204,6 +220,7 @@ async fn connection(state: Arc<WsState>, identity: Identity, socket: WebSocket) 
                     if sink.feed(Message::Text(text)).await.is_err() {
                         return;
                     }
+                    state.sent.fetch_add(1, Ordering::Relaxed);
                 }
                 if sink.flush().await.is_err() {
                     return;
@@ -213,7 +230,12 @@ async fn connection(state: Arc<WsState>, identity: Identity, socket: WebSocket) 
     };
     let push = |f: &dyn Fn(&mut Outbound)| {
         if let Ok(mut out) = shared.out.lock() {
+            let before = out.dropped_total();
             f(&mut out);
+            let lost = out.dropped_total() - before;
+            if lost > 0 {
+                state.dropped.fetch_add(lost, Ordering::Relaxed);
+            }
         }
         shared.ready.notify_one();
     };

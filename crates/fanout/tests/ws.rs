@@ -12,12 +12,14 @@ use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
 async fn serve(hub: Arc<Hub>, limits: Limits) -> String {
+    serve_state(WsState::new(hub, limits)).await
+}
+
+async fn serve_state(state: Arc<WsState>) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
-        axum::serve(listener, router(WsState::new(hub, limits)))
-            .await
-            .ok();
+        axum::serve(listener, router(state)).await.ok();
     });
     format!("ws://{addr}/ws")
 }
@@ -145,14 +147,14 @@ async fn strict_errors_keep_the_connection() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_never_reads_gets_a_gap_and_slows_nobody() {
     let hub = Arc::new(Hub::new(1, 64, 100_000));
-    let url = serve(
+    let state = WsState::new(
         hub.clone(),
         Limits {
             data_bytes: 1 << 20,
             ..Limits::default()
         },
-    )
-    .await;
+    );
+    let url = serve_state(state.clone()).await;
     let (mut stalled, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
     let (mut reader, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
     for ws in [&mut stalled, &mut reader] {
@@ -199,4 +201,6 @@ async fn a_client_that_never_reads_gets_a_gap_and_slows_nobody() {
         }
     }
     assert!(gap > 0, "the stalled client was told what it missed");
+    assert_eq!(state.dropped(), gap, "the gateway counts what it dropped");
+    assert!(state.sent() >= count);
 }
