@@ -6,7 +6,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
-use bytes::Bytes;
+use axum::extract::ws::Utf8Bytes;
 use serde_json::value::RawValue;
 use tokio::sync::broadcast;
 
@@ -23,8 +23,9 @@ pub struct Event {
     pub at: String,
     /// Its data, raw JSON.
     pub data: Box<RawValue>,
-    /// The WebSocket frame: `{"type":"event","topic":…,"seq":…,"name":…,"at":…,"data":…}`.
-    pub frame: Bytes,
+    /// The WebSocket frame: `{"type":"event","topic":…,"seq":…,"name":…,"at":…,"data":…}`,
+    /// text made once and shared by every subscriber.
+    pub frame: Utf8Bytes,
 }
 
 /// What a subscriber gets: the snapshot, then every later event with no gap and no duplicate.
@@ -190,7 +191,7 @@ impl Hub {
 }
 
 /// `{"type":"event","topic":…,"seq":…,"name":…,"at":…,"data":…}`.
-fn frame(topic: &str, seq: u64, name: &str, at: &str, data: &RawValue) -> Bytes {
+fn frame(topic: &str, seq: u64, name: &str, at: &str, data: &RawValue) -> Utf8Bytes {
     #[derive(serde::Serialize)]
     struct Frame<'a> {
         #[serde(rename = "type")]
@@ -201,7 +202,7 @@ fn frame(topic: &str, seq: u64, name: &str, at: &str, data: &RawValue) -> Bytes 
         at: &'a str,
         data: &'a RawValue,
     }
-    let json = serde_json::to_vec(&Frame {
+    let json = serde_json::to_string(&Frame {
         kind: "event",
         topic,
         seq,
@@ -210,7 +211,7 @@ fn frame(topic: &str, seq: u64, name: &str, at: &str, data: &RawValue) -> Bytes 
         data,
     })
     .unwrap_or_default();
-    Bytes::from(json)
+    Utf8Bytes::from(json)
 }
 
 #[cfg(test)]
@@ -231,7 +232,7 @@ mod tests {
         let hub = Hub::new(7, 16, 16);
         let event = hub.publish("machine:a", "status", &raw(r#"{"state":"idle"}"#), at());
         assert_eq!(
-            std::str::from_utf8(&event.frame).unwrap(),
+            event.frame.as_str(),
             r#"{"type":"event","topic":"machine:a","seq":1,"name":"status","at":"2026-01-01T08:00:14.600Z","data":{"state":"idle"}}"#
         );
     }

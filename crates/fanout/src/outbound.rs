@@ -8,18 +8,44 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-/// The next frame to write.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Frame {
-    /// A control frame (JSON text).
-    Control(Bytes),
-    /// A data frame (JSON text, shared by every subscriber).
-    Data(Bytes),
+/// A frame's payload: cheap to clone (shared), with a length in bytes.
+pub trait Payload: Clone {
+    /// Its length in bytes.
+    fn byte_len(&self) -> usize;
 }
 
-impl Frame {
-    /// The frame's bytes.
-    pub fn bytes(&self) -> &Bytes {
+impl Payload for Bytes {
+    fn byte_len(&self) -> usize {
+        self.len()
+    }
+}
+
+/// Text frames made once and shared by every subscriber: no UTF-8 check per send.
+impl Payload for axum::extract::ws::Utf8Bytes {
+    fn byte_len(&self) -> usize {
+        self.as_str().len()
+    }
+}
+
+/// The next frame to write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Frame<T = Bytes> {
+    /// A control frame (JSON text).
+    Control(T),
+    /// A data frame (JSON text, shared by every subscriber).
+    Data(T),
+}
+
+impl<T> Frame<T> {
+    /// The frame's payload.
+    pub fn payload(&self) -> &T {
+        match self {
+            Frame::Control(b) | Frame::Data(b) => b,
+        }
+    }
+
+    /// The payload, owned.
+    pub fn into_payload(self) -> T {
         match self {
             Frame::Control(b) | Frame::Data(b) => b,
         }
@@ -28,9 +54,9 @@ impl Frame {
 
 /// See the [module docs](self).
 #[derive(Debug)]
-pub struct Outbound {
-    control: VecDeque<Bytes>,
-    data: VecDeque<(Arc<str>, Bytes)>,
+pub struct Outbound<T = Bytes> {
+    control: VecDeque<T>,
+    data: VecDeque<(Arc<str>, T)>,
     data_bytes: usize,
     max_data_bytes: usize,
     /// Data dropped per topic and not yet reported.
@@ -38,7 +64,7 @@ pub struct Outbound {
     dropped_total: u64,
 }
 
-impl Outbound {
+impl<T: Payload> Outbound<T> {
     /// A queue holding at most `max_data_bytes` of data frames (one frame is always kept, even
     /// a larger one).
     pub fn new(max_data_bytes: usize) -> Self {
@@ -53,17 +79,17 @@ impl Outbound {
     }
 
     /// Queues a control frame. Never dropped.
-    pub fn push_control(&mut self, frame: Bytes) {
+    pub fn push_control(&mut self, frame: T) {
         self.control.push_back(frame);
     }
 
     /// Queues a data frame of `topic`; drops the oldest data frames while over the bound.
-    pub fn push_data(&mut self, topic: &Arc<str>, frame: Bytes) {
-        self.data_bytes += frame.len();
+    pub fn push_data(&mut self, topic: &Arc<str>, frame: T) {
+        self.data_bytes += frame.byte_len();
         self.data.push_back((topic.clone(), frame));
         while self.data_bytes > self.max_data_bytes && self.data.len() > 1 {
             if let Some((topic, old)) = self.data.pop_front() {
-                self.data_bytes -= old.len();
+                self.data_bytes -= old.byte_len();
                 *self.dropped.entry(topic).or_default() += 1;
                 self.dropped_total += 1;
             }
@@ -81,7 +107,7 @@ impl Outbound {
 
     /// The next frame: control frames first, then one `gap` frame per topic that lost data
     /// (built by `gap`), then data frames in order.
-    pub fn pop(&mut self, gap: impl Fn(&str, u64) -> Bytes) -> Option<Frame> {
+    pub fn pop(&mut self, gap: impl Fn(&str, u64) -> T) -> Option<Frame<T>> {
         if let Some(frame) = self.control.pop_front() {
             return Some(Frame::Control(frame));
         }
@@ -89,7 +115,7 @@ impl Outbound {
             return Some(Frame::Control(gap(&topic, count)));
         }
         let (_, frame) = self.data.pop_front()?;
-        self.data_bytes -= frame.len();
+        self.data_bytes -= frame.byte_len();
         Some(Frame::Data(frame))
     }
 

@@ -151,20 +151,20 @@ pub async fn handler(
 
 /// The queue both tasks of a connection share.
 struct Shared {
-    out: Mutex<Outbound>,
+    out: Mutex<Outbound<Utf8Bytes>>,
     ready: Notify,
     ping: std::sync::atomic::AtomicBool,
 }
 
-fn control(value: serde_json::Value) -> Bytes {
-    Bytes::from(value.to_string())
+fn control(value: serde_json::Value) -> Utf8Bytes {
+    Utf8Bytes::from(value.to_string())
 }
 
-fn gap(topic: &str, dropped: u64) -> Bytes {
+fn gap(topic: &str, dropped: u64) -> Utf8Bytes {
     control(serde_json::json!({"type": "gap", "topic": topic, "dropped": dropped}))
 }
 
-fn error(code: &str, message: &str) -> Bytes {
+fn error(code: &str, message: &str) -> Utf8Bytes {
     control(serde_json::json!({"type": "error", "code": code, "message": message}))
 }
 
@@ -213,11 +213,11 @@ async fn connection(state: Arc<WsState>, identity: Identity, socket: WebSocket) 
                 loop {
                     let frame = shared.out.lock().ok().and_then(|mut out| out.pop(gap));
                     let Some(frame) = frame else { break };
-                    let text = match Utf8Bytes::try_from(frame.bytes().clone()) {
-                        Ok(text) => text,
-                        Err(_) => continue,
-                    };
-                    if sink.feed(Message::Text(text)).await.is_err() {
+                    if sink
+                        .feed(Message::Text(frame.into_payload()))
+                        .await
+                        .is_err()
+                    {
                         return;
                     }
                     state.sent.fetch_add(1, Ordering::Relaxed);
@@ -228,7 +228,7 @@ async fn connection(state: Arc<WsState>, identity: Identity, socket: WebSocket) 
             }
         })
     };
-    let push = |f: &dyn Fn(&mut Outbound)| {
+    let push = |f: &dyn Fn(&mut Outbound<Utf8Bytes>)| {
         if let Ok(mut out) = shared.out.lock() {
             let before = out.dropped_total();
             f(&mut out);
@@ -312,7 +312,7 @@ async fn connection(state: Arc<WsState>, identity: Identity, socket: WebSocket) 
 }
 
 /// `{"type":"subscribed","topic":T,"snapshot":[event frames…]}`.
-fn subscribed(sub: &crate::Subscription) -> Bytes {
+fn subscribed(sub: &crate::Subscription) -> Utf8Bytes {
     let mut text = String::from("{\"type\":\"subscribed\",\"topic\":");
     text.push_str(&serde_json::to_string(&*sub.topic).unwrap_or_default());
     text.push_str(",\"snapshot\":[");
@@ -320,10 +320,10 @@ fn subscribed(sub: &crate::Subscription) -> Bytes {
         if i > 0 {
             text.push(',');
         }
-        text.push_str(std::str::from_utf8(&event.frame).unwrap_or("null"));
+        text.push_str(event.frame.as_str());
     }
     text.push_str("]}");
-    Bytes::from(text)
+    Utf8Bytes::from(text)
 }
 
 /// The router serving `/ws`.
