@@ -88,8 +88,8 @@ fn reader(state: &AppState) -> Result<Reader, ApiError> {
 
 /// The machine's connection state, from the `connected` / `disconnected` events on its topic.
 fn machine_state(hub: &Hub, machine: &MachineInfo) -> Value {
-    let sub = hub.subscribe(&format!("machine:{}", machine.name));
-    let latest = |name: &str| sub.snapshot.iter().find(|e| &*e.name == name).cloned();
+    let snapshot = hub.snapshot(&format!("machine:{}", machine.name));
+    let latest = |name: &str| snapshot.iter().find(|e| &*e.name == name).cloned();
     let (connected, disconnected) = (latest("connected"), latest("disconnected"));
     let is_connected = match (&connected, &disconnected) {
         (Some(c), Some(d)) => c.seq > d.seq,
@@ -299,10 +299,10 @@ async fn metrics(State(state): State<AppState>) -> Response {
         ));
     }
     if let Ok(reader) = state.store.reader()
-        && let Ok(shots) = reader.all_shots()
+        && let Ok(count) = reader.shot_count()
     {
         text.push_str("# HELP crema_shots Shots stored.\n# TYPE crema_shots gauge\n");
-        text.push_str(&format!("crema_shots {}\n", shots.len()));
+        text.push_str(&format!("crema_shots {count}\n"));
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }

@@ -201,6 +201,7 @@ async fn live_events_and_recorded_shots() {
         !metrics.contains("crema_events_published_total 0\n"),
         "{metrics}"
     );
+    assert!(metrics.contains("crema_shots 1\n"), "{metrics}");
 }
 
 #[test]

@@ -154,6 +154,22 @@ impl Hub {
         event
     }
 
+    /// The latest event of each name on `topic`, oldest first, without subscribing (and
+    /// without creating the topic).
+    pub fn snapshot(&self, topic: &str) -> Vec<Arc<Event>> {
+        let topic = {
+            let topics = self.topics.lock().unwrap_or_else(|e| e.into_inner());
+            topics.get(topic).cloned()
+        };
+        let Some(t) = topic else {
+            return Vec::new();
+        };
+        let state = t.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut snapshot = state.latest.clone();
+        snapshot.sort_by_key(|e| e.seq);
+        snapshot
+    }
+
     /// Subscribes to `topic`: the receiver is registered, then the snapshot read, under the
     /// topic's lock, so live events continue exactly after the snapshot.
     pub fn subscribe(&self, topic: &str) -> Subscription {
@@ -243,7 +259,10 @@ mod tests {
         hub.publish("t", "status", &raw("1"), at());
         hub.publish("t", "sensors", &raw("2"), at());
         hub.publish("t", "status", &raw("3"), at());
+        assert!(hub.snapshot("elsewhere").is_empty());
+        assert_eq!(hub.topics().len(), 1, "reading a snapshot creates no topic");
         let mut sub = hub.subscribe("t");
+        assert_eq!(hub.snapshot("t").len(), sub.snapshot.len());
         let names: Vec<(&str, u64)> = sub.snapshot.iter().map(|e| (&*e.name, e.seq)).collect();
         assert_eq!(names, vec![("sensors", 2), ("status", 3)]);
         assert_eq!(sub.seq, 3);

@@ -143,6 +143,14 @@ impl Reader {
             .map_err(sql("listing shots"))
     }
 
+    /// How many shots are stored.
+    pub fn shot_count(&self) -> Result<u64, StorageError> {
+        self.conn
+            .query_row("SELECT count(*) FROM shots", [], |r| r.get::<_, i64>(0))
+            .map(|n| n.max(0) as u64)
+            .map_err(sql("counting shots"))
+    }
+
     /// One shot by the store's key.
     pub fn shot(&self, key: i64) -> Result<Option<ShotSummary>, StorageError> {
         self.conn

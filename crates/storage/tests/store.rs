@@ -304,6 +304,7 @@ fn shots_page_by_cursor() {
     }
     let expected: Vec<String> = (0..25).rev().map(|i| format!("shot-{i}")).collect();
     assert_eq!(seen, expected);
+    assert_eq!(reader.shot_count().unwrap(), 25);
 }
 
 /// Every commit from the n-th fails once; the writer's callers retry what failed. Whatever the
