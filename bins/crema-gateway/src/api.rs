@@ -7,6 +7,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use crema_recorder::record;
 use fanout::Hub;
 use fanout::auth::Auth;
 use fanout::ws::WsState;
@@ -21,6 +22,8 @@ const PAGE: &str = include_str!("page.html");
 pub(crate) struct MachineInfo {
     pub(crate) name: String,
     pub(crate) url: String,
+    /// What its recording loop is doing.
+    pub(crate) status: Arc<record::Status>,
 }
 
 /// What the handlers share.
@@ -255,54 +258,210 @@ async fn analyses(State(state): State<AppState>, Path(id): Path<String>) -> Resp
     }
 }
 
+/// Prometheus text: one family at a time.
+struct Metrics(String);
+
+impl Metrics {
+    fn family(&mut self, name: &str, kind: &str, help: &str) {
+        use std::fmt::Write as _;
+        let _ = write!(self.0, "# HELP {name} {help}\n# TYPE {name} {kind}\n");
+    }
+
+    fn sample(&mut self, name: &str, labels: &str, value: impl std::fmt::Display) {
+        use std::fmt::Write as _;
+        if labels.is_empty() {
+            let _ = writeln!(self.0, "{name} {value}");
+        } else {
+            let _ = writeln!(self.0, "{name}{{{labels}}} {value}");
+        }
+    }
+
+    fn one(&mut self, name: &str, kind: &str, help: &str, value: impl std::fmt::Display) {
+        self.family(name, kind, help);
+        self.sample(name, "", value);
+    }
+}
+
+/// A per-machine family: name, type, help, and how to read it off the loop's status.
+type MachineMetric = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&record::Status) -> u64,
+);
+
+/// A label value, escaped as the text format wants.
+fn label(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
 async fn metrics(State(state): State<AppState>) -> Response {
-    let mut text = String::new();
-    text.push_str("# HELP crema_ws_connections WebSocket connections open now.\n");
-    text.push_str("# TYPE crema_ws_connections gauge\n");
-    text.push_str(&format!(
-        "crema_ws_connections {}\n",
-        state.ws.connections()
-    ));
-    for (name, help, value) in [
-        (
-            "crema_events_published_total",
-            "Machine events published to topics.",
-            state.hub.published(),
-        ),
-        (
-            "crema_ws_frames_sent_total",
-            "Frames written to WebSocket clients.",
-            state.ws.sent(),
-        ),
-        (
-            "crema_ws_dropped_total",
-            "Data frames dropped for slow WebSocket clients (reported to them as gaps).",
-            state.ws.dropped(),
-        ),
-    ] {
-        text.push_str(&format!(
-            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}\n"
-        ));
-    }
-    text.push_str(
-        "# HELP crema_machine_connected Whether the gateway is connected to the machine.\n",
+    use std::sync::atomic::Ordering::Relaxed;
+    let mut m = Metrics(String::new());
+    let (hub, ws) = (&state.hub, &state.ws);
+    m.one(
+        "crema_ws_connections",
+        "gauge",
+        "WebSocket connections open now.",
+        ws.connections(),
     );
-    text.push_str("# TYPE crema_machine_connected gauge\n");
-    for m in &state.machines {
-        let connected = machine_state(&state.hub, m)["connected"]
-            .as_bool()
-            .unwrap_or(false);
-        text.push_str(&format!(
-            "crema_machine_connected{{machine=\"{}\"}} {}\n",
-            m.name,
-            u8::from(connected)
-        ));
+    m.one(
+        "crema_sse_streams",
+        "gauge",
+        "SSE streams open now.",
+        hub.sse_streams(),
+    );
+    m.family(
+        "crema_subscribers",
+        "gauge",
+        "Live subscribers per topic (WebSocket subscriptions, SSE streams, in-process).",
+    );
+    for topic in hub.topics() {
+        m.sample(
+            "crema_subscribers",
+            &format!("topic=\"{}\"", label(&topic)),
+            hub.subscribers(&topic),
+        );
     }
+    m.one(
+        "crema_events_published_total",
+        "counter",
+        "Machine events published to topics (events in).",
+        hub.published(),
+    );
+    m.one(
+        "crema_ws_frames_sent_total",
+        "counter",
+        "Frames written to WebSocket clients (events out, and control frames).",
+        ws.sent(),
+    );
+    m.one(
+        "crema_sse_events_sent_total",
+        "counter",
+        "Events written to SSE streams (events out).",
+        hub.sse_sent(),
+    );
+    m.one(
+        "crema_ws_dropped_total",
+        "counter",
+        "Data frames dropped for slow WebSocket clients (reported to them as gaps).",
+        ws.dropped(),
+    );
+    m.one(
+        "crema_ws_queued_bytes",
+        "gauge",
+        "Data bytes waiting in WebSocket connections' queues.",
+        ws.queued_bytes(),
+    );
+
+    let per_machine: [MachineMetric; 11] = [
+        (
+            "crema_machine_connected",
+            "gauge",
+            "Whether the gateway is connected to the machine.",
+            |s| u64::from(s.connected.load(Relaxed)),
+        ),
+        (
+            "crema_machine_events_total",
+            "counter",
+            "Events received from the machine.",
+            |s| s.events.load(Relaxed),
+        ),
+        (
+            "crema_recorder_recording",
+            "gauge",
+            "Whether a shot is being recorded.",
+            |s| u64::from(s.recording.load(Relaxed)),
+        ),
+        (
+            "crema_recorder_shot_samples",
+            "gauge",
+            "Samples journaled for the shot in progress (or the last one).",
+            |s| s.shot_samples.load(Relaxed),
+        ),
+        (
+            "crema_recorder_shots_recorded_total",
+            "counter",
+            "Live shots recorded since the start.",
+            |s| s.shots_recorded.load(Relaxed),
+        ),
+        (
+            "crema_recorder_shots_discarded_total",
+            "counter",
+            "Live shots ended and not kept (flushes, too short, stalled).",
+            |s| s.shots_discarded.load(Relaxed),
+        ),
+        (
+            "crema_sync_running",
+            "gauge",
+            "Whether a history sync is running.",
+            |s| u64::from(s.syncing.load(Relaxed)),
+        ),
+        (
+            "crema_sync_done",
+            "gauge",
+            "Shots the running (or last) history sync has fetched.",
+            |s| s.sync_done.load(Relaxed),
+        ),
+        (
+            "crema_sync_total",
+            "gauge",
+            "Shots the running (or last) history sync has to fetch.",
+            |s| s.sync_total.load(Relaxed),
+        ),
+        (
+            "crema_sync_failures_total",
+            "counter",
+            "History syncs that failed.",
+            |s| s.syncs_failed.load(Relaxed),
+        ),
+        (
+            "crema_sync_last_success_timestamp_seconds",
+            "gauge",
+            "When the last history sync succeeded (0: never).",
+            |s| s.last_sync_unix.load(Relaxed),
+        ),
+    ];
+    for (name, kind, help, read) in per_machine {
+        m.family(name, kind, help);
+        for machine in &state.machines {
+            m.sample(
+                name,
+                &format!("machine=\"{}\"", label(&machine.name)),
+                read(&machine.status),
+            );
+        }
+    }
+
+    let commits = state.store.commit_stats();
+    m.family("crema_storage_commit_seconds", "histogram", "Time of each database commit (a batch of writes), BEGIN to the end of COMMIT, fsync included.");
+    for (le, count) in &commits.buckets {
+        m.sample(
+            "crema_storage_commit_seconds_bucket",
+            &format!("le=\"{le}\""),
+            count,
+        );
+    }
+    m.sample(
+        "crema_storage_commit_seconds_bucket",
+        "le=\"+Inf\"",
+        commits.commits,
+    );
+    m.sample("crema_storage_commit_seconds_sum", "", commits.seconds_sum);
+    m.sample("crema_storage_commit_seconds_count", "", commits.commits);
+    m.one(
+        "crema_storage_commit_failures_total",
+        "counter",
+        "Database commits that failed (a full disk, say).",
+        commits.failed,
+    );
     if let Ok(reader) = state.store.reader()
         && let Ok(count) = reader.shot_count()
     {
-        text.push_str("# HELP crema_shots Shots stored.\n# TYPE crema_shots gauge\n");
-        text.push_str(&format!("crema_shots {count}\n"));
+        m.one("crema_shots", "gauge", "Shots stored.", count);
     }
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], m.0).into_response()
 }

@@ -207,12 +207,14 @@ async fn serve(
         let sink: record::EventSink = Arc::new(move |event, data| {
             sink_hub.publish(&topic, event, data, SystemTime::now());
         });
+        let config = MachineConfig::new(name, url);
         states.push(api::MachineInfo {
             name: name.clone(),
             url: url.clone(),
+            status: config.status.clone(),
         });
         recorders.push(tokio::spawn(record::run(
-            MachineConfig::new(name, url),
+            config,
             store.clone(),
             stop.clone(),
             None,

@@ -202,6 +202,69 @@ async fn live_events_and_recorded_shots() {
         "{metrics}"
     );
     assert!(metrics.contains("crema_shots 1\n"), "{metrics}");
+    let m = parse_metrics(&metrics);
+    let at = |key: &str| {
+        *m.get(key)
+            .unwrap_or_else(|| panic!("no {key} in\n{metrics}"))
+    };
+    let kitchen = |name: &str| at(&format!("{name}{{machine=\"kitchen\"}}"));
+    assert_eq!(kitchen("crema_recorder_shots_recorded_total"), 1.0);
+    assert_eq!(kitchen("crema_recorder_recording"), 0.0);
+    assert_eq!(kitchen("crema_recorder_shot_samples"), 214.0);
+    assert!(kitchen("crema_machine_events_total") >= 214.0);
+    assert!(at("crema_events_published_total") >= kitchen("crema_machine_events_total"));
+    assert!(kitchen("crema_sync_last_success_timestamp_seconds") > 1.7e9);
+    assert_eq!(kitchen("crema_sync_running"), 0.0);
+    assert_eq!(
+        at("crema_subscribers{topic=\"machine:kitchen\"}"),
+        1.0,
+        "the open WebSocket"
+    );
+    assert_eq!(at("crema_sse_streams"), 0.0, "the SSE stream was closed");
+    assert!(at("crema_sse_events_sent_total") >= 1.0);
+    assert!(at("crema_ws_frames_sent_total") > 214.0);
+    let commits = at("crema_storage_commit_seconds_count");
+    assert!(commits >= 2.0, "{metrics}");
+    assert_eq!(
+        at("crema_storage_commit_seconds_bucket{le=\"+Inf\"}"),
+        commits
+    );
+    assert!(at("crema_storage_commit_seconds_sum") > 0.0);
+    assert_eq!(at("crema_storage_commit_failures_total"), 0.0);
+}
+
+/// Prometheus text into `name{labels}` → value, checking the format as it goes: every sample's
+/// family has HELP and TYPE before it, every value is a number, and histogram buckets grow.
+fn parse_metrics(text: &str) -> std::collections::HashMap<String, f64> {
+    let mut typed = std::collections::HashSet::new();
+    let mut values = std::collections::HashMap::new();
+    let mut last_bucket = 0.0;
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            typed.insert(rest.split(' ').next().unwrap().to_owned());
+            continue;
+        }
+        if line.starts_with("# HELP ") {
+            continue;
+        }
+        let (key, value) = line.rsplit_once(' ').unwrap_or_else(|| panic!("{line:?}"));
+        let name = key.split('{').next().unwrap();
+        let family = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|s| name.strip_suffix(s).filter(|f| typed.contains(*f)))
+            .unwrap_or(name);
+        assert!(typed.contains(family), "{name} has no TYPE before it");
+        let value: f64 = value.parse().unwrap_or_else(|_| panic!("{line:?}"));
+        if name.ends_with("_bucket") {
+            assert!(value >= last_bucket, "buckets grow: {line}");
+            last_bucket = value;
+        }
+        assert!(
+            values.insert(key.to_owned(), value).is_none(),
+            "{key} twice"
+        );
+    }
+    values
 }
 
 #[test]

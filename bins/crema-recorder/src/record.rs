@@ -2,6 +2,7 @@
 //! lookups and history reconciliation it asks for, and a history sync every 15 minutes.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -32,6 +33,62 @@ pub struct MachineConfig {
     /// How long a write the database refuses (a full disk) is retried before the loop stops
     /// with an error rather than drop it (2 minutes).
     pub give_up_after: Duration,
+    /// What the loop is doing now, kept up to date for `/metrics` (clones share it).
+    pub status: Arc<Status>,
+}
+
+/// What a recording loop is doing now: its connection, the shot in progress, its history sync.
+/// Every field is a counter or a gauge anyone may read at any time.
+#[derive(Debug, Default)]
+pub struct Status {
+    /// Whether the socket.io connection to the machine is up.
+    pub connected: AtomicBool,
+    /// Events received from the machine.
+    pub events: AtomicU64,
+    /// Whether a shot is being recorded.
+    pub recording: AtomicBool,
+    /// Samples journaled for the shot in progress.
+    pub shot_samples: AtomicU64,
+    /// Shots recorded (kept) since the start.
+    pub shots_recorded: AtomicU64,
+    /// Shots ended and not kept (flushes, too short, stalled).
+    pub shots_discarded: AtomicU64,
+    /// Whether a history sync is running.
+    pub syncing: AtomicBool,
+    /// Shots the running (or last) sync has fetched, of how many it has to.
+    pub sync_done: AtomicU64,
+    /// See `sync_done`.
+    pub sync_total: AtomicU64,
+    /// Syncs that succeeded and that failed.
+    pub syncs_ok: AtomicU64,
+    /// See `syncs_ok`.
+    pub syncs_failed: AtomicU64,
+    /// When the last sync succeeded, Unix seconds (0: never).
+    pub last_sync_unix: AtomicU64,
+}
+
+impl Status {
+    fn output(&self, output: &Output) {
+        match output {
+            Output::Started(_) => {
+                self.shot_samples.store(0, Ordering::Relaxed);
+                self.recording.store(true, Ordering::Relaxed);
+            }
+            Output::Journal { samples, .. } => {
+                self.shot_samples
+                    .fetch_add(samples.len() as u64, Ordering::Relaxed);
+            }
+            Output::Finish(_) => {
+                self.recording.store(false, Ordering::Relaxed);
+                self.shots_recorded.fetch_add(1, Ordering::Relaxed);
+            }
+            Output::Discard { .. } => {
+                self.recording.store(false, Ordering::Relaxed);
+                self.shots_discarded.fetch_add(1, Ordering::Relaxed);
+            }
+            _ => {}
+        }
+    }
 }
 
 impl MachineConfig {
@@ -44,6 +101,7 @@ impl MachineConfig {
             reconcile_for: Duration::from_secs(30),
             recorder: Config::default(),
             give_up_after: Duration::from_secs(120),
+            status: Arc::new(Status::default()),
         }
     }
 }
@@ -146,6 +204,7 @@ pub async fn run(
             if let Some(write) = Write::from_output(&machine.name, &output) {
                 store_durably(&store, write, machine.give_up_after).await?;
             }
+            machine.status.output(&output);
             if let Some(tx) = &stored {
                 // A slow listener misses notices; the recording never waits for it.
                 let _ = tx.try_send(Stored {
@@ -181,6 +240,15 @@ pub async fn run(
                 let Some(event) = event else {
                     anyhow::bail!("the socket.io client stopped");
                 };
+                let status = &machine.status;
+                match &event {
+                    Event::Connect { .. } => status.connected.store(true, Ordering::Relaxed),
+                    Event::Disconnect(_) => status.connected.store(false, Ordering::Relaxed),
+                    Event::Message(_) => {
+                        status.events.fetch_add(1, Ordering::Relaxed);
+                    }
+                    _ => {}
+                }
                 if let Some(sink) = &sink {
                     forward(sink, &event, &machine.url);
                 }
@@ -199,9 +267,18 @@ pub async fn run(
                     }
                     Report::Synced(result) => {
                         syncing = false;
+                        let status = &machine.status;
+                        status.syncing.store(false, Ordering::Relaxed);
                         match result {
-                            Ok(report) => tracing::info!(machine = %machine.name, "history synced: {report}"),
-                            Err(e) => tracing::warn!(machine = %machine.name, "history sync failed (next try in {:?}): {e:#}", machine.sync_every),
+                            Ok(report) => {
+                                status.syncs_ok.fetch_add(1, Ordering::Relaxed);
+                                status.last_sync_unix.store(unix_now() as u64, Ordering::Relaxed);
+                                tracing::info!(machine = %machine.name, "history synced: {report}");
+                            }
+                            Err(e) => {
+                                status.syncs_failed.fetch_add(1, Ordering::Relaxed);
+                                tracing::warn!(machine = %machine.name, "history sync failed (next try in {:?}): {e:#}", machine.sync_every);
+                            }
                         }
                     }
                 }
@@ -210,8 +287,13 @@ pub async fn run(
                 syncing = true;
                 next_sync = Instant::now() + machine.sync_every;
                 let (api, store, name, reports) = (api.clone(), store.clone(), machine.name.clone(), reports.clone());
+                let status = machine.status.clone();
+                status.syncing.store(true, Ordering::Relaxed);
                 tokio::spawn(async move {
-                    let result = sync::sync(&api, &store, &name, |_, _| {}).await;
+                    let result = sync::sync(&api, &store, &name, |done, total| {
+                        status.sync_done.store(done as u64, Ordering::Relaxed);
+                        status.sync_total.store(total as u64, Ordering::Relaxed);
+                    }).await;
                     let _ = reports.send(Report::Synced(result)).await;
                 });
             }

@@ -76,6 +76,10 @@ pub struct Hub {
     capacity: usize,
     topics: Mutex<HashMap<Arc<str>, Arc<Topic>>>,
     published: std::sync::atomic::AtomicU64,
+    /// SSE streams open now, and events they have written (kept here: SSE streams share only
+    /// the hub).
+    pub(crate) sse_streams: std::sync::atomic::AtomicUsize,
+    pub(crate) sse_sent: std::sync::atomic::AtomicU64,
 }
 
 impl Hub {
@@ -88,12 +92,31 @@ impl Hub {
             capacity: capacity.max(1),
             topics: Mutex::new(HashMap::new()),
             published: std::sync::atomic::AtomicU64::new(0),
+            sse_streams: std::sync::atomic::AtomicUsize::new(0),
+            sse_sent: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
     /// Events published since the hub was made.
     pub fn published(&self) -> u64 {
         self.published.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// SSE streams open now.
+    pub fn sse_streams(&self) -> usize {
+        self.sse_streams.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Events written to SSE streams so far.
+    pub fn sse_sent(&self) -> u64 {
+        self.sse_sent.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Live receivers of `topic` now: WebSocket subscriptions, SSE streams and in-process
+    /// subscribers (0 for a topic that does not exist).
+    pub fn subscribers(&self, topic: &str) -> usize {
+        let topics = self.topics.lock().unwrap_or_else(|e| e.into_inner());
+        topics.get(topic).map_or(0, |t| t.tx.receiver_count())
     }
 
     /// The epoch in SSE ids.

@@ -10,6 +10,7 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use axum::http::{HeaderMap, HeaderValue};
@@ -50,13 +51,18 @@ pub fn stream(hub: Arc<Hub>, topic: &str, last_event_id: Option<&str>) -> Respon
     let head: Vec<SseEvent> = std::iter::once(SseEvent::default().retry(Duration::from_secs(2)))
         .chain(first.iter().map(|e| sse_event(&hub, e)))
         .collect();
-    let live_hub = hub.clone();
-    let live = BroadcastStream::new(live).map(move |item| match item {
-        Ok(event) => sse_event(&live_hub, &event),
-        Err(BroadcastStreamRecvError::Lagged(n)) => SseEvent::default()
-            .event("gap")
-            .data(format!("{{\"dropped\":{n}}}")),
+    let open = Open::new(hub.clone());
+    let live = BroadcastStream::new(live).map(move |item| {
+        open.sent(1);
+        match item {
+            Ok(event) => sse_event(&open.hub, &event),
+            Err(BroadcastStreamRecvError::Lagged(n)) => SseEvent::default()
+                .event("gap")
+                .data(format!("{{\"dropped\":{n}}}")),
+        }
     });
+    hub.sse_sent
+        .fetch_add(head.len() as u64 - 1, Ordering::Relaxed);
     let events = futures_util::stream::iter(head)
         .chain(live)
         .map(Ok::<_, Infallible>);
@@ -67,6 +73,28 @@ pub fn stream(hub: Arc<Hub>, topic: &str, last_event_id: Option<&str>) -> Respon
         .headers_mut()
         .insert("x-accel-buffering", HeaderValue::from_static("no"));
     response
+}
+
+/// Counts an SSE stream as open for as long as it lives.
+struct Open {
+    hub: Arc<Hub>,
+}
+
+impl Open {
+    fn new(hub: Arc<Hub>) -> Self {
+        hub.sse_streams.fetch_add(1, Ordering::Relaxed);
+        Self { hub }
+    }
+
+    fn sent(&self, n: u64) {
+        self.hub.sse_sent.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.hub.sse_streams.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// The resume point a request carries: the `Last-Event-ID` header, else `?last_event_id=`.

@@ -23,6 +23,7 @@ use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 
 use crate::auth::{Auth, Identity};
+use crate::outbound::{Frame, Payload as _};
 use crate::{Hub, Outbound};
 
 /// Per-connection and per-gateway limits.
@@ -66,6 +67,8 @@ pub struct WsState {
     /// Frames written to clients, and data frames dropped for slow ones.
     sent: std::sync::atomic::AtomicU64,
     dropped: std::sync::atomic::AtomicU64,
+    /// Data bytes waiting in every connection's queue.
+    queued: AtomicUsize,
 }
 
 impl WsState {
@@ -90,6 +93,7 @@ impl WsState {
             connections: AtomicUsize::new(0),
             sent: std::sync::atomic::AtomicU64::new(0),
             dropped: std::sync::atomic::AtomicU64::new(0),
+            queued: AtomicUsize::new(0),
         })
     }
 
@@ -101,6 +105,11 @@ impl WsState {
     /// Frames written to clients so far.
     pub fn sent(&self) -> u64 {
         self.sent.load(Ordering::Relaxed)
+    }
+
+    /// Data bytes waiting in the connections' queues now.
+    pub fn queued_bytes(&self) -> usize {
+        self.queued.load(Ordering::Relaxed)
     }
 
     /// Data frames dropped for slow clients so far (each reported to its client as a `gap`).
@@ -213,6 +222,9 @@ async fn connection(state: Arc<WsState>, identity: Identity, socket: WebSocket) 
                 loop {
                     let frame = shared.out.lock().ok().and_then(|mut out| out.pop(gap));
                     let Some(frame) = frame else { break };
+                    if let Frame::Data(data) = &frame {
+                        state.queued.fetch_sub(data.byte_len(), Ordering::Relaxed);
+                    }
                     if sink
                         .feed(Message::Text(frame.into_payload()))
                         .await
@@ -230,11 +242,18 @@ async fn connection(state: Arc<WsState>, identity: Identity, socket: WebSocket) 
     };
     let push = |f: &dyn Fn(&mut Outbound<Utf8Bytes>)| {
         if let Ok(mut out) = shared.out.lock() {
-            let before = out.dropped_total();
+            let (before, bytes) = (out.dropped_total(), out.data_bytes());
             f(&mut out);
             let lost = out.dropped_total() - before;
             if lost > 0 {
                 state.dropped.fetch_add(lost, Ordering::Relaxed);
+            }
+            // Grown by what came, shrunk by what was dropped for room.
+            let now = out.data_bytes();
+            if now >= bytes {
+                state.queued.fetch_add(now - bytes, Ordering::Relaxed);
+            } else {
+                state.queued.fetch_sub(bytes - now, Ordering::Relaxed);
             }
         }
         shared.ready.notify_one();
@@ -309,6 +328,10 @@ async fn connection(state: Arc<WsState>, identity: Identity, socket: WebSocket) 
         }
     }
     writer.abort();
+    let _ = writer.await;
+    if let Ok(out) = shared.out.lock() {
+        state.queued.fetch_sub(out.data_bytes(), Ordering::Relaxed);
+    }
 }
 
 /// `{"type":"subscribed","topic":T,"snapshot":[event frames…]}`.

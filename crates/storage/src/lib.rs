@@ -18,6 +18,7 @@
 
 mod read;
 mod schema;
+mod stats;
 mod write;
 
 use std::path::{Path, PathBuf};
@@ -29,6 +30,7 @@ use recorder_core::{Shot, ShotKey, ShotStart};
 use tokio::sync::{mpsc, oneshot};
 
 pub use read::{Reader, ShotFile, ShotSummary, ShotsPage};
+pub use stats::{COMMIT_BUCKETS, CommitStats};
 
 /// Why storage failed, with what it was doing.
 #[derive(Debug, thiserror::Error)]
@@ -233,6 +235,7 @@ pub struct Store {
     jobs: Option<mpsc::Sender<Job>>,
     writer: Option<JoinHandle<()>>,
     recovered: Vec<Recovered>,
+    stats: Arc<stats::Stats>,
 }
 
 /// A live shot a crash left recording, finished as partial by [`Store::open`].
@@ -268,9 +271,11 @@ impl Store {
         }
         let (jobs, rx) = mpsc::channel(options.queue.max(1));
         let batch = options.batch.max(1);
+        let stats = Arc::new(stats::Stats::default());
+        let writer_stats = stats.clone();
         let writer = std::thread::Builder::new()
             .name("crema-storage-writer".into())
-            .spawn(move || write::run(conn, rx, batch))
+            .spawn(move || write::run(conn, rx, batch, &writer_stats))
             .map_err(|source| StorageError::Io {
                 path: path.to_owned(),
                 source,
@@ -280,12 +285,18 @@ impl Store {
             jobs: Some(jobs),
             writer: Some(writer),
             recovered,
+            stats,
         })
     }
 
     /// The shots [`Store::open`] found recording and finished as partial, by key.
     pub fn recovered(&self) -> &[Recovered] {
         &self.recovered
+    }
+
+    /// How the writer's commits went so far: how many, how many failed, and how long they took.
+    pub fn commit_stats(&self) -> CommitStats {
+        self.stats.snapshot()
     }
 
     /// The database file.

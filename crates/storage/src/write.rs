@@ -84,7 +84,12 @@ pub(crate) fn recover(conn: &mut Connection) -> Result<Vec<crate::Recovered>, St
 }
 
 /// The writer loop: a batch of waiting writes per transaction, answers after the commit.
-pub(crate) fn run(mut conn: Connection, mut jobs: mpsc::Receiver<Job>, batch: usize) {
+pub(crate) fn run(
+    mut conn: Connection,
+    mut jobs: mpsc::Receiver<Job>,
+    batch: usize,
+    stats: &crate::stats::Stats,
+) {
     let mut waiting: Vec<Job> = Vec::with_capacity(batch);
     while let Some(first) = jobs.blocking_recv() {
         waiting.push(first);
@@ -94,7 +99,9 @@ pub(crate) fn run(mut conn: Connection, mut jobs: mpsc::Receiver<Job>, batch: us
                 Err(_) => break,
             }
         }
+        let began = std::time::Instant::now();
         let results = apply_batch(&mut conn, &waiting);
+        stats.record(began.elapsed(), results.iter().all(Result::is_ok));
         for (job, result) in waiting.drain(..).zip(results) {
             // The caller may have given up waiting; the write stands either way.
             let _ = job.ack.send(result);
