@@ -38,6 +38,7 @@ fn main() -> anyhow::Result<()> {
                  bench codec               decode throughput: ours vs serde_json floor vs rust_engineio/rust_socketio\n  \
                  bench client              1M events through a client: ours vs socket.io-client (JS) vs rust_socketio\n  \
                  bench storage             history import vs bare SQLite; falling edge → shot committed\n  \
+                 bench fanout              WebSocket fan-out to 1k and 10k subscribers: ours vs Node socket.io\n  \
                  fuzz list                 the fuzz targets\n  \
                  fuzz <target> <seconds>   run one fuzz target (nightly + cargo-fuzz)"
             );
@@ -174,6 +175,20 @@ fn bench(args: &[&str]) -> anyhow::Result<()> {
         ]);
         run(build)?;
         "bench-client"
+    } else if args.first() == Some(&"fanout") {
+        // The fan-out benchmark starts its server and load generator from binaries of their own.
+        install_node_servers()?;
+        let mut build = cargo();
+        build.args([
+            "build",
+            "--release",
+            "--locked",
+            "-p",
+            "crema-bench",
+            "--bins",
+        ]);
+        run(build)?;
+        "release"
     } else {
         "release"
     };

@@ -240,7 +240,7 @@ async fn serve(
     tokio::spawn(stop_on_signals(stop.clone()));
     let graceful = stop.clone();
     let mut server = tokio::spawn(async move {
-        axum::serve(listener, app)
+        axum::serve(fanout::ws::listener(listener), app)
             .with_graceful_shutdown(async move { graceful.cancelled().await })
             .await
     });

@@ -7,6 +7,7 @@ use anyhow::{Context as _, bail};
 
 mod client;
 mod codec;
+mod fanout;
 mod storage;
 
 fn main() -> anyhow::Result<()> {
@@ -15,8 +16,9 @@ fn main() -> anyhow::Result<()> {
         Some("codec") => codec::run(&args[1..]),
         Some("client") => client::run(&args[1..]),
         Some("storage") => storage::run(&args[1..]),
+        Some("fanout") => fanout::run(&args[1..]),
         _ => bail!(
-            "usage: crema-bench codec [--rounds N] | client [--rounds N] [--count N] | storage [--rounds N]"
+            "usage: crema-bench codec [--rounds N] | client [--rounds N] [--count N] | storage [--rounds N] | fanout [--secs S] [--subs N,N]"
         ),
     }
 }

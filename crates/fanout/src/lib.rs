@@ -10,6 +10,7 @@
 
 pub mod auth;
 pub mod hub;
+mod mailbox;
 pub mod outbound;
 pub mod sse;
 pub mod ws;

@@ -119,6 +119,25 @@ impl<T: Payload> Outbound<T> {
         Some(Frame::Data(frame))
     }
 
+    /// Forgets `topic` (its subscription ended): its queued data frames and its unreported
+    /// losses are dropped without a gap. Returns how many data frames were dropped.
+    pub fn forget(&mut self, topic: &str) -> usize {
+        let before = self.data.len();
+        let mut freed = 0;
+        self.data.retain(|(t, frame)| {
+            let keep = &**t != topic;
+            if !keep {
+                freed += frame.byte_len();
+            }
+            keep
+        });
+        self.data_bytes -= freed;
+        if let Some(unreported) = self.dropped.remove(topic) {
+            self.dropped_total -= unreported;
+        }
+        before - self.data.len()
+    }
+
     /// Whether nothing waits.
     pub fn is_empty(&self) -> bool {
         self.control.is_empty() && self.data.is_empty() && self.dropped.is_empty()
@@ -167,6 +186,7 @@ mod tests {
         Control,
         Data { topic: u8, len: usize },
         Lost { topic: u8, n: u64 },
+        Forget { topic: u8 },
         Pop,
     }
 
@@ -175,6 +195,7 @@ mod tests {
             1 => Just(Op::Control),
             6 => (0u8..3, 1usize..40).prop_map(|(topic, len)| Op::Data { topic, len }),
             1 => (0u8..3, 0u64..5).prop_map(|(topic, n)| Op::Lost { topic, n }),
+            1 => (0u8..3).prop_map(|topic| Op::Forget { topic }),
             4 => Just(Op::Pop),
         ]
     }
@@ -212,7 +233,7 @@ mod tests {
                     None => Ok(false),
                 }
             };
-            let mut lost = 0u64;
+            let (mut lost, mut forgotten_all) = (0u64, 0u64);
             for op in ops {
                 match op {
                     Op::Control => {
@@ -229,6 +250,13 @@ mod tests {
                         q.note_dropped(&topics[usize::from(topic)], n);
                         lost += n;
                     }
+                    Op::Forget { topic } => {
+                        // What was forgotten is neither delivered nor reported.
+                        let total = q.dropped_total();
+                        let forgotten = q.forget(&topics[usize::from(topic)]) as u64;
+                        forgotten_all += forgotten + (total - q.dropped_total());
+                        prop_assert!(q.data.iter().all(|(t, _)| *t != topics[usize::from(topic)]));
+                    }
                     Op::Pop => {
                         run(&mut q, &mut got_controls, &mut got_data, &mut gaps)?;
                     }
@@ -236,7 +264,7 @@ mod tests {
             }
             while run(&mut q, &mut got_controls, &mut got_data, &mut gaps)? {}
             prop_assert_eq!(got_controls, controls);
-            prop_assert_eq!(got_data + gaps, pushed + lost);
+            prop_assert_eq!(got_data + gaps + forgotten_all, pushed + lost);
             prop_assert_eq!(q.dropped_total(), gaps);
         }
     }

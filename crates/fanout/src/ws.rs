@@ -2,29 +2,42 @@
 //!
 //! Client → server: `{"op":"subscribe","topic":T}`, `{"op":"unsubscribe","topic":T}`; anything
 //! else gets an `error` frame and the connection stays. Server → client: `subscribed` (with the
-//! snapshot), `event`, `gap`, `unsubscribed`, `error`. Each connection has two tasks: one reads the
-//! client and forwards its subscriptions into the [`Outbound`] queue, one writes the queue to the
-//! socket (all that waits, then one flush). A client that does not read only fills its own queue:
-//! its oldest data frames are dropped and reported as a `gap`, and nobody else waits for it.
+//! snapshot), `event`, `gap`, `unsubscribed`, `error`.
+//!
+//! Each connection is one task owning its socket. Publishers push each event's frame, a complete
+//! WebSocket frame made once and shared, straight into the connection's queue (its mailbox, an
+//! [`Outbound`](crate::Outbound)) and wake the task; the task reads the client's requests, then
+//! copies everything queued into one buffer and writes it with as few system calls as the socket
+//! allows. A busy gateway therefore writes bigger batches instead of falling behind. A client that
+//! does not read only fills its own queue: its oldest data frames are dropped and reported as a
+//! `gap`, and nobody else waits for it.
+//!
+//! The server side of RFC 6455 is small and done here: the upgrade (the accept key and frame
+//! headers are tungstenite's), masked client frames of at most [`Limits::max_inbound`] bytes,
+//! ping → pong, close → close. Fragmented client messages are refused with an `error` frame.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::collections::HashMap;
+use std::future::Future;
+use std::io::Cursor;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use axum::extract::State;
-use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use futures_util::{SinkExt as _, StreamExt as _};
-use tokio::sync::Notify;
-use tokio_stream::StreamMap;
-use tokio_stream::wrappers::BroadcastStream;
-use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::{Instant, Sleep};
+use tungstenite::protocol::frame::FrameHeader;
+use tungstenite::protocol::frame::coding::{Control, Data, OpCode};
 
+use crate::Hub;
 use crate::auth::{Auth, Identity};
-use crate::outbound::{Frame, Payload as _};
-use crate::{Hub, Outbound};
+use crate::mailbox::{Mailbox, text_frame};
 
 /// Per-connection and per-gateway limits.
 #[derive(Debug, Clone)]
@@ -65,10 +78,10 @@ pub struct WsState {
     origins: Option<Vec<String>>,
     connections: AtomicUsize,
     /// Frames written to clients, and data frames dropped for slow ones.
-    sent: std::sync::atomic::AtomicU64,
-    dropped: std::sync::atomic::AtomicU64,
-    /// Data bytes waiting in every connection's queue.
-    queued: AtomicUsize,
+    sent: AtomicU64,
+    dropped: Arc<AtomicU64>,
+    /// The open connections' mailboxes, for the queued-bytes gauge.
+    mailboxes: Mutex<HashMap<usize, Arc<Mailbox>>>,
 }
 
 impl WsState {
@@ -91,9 +104,9 @@ impl WsState {
             auth,
             origins,
             connections: AtomicUsize::new(0),
-            sent: std::sync::atomic::AtomicU64::new(0),
-            dropped: std::sync::atomic::AtomicU64::new(0),
-            queued: AtomicUsize::new(0),
+            sent: AtomicU64::new(0),
+            dropped: Arc::new(AtomicU64::new(0)),
+            mailboxes: Mutex::new(HashMap::new()),
         })
     }
 
@@ -109,86 +122,18 @@ impl WsState {
 
     /// Data bytes waiting in the connections' queues now.
     pub fn queued_bytes(&self) -> usize {
-        self.queued.load(Ordering::Relaxed)
+        let mailboxes: Vec<Arc<Mailbox>> = self
+            .mailboxes
+            .lock()
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default();
+        mailboxes.iter().map(|m| m.lock().data_bytes()).sum()
     }
 
     /// Data frames dropped for slow clients so far (each reported to its client as a `gap`).
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
     }
-}
-
-/// The `/ws` handler.
-pub async fn handler(
-    State(state): State<Arc<WsState>>,
-    headers: HeaderMap,
-    ws: WebSocketUpgrade,
-) -> Response {
-    if let (Some(allowed), Some(origin)) = (
-        &state.origins,
-        headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()),
-    ) && !allowed.iter().any(|a| a == origin)
-    {
-        return refuse(
-            StatusCode::FORBIDDEN,
-            "origin_not_allowed",
-            &format!("pages from {origin} may not open this WebSocket"),
-        );
-    }
-    let identity = match state.auth.authenticate(&headers).await {
-        Ok(identity) => identity,
-        Err(refused) => return refuse(refused.status, "unauthorized", &refused.message),
-    };
-    if state.connections.fetch_add(1, Ordering::AcqRel) >= state.limits.max_connections {
-        state.connections.fetch_sub(1, Ordering::AcqRel);
-        return refuse(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "too_many_connections",
-            "the gateway serves as many connections as it is configured for; try again later",
-        );
-    }
-    let max = state.limits.max_inbound;
-    ws.read_buffer_size(4096)
-        .write_buffer_size(4096)
-        .max_message_size(max)
-        .max_frame_size(max)
-        .on_upgrade(move |socket| async move {
-            connection(state.clone(), identity, socket).await;
-            state.connections.fetch_sub(1, Ordering::AcqRel);
-        })
-}
-
-/// The queue both tasks of a connection share.
-struct Shared {
-    out: Mutex<Outbound<Utf8Bytes>>,
-    ready: Notify,
-    ping: std::sync::atomic::AtomicBool,
-}
-
-fn control(value: serde_json::Value) -> Utf8Bytes {
-    Utf8Bytes::from(value.to_string())
-}
-
-fn gap(topic: &str, dropped: u64) -> Utf8Bytes {
-    control(serde_json::json!({"type": "gap", "topic": topic, "dropped": dropped}))
-}
-
-fn error(code: &str, message: &str) -> Utf8Bytes {
-    control(serde_json::json!({"type": "error", "code": code, "message": message}))
-}
-
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Request {
-    op: Op,
-    topic: String,
-}
-
-#[derive(serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-enum Op {
-    Subscribe,
-    Unsubscribe,
 }
 
 /// `{"error": code, "message": …}` with `status`.
@@ -200,153 +145,473 @@ fn refuse(status: StatusCode, code: &str, message: &str) -> Response {
         .into_response()
 }
 
-async fn connection(state: Arc<WsState>, identity: Identity, socket: WebSocket) {
-    let (mut sink, mut stream) = socket.split();
-    let shared = Arc::new(Shared {
-        out: Mutex::new(Outbound::new(state.limits.data_bytes)),
-        ready: Notify::new(),
-        ping: std::sync::atomic::AtomicBool::new(false),
+/// Whether a comma-separated header holds `token` (case-insensitive).
+fn has_token(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool {
+    headers.get_all(name).iter().any(|v| {
+        v.to_str()
+            .is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+    })
+}
+
+/// The `/ws` handler: checks the origin, authenticates, counts the connection, and upgrades.
+pub async fn handler(State(state): State<Arc<WsState>>, mut request: Request) -> Response {
+    let headers = request.headers();
+    let upgrade = has_token(headers, header::CONNECTION, "upgrade")
+        && has_token(headers, header::UPGRADE, "websocket");
+    let Some(key) = headers.get(header::SEC_WEBSOCKET_KEY).filter(|_| upgrade) else {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "not_a_websocket",
+            "this endpoint speaks WebSocket only (Connection: upgrade, Upgrade: websocket)",
+        );
+    };
+    if headers
+        .get(header::SEC_WEBSOCKET_VERSION)
+        .is_none_or(|v| v.as_bytes() != b"13")
+    {
+        let mut response = refuse(
+            StatusCode::UPGRADE_REQUIRED,
+            "websocket_version",
+            "only WebSocket version 13 is spoken",
+        );
+        response.headers_mut().insert(
+            header::SEC_WEBSOCKET_VERSION,
+            HeaderValue::from_static("13"),
+        );
+        return response;
+    }
+    let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
+    if let (Some(allowed), Some(origin)) = (
+        &state.origins,
+        headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()),
+    ) && !allowed.iter().any(|a| a == origin)
+    {
+        return refuse(
+            StatusCode::FORBIDDEN,
+            "origin_not_allowed",
+            &format!("pages from {origin} may not open this WebSocket"),
+        );
+    }
+    let identity = match state.auth.authenticate(headers).await {
+        Ok(identity) => identity,
+        Err(refused) => return refuse(refused.status, "unauthorized", &refused.message),
+    };
+    if state.connections.fetch_add(1, Ordering::AcqRel) >= state.limits.max_connections {
+        state.connections.fetch_sub(1, Ordering::AcqRel);
+        return refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too_many_connections",
+            "the gateway serves as many connections as it is configured for; try again later",
+        );
+    }
+    let on_upgrade = hyper::upgrade::on(&mut request);
+    tokio::spawn(async move {
+        match on_upgrade.await {
+            Ok(upgraded) => Conn::new(state.clone(), identity, TokioIo::new(upgraded)).await,
+            Err(e) => tracing::debug!("a WebSocket upgrade did not complete: {e}"),
+        }
+        state.connections.fetch_sub(1, Ordering::AcqRel);
     });
-    // The writer: everything waiting, then one flush.
-    let writer = {
-        let shared = shared.clone();
-        let state = state.clone();
-        tokio::spawn(async move {
-            loop {
-                shared.ready.notified().await;
-                if shared.ping.swap(false, Ordering::AcqRel)
-                    && sink.feed(Message::Ping(Bytes::new())).await.is_err()
-                {
-                    return;
-                }
-                loop {
-                    let frame = shared.out.lock().ok().and_then(|mut out| out.pop(gap));
-                    let Some(frame) = frame else { break };
-                    if let Frame::Data(data) = &frame {
-                        state.queued.fetch_sub(data.byte_len(), Ordering::Relaxed);
-                    }
-                    if sink
-                        .feed(Message::Text(frame.into_payload()))
-                        .await
-                        .is_err()
-                    {
-                        return;
-                    }
-                    state.sent.fetch_add(1, Ordering::Relaxed);
-                }
-                if sink.flush().await.is_err() {
-                    return;
-                }
-            }
-        })
-    };
-    let push = |f: &dyn Fn(&mut Outbound<Utf8Bytes>)| {
-        if let Ok(mut out) = shared.out.lock() {
-            let (before, bytes) = (out.dropped_total(), out.data_bytes());
-            f(&mut out);
-            let lost = out.dropped_total() - before;
-            if lost > 0 {
-                state.dropped.fetch_add(lost, Ordering::Relaxed);
-            }
-            // Grown by what came, shrunk by what was dropped for room.
-            let now = out.data_bytes();
-            if now >= bytes {
-                state.queued.fetch_add(now - bytes, Ordering::Relaxed);
-            } else {
-                state.queued.fetch_sub(bytes - now, Ordering::Relaxed);
-            }
-        }
-        shared.ready.notify_one();
-    };
-    let mut subscriptions: StreamMap<Arc<str>, BroadcastStream<Arc<crate::Event>>> =
-        StreamMap::new();
-    let mut ping = tokio::time::interval(state.limits.ping_every);
-    ping.tick().await;
-    let mut heard = tokio::time::Instant::now();
-    loop {
-        let silent_until = heard + state.limits.silence;
-        tokio::select! {
-            message = stream.next() => {
-                let Some(Ok(message)) = message else { break };
-                heard = tokio::time::Instant::now();
-                let text = match message {
-                    Message::Text(text) => text,
-                    Message::Close(_) => break,
-                    Message::Binary(_) => {
-                        push(&|out| out.push_control(error("bad_request", "send JSON text frames")));
-                        continue;
-                    }
-                    _ => continue,
-                };
-                let request: Request = match serde_json::from_str(text.as_str()) {
-                    Ok(r) => r,
-                    Err(e) => {
-                        let message = format!("expected {{\"op\":\"subscribe\"|\"unsubscribe\",\"topic\":…}}: {e}");
-                        push(&|out| out.push_control(error("bad_request", &message)));
-                        continue;
-                    }
-                };
-                match request.op {
-                    Op::Subscribe => {
-                        if !identity.may_read(&request.topic) {
-                            push(&|out| out.push_control(error("forbidden", &format!("you may not read {}", request.topic))));
-                        } else if subscriptions.contains_key(request.topic.as_str()) {
-                            push(&|out| out.push_control(error("already_subscribed", &format!("already subscribed to {}", request.topic))));
-                        } else if subscriptions.len() >= state.limits.max_subscriptions {
-                            let message = format!("at most {} subscriptions per connection", state.limits.max_subscriptions);
-                            push(&|out| out.push_control(error("too_many_subscriptions", &message)));
-                        } else {
-                            let sub = state.hub.subscribe(&request.topic);
-                            let frame = subscribed(&sub);
-                            push(&|out| out.push_control(frame.clone()));
-                            subscriptions.insert(sub.topic.clone(), BroadcastStream::new(sub.live));
-                        }
-                    }
-                    Op::Unsubscribe => {
-                        let frame = match subscriptions.remove(request.topic.as_str()) {
-                            Some(_) => control(serde_json::json!({"type": "unsubscribed", "topic": request.topic})),
-                            None => error("not_subscribed", &format!("not subscribed to {}", request.topic)),
-                        };
-                        push(&|out| out.push_control(frame.clone()));
-                    }
-                }
-            }
-            Some((topic, item)) = subscriptions.next() => {
-                match item {
-                    Ok(event) => push(&|out| out.push_data(&topic, event.frame.clone())),
-                    Err(BroadcastStreamRecvError::Lagged(n)) => push(&|out| out.note_dropped(&topic, n)),
-                }
-            }
-            _ = ping.tick() => {
-                shared.ping.store(true, Ordering::Release);
-                shared.ready.notify_one();
-            }
-            () = tokio::time::sleep_until(silent_until) => {
-                tracing::info!("dropping a WebSocket silent for {:?}", state.limits.silence);
-                break;
-            }
-        }
+    let mut response = StatusCode::SWITCHING_PROTOCOLS.into_response();
+    let h = response.headers_mut();
+    h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    if let Ok(accept) = HeaderValue::from_str(&accept) {
+        h.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
     }
-    writer.abort();
-    let _ = writer.await;
-    if let Ok(out) = shared.out.lock() {
-        state.queued.fetch_sub(out.data_bytes(), Ordering::Relaxed);
-    }
+    response
+}
+
+fn control(value: &serde_json::Value) -> Bytes {
+    text_frame(value.to_string().as_bytes())
+}
+
+fn gap(topic: &str, dropped: u64) -> Bytes {
+    control(&serde_json::json!({"type": "gap", "topic": topic, "dropped": dropped}))
+}
+
+fn error(code: &str, message: &str) -> Bytes {
+    control(&serde_json::json!({"type": "error", "code": code, "message": message}))
+}
+
+/// A close frame with its status code.
+fn close_frame(code: u16) -> Bytes {
+    let [hi, lo] = code.to_be_bytes();
+    Bytes::copy_from_slice(&[0x88, 2, hi, lo])
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClientRequest {
+    op: Op,
+    topic: String,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum Op {
+    Subscribe,
+    Unsubscribe,
 }
 
 /// `{"type":"subscribed","topic":T,"snapshot":[event frames…]}`.
-fn subscribed(sub: &crate::Subscription) -> Utf8Bytes {
+fn subscribed(topic: &str, snapshot: &[Arc<crate::Event>]) -> Bytes {
     let mut text = String::from("{\"type\":\"subscribed\",\"topic\":");
-    text.push_str(&serde_json::to_string(&*sub.topic).unwrap_or_default());
+    text.push_str(&serde_json::to_string(topic).unwrap_or_default());
     text.push_str(",\"snapshot\":[");
-    for (i, event) in sub.snapshot.iter().enumerate() {
+    for (i, event) in snapshot.iter().enumerate() {
         if i > 0 {
             text.push(',');
         }
         text.push_str(event.frame.as_str());
     }
     text.push_str("]}");
-    Utf8Bytes::from(text)
+    text_frame(text.as_bytes())
+}
+
+/// The most bytes taken from the queue into one write.
+const BATCH: usize = 64 * 1024;
+/// A write buffer larger than this is given back once written (idle connections stay small).
+const KEEP: usize = 8 * 1024;
+
+/// Why a connection ends.
+enum End {
+    /// The client went away, or the socket failed.
+    Gone,
+    /// We close it, after writing what is queued (a close frame last).
+    Closing,
+}
+
+/// One WebSocket connection: a future that reads, keeps time and writes, in one task.
+struct Conn {
+    state: Arc<WsState>,
+    identity: Identity,
+    io: TokioIo<hyper::upgrade::Upgraded>,
+    mailbox: Arc<Mailbox>,
+    /// Subscribed topics.
+    topics: Vec<Arc<str>>,
+    /// Inbound bytes not yet a whole frame.
+    inbound: Vec<u8>,
+    /// Outbound bytes, written up to `written`.
+    outbound: Vec<u8>,
+    written: usize,
+    /// The next ping or the silence deadline, whichever is first.
+    timer: Pin<Box<Sleep>>,
+    heard: Instant,
+    next_ping: Instant,
+    /// Set once a close frame is queued: write what is left, then end.
+    closing: bool,
+    /// Whether a fragmented message is being refused (its continuation frames are skipped).
+    skipping: bool,
+}
+
+impl Conn {
+    fn new(state: Arc<WsState>, identity: Identity, io: TokioIo<hyper::upgrade::Upgraded>) -> Self {
+        let mailbox = Mailbox::new(state.limits.data_bytes, state.dropped.clone());
+        if let Ok(mut all) = state.mailboxes.lock() {
+            all.insert(Arc::as_ptr(&mailbox) as usize, mailbox.clone());
+        }
+        let now = Instant::now();
+        let next_ping = now + state.limits.ping_every;
+        Self {
+            identity,
+            io,
+            mailbox,
+            topics: Vec::new(),
+            inbound: Vec::new(),
+            outbound: Vec::new(),
+            written: 0,
+            timer: Box::pin(tokio::time::sleep_until(
+                next_ping.min(now + state.limits.silence),
+            )),
+            heard: now,
+            next_ping,
+            closing: false,
+            skipping: false,
+            state,
+        }
+    }
+
+    /// Reads what the client sent and answers it; `Err` when the connection is over.
+    fn read(&mut self, cx: &mut Context<'_>) -> Result<(), End> {
+        let mut chunk = [0u8; 2048];
+        // A few reads per turn: a client flooding requests cannot starve the writes.
+        for _ in 0..8 {
+            let mut buf = ReadBuf::new(&mut chunk);
+            match Pin::new(&mut self.io).poll_read(cx, &mut buf) {
+                Poll::Pending => return Ok(()),
+                Poll::Ready(Err(_)) => return Err(End::Gone),
+                Poll::Ready(Ok(())) if buf.filled().is_empty() => return Err(End::Gone),
+                Poll::Ready(Ok(())) => {
+                    self.heard = Instant::now();
+                    self.inbound.extend_from_slice(buf.filled());
+                    self.frames()?;
+                    if self.inbound.is_empty() {
+                        self.inbound = Vec::new();
+                    }
+                }
+            }
+        }
+        cx.waker().wake_by_ref();
+        Ok(())
+    }
+
+    /// Handles every whole frame in `inbound`.
+    fn frames(&mut self) -> Result<(), End> {
+        let max = self.state.limits.max_inbound;
+        let mut at = 0;
+        let result = loop {
+            let mut cursor = Cursor::new(&self.inbound[at..]);
+            let (header, len) = match FrameHeader::parse(&mut cursor) {
+                Ok(Some(parsed)) => parsed,
+                Ok(None) => break Ok(()),
+                Err(e) => break Err(self.fail(1002, &format!("a malformed frame: {e}"))),
+            };
+            let Some(mask) = header.mask else {
+                break Err(self.fail(1002, "client frames must be masked (RFC 6455 §5.3)"));
+            };
+            if len > max as u64 {
+                break Err(self.fail(1009, &format!("messages are limited to {max} bytes")));
+            }
+            let start = at + cursor.position() as usize;
+            let end = start + len as usize;
+            if self.inbound.len() < end {
+                break Ok(());
+            }
+            let mut payload = self.inbound[start..end].to_vec();
+            for (i, b) in payload.iter_mut().enumerate() {
+                *b ^= mask[i % 4];
+            }
+            at = end;
+            if let Err(end) = self.frame(&header, payload) {
+                break Err(end);
+            }
+        };
+        self.inbound.drain(..at);
+        if result.is_ok() && self.inbound.len() > max + 14 {
+            return Err(self.fail(1009, &format!("messages are limited to {max} bytes")));
+        }
+        result
+    }
+
+    fn frame(&mut self, header: &FrameHeader, payload: Vec<u8>) -> Result<(), End> {
+        match header.opcode {
+            OpCode::Control(Control::Ping) => {
+                if payload.len() > 125 {
+                    return Err(self.fail(1002, "a ping of more than 125 bytes"));
+                }
+                let mut pong = vec![0x8a, payload.len() as u8];
+                pong.extend_from_slice(&payload);
+                self.mailbox.push_control(Bytes::from(pong));
+            }
+            OpCode::Control(Control::Pong) => {}
+            OpCode::Control(Control::Close) => {
+                // Echo the status code, as RFC 6455 §5.5.1 asks.
+                let code = payload
+                    .get(..2)
+                    .map_or(1000, |c| u16::from_be_bytes([c[0], c[1]]));
+                return Err(self.close(code));
+            }
+            OpCode::Control(Control::Reserved(_)) | OpCode::Data(Data::Reserved(_)) => {
+                return Err(self.fail(1002, "a reserved opcode"));
+            }
+            OpCode::Data(Data::Continue) => {
+                if !self.skipping {
+                    return Err(self.fail(1002, "a continuation frame with no message"));
+                }
+                self.skipping = !header.is_final;
+            }
+            OpCode::Data(_) if !header.is_final => {
+                self.skipping = true;
+                self.mailbox.push_control(error(
+                    "bad_request",
+                    "send each request in one frame (fragmented messages are not accepted)",
+                ));
+            }
+            OpCode::Data(Data::Binary) => {
+                self.mailbox
+                    .push_control(error("bad_request", "send JSON text frames"));
+            }
+            OpCode::Data(Data::Text) => match String::from_utf8(payload) {
+                Ok(text) => self.request(&text),
+                Err(_) => return Err(self.fail(1007, "a text frame that is not UTF-8")),
+            },
+        }
+        Ok(())
+    }
+
+    /// A protocol error: log it, queue a close frame with `code`, end after writing.
+    fn fail(&mut self, code: u16, why: &str) -> End {
+        tracing::info!("closing a WebSocket ({code}): {why}");
+        self.close(code)
+    }
+
+    /// Queues the close frame last: no event is queued after it, and none of those waiting is
+    /// written (nothing may follow a close frame).
+    fn close(&mut self, code: u16) -> End {
+        for topic in self.topics.drain(..) {
+            self.state.hub.detach(&topic, &self.mailbox);
+            self.mailbox.lock().forget(&topic);
+        }
+        self.mailbox.push_control(close_frame(code));
+        self.closing = true;
+        End::Closing
+    }
+
+    fn request(&mut self, text: &str) {
+        let request: ClientRequest = match serde_json::from_str(text) {
+            Ok(r) => r,
+            Err(e) => {
+                let message =
+                    format!("expected {{\"op\":\"subscribe\"|\"unsubscribe\",\"topic\":…}}: {e}");
+                self.mailbox.push_control(error("bad_request", &message));
+                return;
+            }
+        };
+        let topic = request.topic;
+        let known = self.topics.iter().position(|t| **t == *topic);
+        let reply = match request.op {
+            Op::Subscribe if !self.identity.may_read(&topic) => {
+                error("forbidden", &format!("you may not read {topic}"))
+            }
+            Op::Subscribe if known.is_some() => error(
+                "already_subscribed",
+                &format!("already subscribed to {topic}"),
+            ),
+            Op::Subscribe if self.topics.len() >= self.state.limits.max_subscriptions => error(
+                "too_many_subscriptions",
+                &format!(
+                    "at most {} subscriptions per connection",
+                    self.state.limits.max_subscriptions
+                ),
+            ),
+            Op::Subscribe => {
+                // Attached and snapshotted under the topic's lock; the `subscribed` frame is
+                // queued before this task writes anything, on the control lane that goes first.
+                let (key, snapshot) = self.state.hub.attach(&topic, &self.mailbox);
+                self.topics.push(key);
+                subscribed(&topic, &snapshot)
+            }
+            Op::Unsubscribe => match known {
+                Some(i) => {
+                    let key = self.topics.swap_remove(i);
+                    self.state.hub.detach(&key, &self.mailbox);
+                    self.mailbox.lock().forget(&key);
+                    control(&serde_json::json!({"type": "unsubscribed", "topic": topic}))
+                }
+                None => error("not_subscribed", &format!("not subscribed to {topic}")),
+            },
+        };
+        self.mailbox.push_control(reply);
+    }
+
+    /// Pings on time; `Err` once the client has been silent too long.
+    fn keep_time(&mut self, cx: &mut Context<'_>) -> Result<(), End> {
+        while self.timer.as_mut().poll(cx).is_ready() {
+            let now = Instant::now();
+            let limits = &self.state.limits;
+            if now >= self.heard + limits.silence {
+                tracing::info!("dropping a WebSocket silent for {:?}", limits.silence);
+                return Err(End::Gone);
+            }
+            if now >= self.next_ping {
+                self.mailbox.push_control(Bytes::from_static(&[0x89, 0]));
+                self.next_ping = now + limits.ping_every;
+            }
+            let next = self.next_ping.min(self.heard + limits.silence);
+            self.timer.as_mut().reset(next);
+        }
+        Ok(())
+    }
+
+    /// Writes what is queued: batches of up to [`BATCH`] bytes, until the socket is full or
+    /// the queue is empty. `Err` when the socket failed.
+    fn write(&mut self, cx: &mut Context<'_>) -> Result<(), End> {
+        for _ in 0..16 {
+            if self.written == self.outbound.len() {
+                self.outbound.clear();
+                self.written = 0;
+                let mut frames = 0;
+                {
+                    let mut out = self.mailbox.lock();
+                    while self.outbound.len() < BATCH {
+                        let Some(frame) = out.pop(gap) else { break };
+                        self.outbound.extend_from_slice(frame.payload());
+                        frames += 1;
+                    }
+                }
+                if frames == 0 {
+                    if self.outbound.capacity() > KEEP {
+                        self.outbound = Vec::new();
+                    }
+                    return Ok(());
+                }
+                self.state.sent.fetch_add(frames, Ordering::Relaxed);
+            }
+            match Pin::new(&mut self.io).poll_write(cx, &self.outbound[self.written..]) {
+                Poll::Pending => return Ok(()),
+                Poll::Ready(Ok(0) | Err(_)) => return Err(End::Gone),
+                Poll::Ready(Ok(n)) => self.written += n,
+            }
+        }
+        // Plenty written this turn; let the other connections have theirs.
+        cx.waker().wake_by_ref();
+        Ok(())
+    }
+
+    fn all_written(&self) -> bool {
+        self.written == self.outbound.len() && self.mailbox.lock().is_empty()
+    }
+}
+
+impl Future for Conn {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        // Registered before looking at the queue: no push is missed.
+        this.mailbox.register(cx.waker());
+        if !this.closing {
+            match this.read(cx).and_then(|()| this.keep_time(cx)) {
+                Ok(()) | Err(End::Closing) => {}
+                Err(End::Gone) => return Poll::Ready(()),
+            }
+        }
+        if this.write(cx).is_err() {
+            return Poll::Ready(());
+        }
+        if this.closing && this.all_written() {
+            let _ = Pin::new(&mut this.io).poll_shutdown(cx);
+            return Poll::Ready(());
+        }
+        Poll::Pending
+    }
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        for topic in &self.topics {
+            self.state.hub.detach(topic, &self.mailbox);
+        }
+        if let Ok(mut all) = self.state.mailboxes.lock() {
+            all.remove(&(Arc::as_ptr(&self.mailbox) as usize));
+        }
+    }
+}
+
+/// `listener` with `TCP_NODELAY` set on every connection it accepts: serve the fan-out with it.
+/// Connections write whole batches; with Nagle's algorithm a batch written while the previous one
+/// is not yet acknowledged waits for the client's delayed ACK, up to 40 ms on Linux.
+pub fn listener(
+    listener: tokio::net::TcpListener,
+) -> axum::serve::TapIo<tokio::net::TcpListener, fn(&mut tokio::net::TcpStream)> {
+    use axum::serve::ListenerExt as _;
+    fn nodelay(tcp: &mut tokio::net::TcpStream) {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::warn!("cannot set TCP_NODELAY on a connection: {e}");
+        }
+    }
+    listener.tap_io(nodelay)
 }
 
 /// The router serving `/ws`.

@@ -17,7 +17,7 @@ async fn listen(app: axum::Router) -> std::net::SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
-        axum::serve(listener, app).await.ok();
+        axum::serve(fanout::ws::listener(listener), app).await.ok();
     });
     addr
 }

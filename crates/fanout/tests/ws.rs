@@ -3,53 +3,16 @@
 //! control frame.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use fanout::Hub;
-use fanout::ws::{Limits, WsState, router};
+use fanout::ws::{Limits, WsState};
 use futures_util::{SinkExt as _, StreamExt as _};
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
 
-async fn serve(hub: Arc<Hub>, limits: Limits) -> String {
-    serve_state(WsState::new(hub, limits)).await
-}
-
-async fn serve_state(state: Arc<WsState>) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        axum::serve(listener, router(state)).await.ok();
-    });
-    format!("ws://{addr}/ws")
-}
-
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-async fn next_json(ws: &mut Ws) -> Value {
-    loop {
-        let message = tokio::time::timeout(Duration::from_secs(5), ws.next())
-            .await
-            .expect("a frame within 5 s")
-            .expect("the connection stays")
-            .unwrap();
-        if let Message::Text(text) = message {
-            return serde_json::from_str(text.as_str()).unwrap();
-        }
-    }
-}
-
-async fn send(ws: &mut Ws, value: Value) {
-    ws.send(Message::Text(value.to_string().into()))
-        .await
-        .unwrap();
-}
-
-fn publish(hub: &Hub, topic: &str, name: &str, data: &str) {
-    let raw = serde_json::value::RawValue::from_string(data.to_owned()).unwrap();
-    hub.publish(topic, name, &raw, SystemTime::now());
-}
+mod common;
+use common::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn snapshot_then_events_in_order() {
