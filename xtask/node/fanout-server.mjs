@@ -28,7 +28,8 @@ const http = createServer((req, res) => {
     }
     if (done >= total) {
       clearInterval(timer);
-      res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ published: done }));
+      const body = JSON.stringify({ published: done });
+      res.writeHead(200, { "content-type": "application/json", "content-length": Buffer.byteLength(body) }).end(body);
     }
   }, 1);
 });

@@ -7,7 +7,7 @@
 //! `run RATE SECS` asks the server to publish RATE events per second for SECS seconds, waits until
 //! every subscriber has all of them (or 5 s after the end), and prints one JSON line: events
 //! published, deliveries, subscribers that missed some, `gap` frames, publish→receive latency
-//! percentiles, and how long the last deliveries lagged the end of publishing.
+//! percentiles, and how long the last deliveries lagged the scheduled end of publishing.
 //!
 //! The clients are deliberately lean (one task each, a 16 KiB read buffer, frames parsed in
 //! place, the latency read from the event's `"t"` field) so that the server, not the load, is
@@ -214,11 +214,12 @@ async fn post(port: u16, path: &str) -> anyhow::Result<String> {
     tcp.write_all(request.as_bytes()).await?;
     let mut answer = String::new();
     tcp.read_to_string(&mut answer).await?;
+    // The JSON object in the body, whatever the transfer encoding.
     let body = answer
         .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .context("no HTTP answer")?;
-    Ok(body)
+        .and_then(|(_, b)| Some(&b[b.find('{')?..=b.rfind('}')?]))
+        .with_context(|| format!("no JSON answer in {answer:?}"))?;
+    Ok(body.to_owned())
 }
 
 fn percentile(sorted: &[u32], p: f64) -> f64 {
@@ -237,8 +238,10 @@ async fn window(port: u16, totals: &Totals, rate: f64, secs: f64) -> anyhow::Res
         .collect();
     let gaps_before = totals.gaps.load(Ordering::Relaxed);
     totals.latencies.lock().map(|mut l| l.clear()).ok();
+    // Lateness is counted from when publishing should have ended, not from the server's answer
+    // (a saturated server answers late).
+    let ended = now_ns() + (secs * 1e9) as u64;
     let answer = post(port, &format!("/bench/publish?rate={rate}&secs={secs}")).await?;
-    let ended = now_ns();
     let published: u64 = serde_json::from_str::<serde_json::Value>(answer.trim())
         .ok()
         .and_then(|v| v["published"].as_u64())
@@ -269,13 +272,29 @@ async fn window(port: u16, totals: &Totals, rate: f64, secs: f64) -> anyhow::Res
     );
     lat.sort_unstable();
     let drain_ms = totals.last_at.load(Ordering::Relaxed).saturating_sub(ended) as f64 / 1e6;
+    let incomplete = missing(totals);
+    // A server that fell behind still has queues to empty: wait until deliveries stop (half a
+    // second without one, two minutes at most) so that the next window starts clean.
+    let settle = Instant::now();
+    if incomplete > 0 || drain_ms > 1000.0 {
+        let mut last = totals.last_at.load(Ordering::Relaxed);
+        while settle.elapsed() < Duration::from_secs(120) {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let now = totals.last_at.load(Ordering::Relaxed);
+            if now == last {
+                break;
+            }
+            last = now;
+        }
+    }
     Ok(serde_json::json!({
         "rate": rate,
         "secs": secs,
         "subs": totals.received.len(),
         "published": published,
         "delivered": delivered,
-        "incomplete_subs": missing(totals),
+        "incomplete_subs": incomplete,
+        "settle_ms": settle.elapsed().as_millis() as u64,
         "gaps": totals.gaps.load(Ordering::Relaxed) - gaps_before,
         "p50_ms": percentile(&lat, 0.5),
         "p99_ms": percentile(&lat, 0.99),
