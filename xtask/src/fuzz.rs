@@ -7,11 +7,13 @@ use anyhow::{Context as _, bail};
 use serde_json::Value;
 
 /// Every fuzz target under `fuzz/fuzz_targets/`.
-pub(crate) const TARGETS: [&str; 4] = [
+pub(crate) const TARGETS: [&str; 6] = [
     "engineio_packet",
     "engineio_payload",
     "socketio_packet",
     "socketio_binary",
+    "ws_client_frames",
+    "machine_event",
 ];
 
 pub(crate) fn run(target: &str, seconds: u64) -> anyhow::Result<()> {

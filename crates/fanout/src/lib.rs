@@ -9,6 +9,7 @@
 #![deny(missing_docs)]
 
 pub mod auth;
+pub mod frames;
 pub mod hub;
 mod mailbox;
 pub mod outbound;

@@ -13,18 +13,22 @@
 //! `gap`, and nobody else waits for it.
 //!
 //! The server side of RFC 6455 is small and done here: the upgrade (the accept key and frame
-//! headers are tungstenite's), masked client frames of at most [`Limits::max_inbound`] bytes,
-//! ping → pong, close → close. Fragmented client messages are refused with an `error` frame.
+//! headers are tungstenite's), masked client frames of at most [`Limits::max_inbound`] bytes
+//! decoded by the pure [`frames::Decoder`](crate::frames::Decoder), ping → pong, close → close.
+//! Fragmented client messages are refused with an `error` frame.
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::io::Cursor;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use crate::Hub;
+use crate::auth::{Auth, Identity};
+use crate::frames::{Decoder, Inbound};
+use crate::mailbox::{Mailbox, text_frame};
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -32,12 +36,6 @@ use bytes::Bytes;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
-use tungstenite::protocol::frame::FrameHeader;
-use tungstenite::protocol::frame::coding::{Control, Data, OpCode};
-
-use crate::Hub;
-use crate::auth::{Auth, Identity};
-use crate::mailbox::{Mailbox, text_frame};
 
 /// Per-connection and per-gateway limits.
 #[derive(Debug, Clone)]
@@ -290,8 +288,8 @@ struct Conn {
     mailbox: Arc<Mailbox>,
     /// Subscribed topics.
     topics: Vec<Arc<str>>,
-    /// Inbound bytes not yet a whole frame.
-    inbound: Vec<u8>,
+    /// What the client sent, decoded.
+    inbound: Decoder,
     /// Outbound bytes, written up to `written`.
     outbound: Vec<u8>,
     written: usize,
@@ -301,8 +299,6 @@ struct Conn {
     next_ping: Instant,
     /// Set once a close frame is queued: write what is left, then end.
     closing: bool,
-    /// Whether a fragmented message is being refused (its continuation frames are skipped).
-    skipping: bool,
 }
 
 impl Conn {
@@ -318,7 +314,7 @@ impl Conn {
             io,
             mailbox,
             topics: Vec::new(),
-            inbound: Vec::new(),
+            inbound: Decoder::new(state.limits.max_inbound),
             outbound: Vec::new(),
             written: 0,
             timer: Box::pin(tokio::time::sleep_until(
@@ -327,7 +323,6 @@ impl Conn {
             heard: now,
             next_ping,
             closing: false,
-            skipping: false,
             state,
         }
     }
@@ -344,11 +339,8 @@ impl Conn {
                 Poll::Ready(Ok(())) if buf.filled().is_empty() => return Err(End::Gone),
                 Poll::Ready(Ok(())) => {
                     self.heard = Instant::now();
-                    self.inbound.extend_from_slice(buf.filled());
+                    self.inbound.push(buf.filled());
                     self.frames()?;
-                    if self.inbound.is_empty() {
-                        self.inbound = Vec::new();
-                    }
                 }
             }
         }
@@ -356,88 +348,35 @@ impl Conn {
         Ok(())
     }
 
-    /// Handles every whole frame in `inbound`.
+    /// Answers every whole frame received.
     fn frames(&mut self) -> Result<(), End> {
-        let max = self.state.limits.max_inbound;
-        let mut at = 0;
-        let result = loop {
-            let mut cursor = Cursor::new(&self.inbound[at..]);
-            let (header, len) = match FrameHeader::parse(&mut cursor) {
-                Ok(Some(parsed)) => parsed,
-                Ok(None) => break Ok(()),
-                Err(e) => break Err(self.fail(1002, &format!("a malformed frame: {e}"))),
+        loop {
+            let inbound = match self.inbound.decode() {
+                Ok(Some(inbound)) => inbound,
+                Ok(None) => return Ok(()),
+                Err(fault) => return Err(self.fail(fault.code, &fault.reason)),
             };
-            let Some(mask) = header.mask else {
-                break Err(self.fail(1002, "client frames must be masked (RFC 6455 §5.3)"));
-            };
-            if len > max as u64 {
-                break Err(self.fail(1009, &format!("messages are limited to {max} bytes")));
-            }
-            let start = at + cursor.position() as usize;
-            let end = start + len as usize;
-            if self.inbound.len() < end {
-                break Ok(());
-            }
-            let mut payload = self.inbound[start..end].to_vec();
-            for (i, b) in payload.iter_mut().enumerate() {
-                *b ^= mask[i % 4];
-            }
-            at = end;
-            if let Err(end) = self.frame(&header, payload) {
-                break Err(end);
-            }
-        };
-        self.inbound.drain(..at);
-        if result.is_ok() && self.inbound.len() > max + 14 {
-            return Err(self.fail(1009, &format!("messages are limited to {max} bytes")));
-        }
-        result
-    }
-
-    fn frame(&mut self, header: &FrameHeader, payload: Vec<u8>) -> Result<(), End> {
-        match header.opcode {
-            OpCode::Control(Control::Ping) => {
-                if payload.len() > 125 {
-                    return Err(self.fail(1002, "a ping of more than 125 bytes"));
-                }
-                let mut pong = vec![0x8a, payload.len() as u8];
-                pong.extend_from_slice(&payload);
-                self.mailbox.push_control(Bytes::from(pong));
-            }
-            OpCode::Control(Control::Pong) => {}
-            OpCode::Control(Control::Close) => {
-                // Echo the status code, as RFC 6455 §5.5.1 asks.
-                let code = payload
-                    .get(..2)
-                    .map_or(1000, |c| u16::from_be_bytes([c[0], c[1]]));
-                return Err(self.close(code));
-            }
-            OpCode::Control(Control::Reserved(_)) | OpCode::Data(Data::Reserved(_)) => {
-                return Err(self.fail(1002, "a reserved opcode"));
-            }
-            OpCode::Data(Data::Continue) => {
-                if !self.skipping {
-                    return Err(self.fail(1002, "a continuation frame with no message"));
-                }
-                self.skipping = !header.is_final;
-            }
-            OpCode::Data(_) if !header.is_final => {
-                self.skipping = true;
-                self.mailbox.push_control(error(
+            match inbound {
+                Inbound::Text(text) => self.request(&text),
+                Inbound::Binary => self
+                    .mailbox
+                    .push_control(error("bad_request", "send JSON text frames")),
+                Inbound::Fragmented => self.mailbox.push_control(error(
                     "bad_request",
                     "send each request in one frame (fragmented messages are not accepted)",
-                ));
+                )),
+                Inbound::Ping(payload) => {
+                    let mut pong = vec![0x8a, payload.len() as u8];
+                    pong.extend_from_slice(&payload);
+                    self.mailbox.push_control(Bytes::from(pong));
+                }
+                Inbound::Pong => {}
+                // Echo the status code, as RFC 6455 §5.5.1 asks (1000 when there was none).
+                Inbound::Close(code) => {
+                    return Err(self.close(if code == 1005 { 1000 } else { code }));
+                }
             }
-            OpCode::Data(Data::Binary) => {
-                self.mailbox
-                    .push_control(error("bad_request", "send JSON text frames"));
-            }
-            OpCode::Data(Data::Text) => match String::from_utf8(payload) {
-                Ok(text) => self.request(&text),
-                Err(_) => return Err(self.fail(1007, "a text frame that is not UTF-8")),
-            },
         }
-        Ok(())
     }
 
     /// A protocol error: log it, queue a close frame with `code`, end after writing.

@@ -167,3 +167,141 @@ async fn a_client_that_never_reads_gets_a_gap_and_slows_nobody() {
     assert_eq!(state.dropped(), gap, "the gateway counts what it dropped");
     assert!(state.sent() >= count);
 }
+
+/// A raw client: the handshake by hand, masked frames out, frames in.
+struct Raw(tokio::net::TcpStream, Vec<u8>);
+
+impl Raw {
+    async fn connect(url: &str) -> Raw {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let addr = url.trim_start_matches("ws://").trim_end_matches("/ws");
+        let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        tcp.write_all(
+            b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        )
+        .await
+        .unwrap();
+        let mut buf = Vec::new();
+        while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+            let mut chunk = [0u8; 512];
+            let n = tcp.read(&mut chunk).await.unwrap();
+            assert!(n > 0);
+            buf.extend_from_slice(&chunk[..n]);
+        }
+        let head = String::from_utf8_lossy(&buf).to_string();
+        assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+        // RFC 6455 §1.3's own example key and answer.
+        assert!(head.contains("s3pPLMBiTxaQ9kYGzzhZRbK+xOo="), "{head}");
+        let end = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+        Raw(tcp, buf[end..].to_vec())
+    }
+
+    async fn send(&mut self, first: u8, payload: &[u8]) {
+        use tokio::io::AsyncWriteExt as _;
+        let mask = [1, 2, 3, 4];
+        let mut out = vec![first, 0x80 | payload.len() as u8];
+        out.extend_from_slice(&mask);
+        out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+        self.0.write_all(&out).await.unwrap();
+    }
+
+    /// The next frame: (opcode, payload); `None` when the server closed the socket.
+    async fn frame(&mut self) -> Option<(u8, Vec<u8>)> {
+        use tokio::io::AsyncReadExt as _;
+        loop {
+            if self.1.len() >= 2 {
+                let len = usize::from(self.1[1] & 0x7f);
+                let (len, head) = if len == 126 && self.1.len() >= 4 {
+                    (usize::from(u16::from_be_bytes([self.1[2], self.1[3]])), 4)
+                } else {
+                    (len, 2)
+                };
+                if (len < 126 || head == 4) && self.1.len() >= head + len {
+                    let opcode = self.1[0] & 0x0f;
+                    let payload = self.1[head..head + len].to_vec();
+                    self.1.drain(..head + len);
+                    return Some((opcode, payload));
+                }
+            }
+            let mut chunk = [0u8; 4096];
+            let n = tokio::time::timeout(Duration::from_secs(5), self.0.read(&mut chunk))
+                .await
+                .expect("a frame within 5 s")
+                .unwrap_or(0);
+            if n == 0 {
+                return None;
+            }
+            self.1.extend_from_slice(&chunk[..n]);
+        }
+    }
+}
+
+/// The hand-written server side of RFC 6455, byte by byte: the accept key, pong for ping,
+/// fragmented and binary messages refused with the connection kept, the close code echoed,
+/// server pings, and a silent client dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_websocket_layer_over_a_raw_socket() {
+    let hub = Arc::new(Hub::new(1, 64, 1024));
+    let url = serve(
+        hub.clone(),
+        Limits {
+            ping_every: Duration::from_millis(200),
+            silence: Duration::from_millis(700),
+            ..Limits::default()
+        },
+    )
+    .await;
+    let mut raw = Raw::connect(&url).await;
+    raw.send(0x89, b"are you there").await;
+    assert_eq!(raw.frame().await, Some((0xa, b"are you there".to_vec())));
+    raw.send(0x01, br#"{"op":"#).await;
+    raw.send(0x80, br#""subscribe","topic":"t"}"#).await;
+    let (op, text) = raw.frame().await.unwrap();
+    assert_eq!(op, 1);
+    assert!(String::from_utf8(text).unwrap().contains("fragmented"));
+    raw.send(0x82, b"\x01").await;
+    let (_, text) = raw.frame().await.unwrap();
+    assert!(
+        String::from_utf8(text)
+            .unwrap()
+            .contains("send JSON text frames")
+    );
+    // Still open: a request is answered.
+    raw.send(0x81, br#"{"op":"subscribe","topic":"t"}"#).await;
+    let (_, text) = raw.frame().await.unwrap();
+    assert!(
+        String::from_utf8(text)
+            .unwrap()
+            .starts_with(r#"{"type":"subscribed""#)
+    );
+    raw.send(0x88, &[0x0f, 0xa0]).await;
+    assert_eq!(
+        raw.frame().await,
+        Some((0x8, vec![0x0f, 0xa0])),
+        "code 4000 echoed"
+    );
+    assert_eq!(raw.frame().await, None, "then the server closes");
+
+    // An unmasked frame is a protocol error (1002).
+    let mut raw = Raw::connect(&url).await;
+    {
+        use tokio::io::AsyncWriteExt as _;
+        raw.0.write_all(b"\x81\x02hi").await.unwrap();
+    }
+    assert_eq!(raw.frame().await, Some((0x8, vec![0x03, 0xea])));
+
+    // A client that never answers is pinged, then dropped.
+    let mut raw = Raw::connect(&url).await;
+    let started = std::time::Instant::now();
+    assert_eq!(raw.frame().await.map(|f| f.0), Some(0x9), "a ping");
+    let mut frames = 0;
+    while raw.frame().await.is_some() {
+        frames += 1;
+    }
+    let silent = started.elapsed();
+    assert!(
+        silent >= Duration::from_millis(650) && silent < Duration::from_secs(3),
+        "dropped after {silent:?} and {frames} more frames"
+    );
+}
