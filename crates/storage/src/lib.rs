@@ -17,6 +17,7 @@
 #![deny(missing_docs)]
 
 mod read;
+mod runs;
 mod schema;
 mod stats;
 mod write;
@@ -30,6 +31,7 @@ use recorder_core::{Shot, ShotKey, ShotStart};
 use tokio::sync::{mpsc, oneshot};
 
 pub use read::{Reader, ShotFile, ShotSummary, ShotsPage};
+pub use runs::{QaResult, Run, RunKind, RunProgress, RunStatus};
 pub use stats::{COMMIT_BUCKETS, CommitStats};
 
 /// Why storage failed, with what it was doing.
@@ -133,6 +135,34 @@ pub enum Write {
         /// The history entry, with its samples.
         entry: Box<Entry>,
     },
+    /// A new run, queued: answers [`Applied::RunCreated`], or [`Applied::RunBusy`] with the
+    /// run already active (at most one is).
+    CreateRun {
+        /// What it does.
+        kind: RunKind,
+        /// The machine (sync of one machine).
+        machine: Option<String>,
+        /// The shots it covers (`None`: every stored shot).
+        shots: Option<Vec<i64>>,
+    },
+    /// A run's progress (or its end). Ignored once the run has finished.
+    RunProgress(RunProgress),
+    /// QA verdicts on a shot, replacing earlier verdicts of the same checks.
+    QaResults {
+        /// The shot's key.
+        shot: i64,
+        /// One per check.
+        results: Vec<QaResult>,
+    },
+    /// An analysis of a shot, replacing an earlier one by the same analyzer.
+    Analysis {
+        /// The shot's key.
+        shot: i64,
+        /// The analyzer's name (`shot-facts/1`, …).
+        analyzer: String,
+        /// Its result, JSON text.
+        result: String,
+    },
 }
 
 impl Write {
@@ -186,6 +216,16 @@ pub enum Applied {
     Done,
     /// A history upsert.
     History(Upserted),
+    /// A run was created, queued.
+    RunCreated {
+        /// Its id.
+        id: i64,
+    },
+    /// No run was created: this one is active.
+    RunBusy {
+        /// The active run's id.
+        active: i64,
+    },
 }
 
 /// Test hook: decides, for the n-th commit (from 1), whether SQLite must refuse it.
@@ -254,7 +294,14 @@ impl Store {
     /// every live shot a crash left recording ([`Store::recovered`]).
     pub fn open(path: &Path, options: Options) -> Result<Store, StorageError> {
         let mut conn = write::open_writer(path)?;
-        let recovered = write::recover(&mut conn)?;
+        let (recovered, interrupted) = write::recover(&mut conn)?;
+        if !interrupted.is_empty() {
+            tracing::warn!(
+                runs = ?interrupted,
+                "{} run(s) were active when the process stopped; they are marked interrupted",
+                interrupted.len()
+            );
+        }
         if !recovered.is_empty() {
             tracing::warn!(
                 shots = ?recovered.iter().map(|r| r.key).collect::<Vec<_>>(),

@@ -267,6 +267,38 @@ impl Reader {
         Ok(max.map_or(0, |m| m.max(0) as u64))
     }
 
+    /// Run `id`.
+    pub fn run(&self, id: i64) -> Result<Option<crate::Run>, StorageError> {
+        crate::runs::get(&self.conn, id)
+    }
+
+    /// The run queued or running, if any.
+    pub fn active_run(&self) -> Result<Option<crate::Run>, StorageError> {
+        crate::runs::active(&self.conn)
+    }
+
+    /// The newest runs, newest first.
+    pub fn runs(&self, limit: usize) -> Result<Vec<crate::Run>, StorageError> {
+        crate::runs::latest(&self.conn, limit)
+    }
+
+    /// The QA verdicts stored for shot `key`, by check name.
+    pub fn qa_results(&self, key: i64) -> Result<Vec<crate::QaResult>, StorageError> {
+        crate::runs::qa_results(&self.conn, key)
+    }
+
+    /// Every shot's key, oldest first.
+    pub fn shot_keys(&self) -> Result<Vec<i64>, StorageError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT key FROM shots ORDER BY time, key")
+            .map_err(sql("listing shots"))?;
+        let rows = stmt
+            .query_map([], |r| r.get(0))
+            .map_err(sql("listing shots"))?;
+        rows.collect::<Result<_, _>>().map_err(sql("listing shots"))
+    }
+
     /// The analyses stored for shot `key`: `{analyzer, result, created_at}`, by analyzer.
     pub fn analyses(&self, key: i64) -> Result<Vec<serde_json::Value>, StorageError> {
         let mut stmt = self

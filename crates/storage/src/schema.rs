@@ -71,6 +71,60 @@ pub(crate) fn migrations() -> Migrations<'static> {
             DROP TABLE samples;
             DROP TABLE shots;",
         ),
+        // 2: runs know their machine and shots, their kind and status are checked, and at most
+        // one is active (queued or running) at a time.
+        M::up(
+            "CREATE TABLE runs_v2 (
+                id INTEGER PRIMARY KEY,
+                kind TEXT NOT NULL CHECK (kind IN ('sync', 'qa', 'analyze')),
+                status TEXT NOT NULL CHECK (status IN
+                    ('queued', 'running', 'succeeded', 'failed', 'cancelled', 'interrupted')),
+                machine TEXT,
+                -- The shot keys asked for, as a JSON array; NULL: every stored shot.
+                shots TEXT,
+                total INTEGER NOT NULL DEFAULT 0,
+                done INTEGER NOT NULL DEFAULT 0,
+                passed INTEGER NOT NULL DEFAULT 0,
+                failed INTEGER NOT NULL DEFAULT 0,
+                created_at REAL NOT NULL,
+                started_at REAL,
+                finished_at REAL,
+                error TEXT
+            ) STRICT;
+            -- Earlier runs that fit are kept; one left active is over.
+            INSERT INTO runs_v2 (id, kind, status, total, done, passed, failed, created_at,
+                                 started_at, finished_at, error)
+                SELECT id, kind,
+                       CASE WHEN status IN ('queued', 'running') THEN 'interrupted' ELSE status END,
+                       total, done, passed, failed, created_at, started_at, finished_at, error
+                FROM runs
+                WHERE kind IN ('sync', 'qa', 'analyze') AND status IN
+                    ('queued', 'running', 'succeeded', 'failed', 'cancelled', 'interrupted');
+            DROP TABLE runs;
+            ALTER TABLE runs_v2 RENAME TO runs;
+            CREATE UNIQUE INDEX one_active_run ON runs ((0)) WHERE status IN ('queued', 'running');",
+        )
+        .down(
+            "CREATE TABLE runs_v1 (
+                id INTEGER PRIMARY KEY,
+                kind TEXT NOT NULL,
+                status TEXT NOT NULL,
+                total INTEGER NOT NULL DEFAULT 0,
+                done INTEGER NOT NULL DEFAULT 0,
+                passed INTEGER NOT NULL DEFAULT 0,
+                failed INTEGER NOT NULL DEFAULT 0,
+                created_at REAL NOT NULL,
+                started_at REAL,
+                finished_at REAL,
+                error TEXT
+            ) STRICT;
+            INSERT INTO runs_v1 (id, kind, status, total, done, passed, failed, created_at,
+                                 started_at, finished_at, error)
+                SELECT id, kind, status, total, done, passed, failed, created_at, started_at,
+                       finished_at, error FROM runs;
+            DROP TABLE runs;
+            ALTER TABLE runs_v1 RENAME TO runs;",
+        ),
     ])
 }
 
@@ -94,5 +148,48 @@ mod tests {
             .unwrap();
         assert_eq!(tables, 0);
         m.to_latest(&mut conn).unwrap();
+    }
+
+    /// Version 2 keeps version 1's runs that fit (one left running becomes interrupted), holds
+    /// at most one active run, and goes back to version 1 with its runs.
+    #[test]
+    fn runs_move_to_version_2_and_back() {
+        let mut conn = rusqlite::Connection::open_in_memory().unwrap();
+        let m = migrations();
+        m.to_version(&mut conn, 1).unwrap();
+        conn.execute_batch(
+            "INSERT INTO runs (kind, status, created_at) VALUES ('qa', 'succeeded', 1), ('qa', 'running', 2),
+                ('weird', 'queued', 3);",
+        )
+        .unwrap();
+        m.to_latest(&mut conn).unwrap();
+        let statuses: Vec<String> = conn
+            .prepare("SELECT status FROM runs ORDER BY id")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(statuses, ["succeeded", "interrupted"]);
+        conn.execute(
+            "INSERT INTO runs (kind, status, created_at) VALUES ('qa', 'queued', 4)",
+            [],
+        )
+        .unwrap();
+        let second = conn.execute(
+            "INSERT INTO runs (kind, status, created_at) VALUES ('sync', 'running', 5)",
+            [],
+        );
+        assert!(second.is_err(), "a second active run is refused");
+        let bad = conn.execute(
+            "INSERT INTO runs (kind, status, created_at) VALUES ('qa', 'paused', 5)",
+            [],
+        );
+        assert!(bad.is_err(), "statuses are checked");
+        m.to_version(&mut conn, 1).unwrap();
+        let count: i64 = conn
+            .query_row("SELECT count(*) FROM runs", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(count, 3);
     }
 }

@@ -44,7 +44,11 @@ pub(crate) fn open_writer(path: &Path) -> Result<Connection, StorageError> {
 }
 
 /// Finishes as `partial` every live shot still `recording`; returns them.
-pub(crate) fn recover(conn: &mut Connection) -> Result<Vec<crate::Recovered>, StorageError> {
+/// Finishes what a crash left open: live shots still recording become partial, and runs still
+/// active become interrupted (their ids are the second part of the answer).
+pub(crate) fn recover(
+    conn: &mut Connection,
+) -> Result<(Vec<crate::Recovered>, Vec<i64>), StorageError> {
     let what = "recovering unfinished shots";
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -79,8 +83,9 @@ pub(crate) fn recover(conn: &mut Connection) -> Result<Vec<crate::Recovered>, St
         recovered.sort_by_key(|r| r.key);
         recovered
     };
+    let interrupted = crate::runs::interrupt(&tx, unix_now())?;
     tx.commit().map_err(sql(what))?;
-    Ok(recovered)
+    Ok((recovered, interrupted))
 }
 
 /// The writer loop: a batch of waiting writes per transaction, answers after the commit.
@@ -173,6 +178,28 @@ fn live_row(tx: &Connection, key: ShotKey) -> Result<Option<(i64, bool, String)>
 
 fn apply(tx: &Connection, write: &Write) -> Result<Applied, StorageError> {
     match write {
+        Write::CreateRun {
+            kind,
+            machine,
+            shots,
+        } => {
+            return crate::runs::create(
+                tx,
+                *kind,
+                machine.as_deref(),
+                shots.as_deref(),
+                unix_now(),
+            );
+        }
+        Write::RunProgress(progress) => crate::runs::progress(tx, progress, unix_now())?,
+        Write::QaResults { shot, results } => {
+            crate::runs::store_qa(tx, *shot, results, unix_now())?;
+        }
+        Write::Analysis {
+            shot,
+            analyzer,
+            result,
+        } => crate::runs::store_analysis(tx, *shot, analyzer, result, unix_now())?,
         Write::StartShot { machine, start } => {
             tx.execute(
                 "INSERT INTO shots (machine, recording_key, time, name, profile_id, source, status, updated_at)

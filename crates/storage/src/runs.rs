@@ -1,0 +1,326 @@
+//! Runs (history sync, QA, analysis over many shots), their QA results and analyses: the types,
+//! the writes and the reads. At most one run is active (queued or running) at a time: the schema
+//! holds that with a unique partial index, and [`Write::CreateRun`](crate::Write::CreateRun)
+//! answers with the active run instead of a second one.
+
+use rusqlite::{Connection, OptionalExtension as _, params};
+use serde::{Deserialize, Serialize};
+
+use crate::{StorageError, sql};
+
+/// What a run does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunKind {
+    /// History sync of one machine, or of every machine.
+    Sync,
+    /// Quality checks over shots.
+    Qa,
+    /// Shot analysis over shots.
+    Analyze,
+}
+
+impl RunKind {
+    /// Its name in the API and the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunKind::Sync => "sync",
+            RunKind::Qa => "qa",
+            RunKind::Analyze => "analyze",
+        }
+    }
+
+    fn parse(s: &str) -> Option<RunKind> {
+        [RunKind::Sync, RunKind::Qa, RunKind::Analyze]
+            .into_iter()
+            .find(|k| k.as_str() == s)
+    }
+}
+
+/// Where a run is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    /// Created, not started.
+    Queued,
+    /// Working.
+    Running,
+    /// Done, every item handled.
+    Succeeded,
+    /// Stopped by an error (in `error`).
+    Failed,
+    /// Stopped on request.
+    Cancelled,
+    /// The process stopped while it was active (found so at the next start).
+    Interrupted,
+}
+
+impl RunStatus {
+    /// Its name in the API and the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Queued => "queued",
+            RunStatus::Running => "running",
+            RunStatus::Succeeded => "succeeded",
+            RunStatus::Failed => "failed",
+            RunStatus::Cancelled => "cancelled",
+            RunStatus::Interrupted => "interrupted",
+        }
+    }
+
+    /// Queued or running.
+    pub fn is_active(self) -> bool {
+        matches!(self, RunStatus::Queued | RunStatus::Running)
+    }
+
+    fn parse(s: &str) -> Option<RunStatus> {
+        [
+            RunStatus::Queued,
+            RunStatus::Running,
+            RunStatus::Succeeded,
+            RunStatus::Failed,
+            RunStatus::Cancelled,
+            RunStatus::Interrupted,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
+    }
+}
+
+/// A run's snapshot: what the API shows and the SSE stream sends.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Run {
+    /// Its id.
+    pub id: i64,
+    /// What it does.
+    pub kind: RunKind,
+    /// Where it is.
+    pub status: RunStatus,
+    /// The machine a sync run covers (`None`: every machine, or not a sync).
+    pub machine: Option<String>,
+    /// The shots asked for (`None`: every stored shot). Not part of the snapshot's JSON.
+    #[serde(skip)]
+    pub shots: Option<Vec<i64>>,
+    /// Items to handle (shots, or history shots to fetch), once known.
+    pub total: u64,
+    /// Items handled.
+    pub done: u64,
+    /// Items that passed (QA: every check passed; otherwise: handled without error).
+    pub passed: u64,
+    /// Items that failed.
+    pub failed: u64,
+    /// When it was created, started and finished, Unix seconds.
+    pub created_at: f64,
+    /// See `created_at`.
+    pub started_at: Option<f64>,
+    /// See `created_at`.
+    pub finished_at: Option<f64>,
+    /// Why it failed or was interrupted.
+    pub error: Option<String>,
+}
+
+/// Progress of a run, as written.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunProgress {
+    /// The run.
+    pub id: i64,
+    /// Where it is now (a finished status also sets `finished_at`; `running` sets `started_at`).
+    pub status: RunStatus,
+    /// See [`Run`].
+    pub total: u64,
+    /// See [`Run`].
+    pub done: u64,
+    /// See [`Run`].
+    pub passed: u64,
+    /// See [`Run`].
+    pub failed: u64,
+    /// See [`Run`].
+    pub error: Option<String>,
+}
+
+/// One QA check's verdict on one shot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QaResult {
+    /// The check's stable name (`too_short`, …).
+    pub check: String,
+    /// Whether the shot passed it.
+    pub passed: bool,
+    /// What a person should know.
+    pub message: String,
+}
+
+const RUN: &str = "SELECT id, kind, status, machine, shots, total, done, passed, failed,
+    created_at, started_at, finished_at, error FROM runs";
+
+fn run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Run> {
+    let bad = |i: usize, what: &str| {
+        rusqlite::Error::FromSqlConversionFailure(
+            i,
+            rusqlite::types::Type::Text,
+            format!("unknown run {what}").into(),
+        )
+    };
+    let kind: String = r.get(1)?;
+    let status: String = r.get(2)?;
+    let shots: Option<String> = r.get(4)?;
+    Ok(Run {
+        id: r.get(0)?,
+        kind: RunKind::parse(&kind).ok_or_else(|| bad(1, "kind"))?,
+        status: RunStatus::parse(&status).ok_or_else(|| bad(2, "status"))?,
+        machine: r.get(3)?,
+        shots: shots.and_then(|s| serde_json::from_str(&s).ok()),
+        total: r.get::<_, i64>(5)?.max(0) as u64,
+        done: r.get::<_, i64>(6)?.max(0) as u64,
+        passed: r.get::<_, i64>(7)?.max(0) as u64,
+        failed: r.get::<_, i64>(8)?.max(0) as u64,
+        created_at: r.get(9)?,
+        started_at: r.get(10)?,
+        finished_at: r.get(11)?,
+        error: r.get(12)?,
+    })
+}
+
+pub(crate) fn get(conn: &Connection, id: i64) -> Result<Option<Run>, StorageError> {
+    conn.query_row(&format!("{RUN} WHERE id = ?1"), [id], run_row)
+        .optional()
+        .map_err(sql("reading a run"))
+}
+
+pub(crate) fn active(conn: &Connection) -> Result<Option<Run>, StorageError> {
+    conn.query_row(
+        &format!("{RUN} WHERE status IN ('queued', 'running') ORDER BY id LIMIT 1"),
+        [],
+        run_row,
+    )
+    .optional()
+    .map_err(sql("reading the active run"))
+}
+
+pub(crate) fn latest(conn: &Connection, limit: usize) -> Result<Vec<Run>, StorageError> {
+    let mut stmt = conn
+        .prepare(&format!("{RUN} ORDER BY id DESC LIMIT ?1"))
+        .map_err(sql("listing runs"))?;
+    let rows = stmt
+        .query_map([limit as i64], run_row)
+        .map_err(sql("listing runs"))?;
+    rows.collect::<Result<_, _>>().map_err(sql("listing runs"))
+}
+
+/// Creates a queued run, or answers the active one.
+pub(crate) fn create(
+    tx: &Connection,
+    kind: RunKind,
+    machine: Option<&str>,
+    shots: Option<&[i64]>,
+    now: f64,
+) -> Result<crate::Applied, StorageError> {
+    if let Some(run) = active(tx)? {
+        return Ok(crate::Applied::RunBusy { active: run.id });
+    }
+    let shots = shots.map(|s| serde_json::to_string(s).unwrap_or_else(|_| "[]".into()));
+    tx.execute(
+        "INSERT INTO runs (kind, status, machine, shots, created_at) VALUES (?1, 'queued', ?2, ?3, ?4)",
+        params![kind.as_str(), machine, shots, now],
+    )
+    .map_err(sql("creating a run"))?;
+    Ok(crate::Applied::RunCreated {
+        id: tx.last_insert_rowid(),
+    })
+}
+
+/// Writes a run's progress, unless it already finished (a late write never revives it).
+pub(crate) fn progress(tx: &Connection, p: &RunProgress, now: f64) -> Result<(), StorageError> {
+    let finished = !p.status.is_active();
+    tx.execute(
+        "UPDATE runs SET status = ?2, total = ?3, done = ?4, passed = ?5, failed = ?6,
+            error = coalesce(?7, error),
+            started_at = CASE WHEN ?2 <> 'queued' AND started_at IS NULL THEN ?8 ELSE started_at END,
+            finished_at = CASE WHEN ?9 THEN ?8 ELSE finished_at END
+         WHERE id = ?1 AND status IN ('queued', 'running')",
+        params![
+            p.id,
+            p.status.as_str(),
+            p.total as i64,
+            p.done as i64,
+            p.passed as i64,
+            p.failed as i64,
+            p.error,
+            now,
+            finished
+        ],
+    )
+    .map_err(sql("recording a run's progress"))?;
+    Ok(())
+}
+
+/// At start: every run still active was cut by the stop before. Returns their ids.
+pub(crate) fn interrupt(tx: &Connection, now: f64) -> Result<Vec<i64>, StorageError> {
+    let what = "marking unfinished runs as interrupted";
+    let mut stmt = tx
+        .prepare(
+            "UPDATE runs SET status = 'interrupted', finished_at = ?1,
+                error = 'the process stopped while the run was active'
+             WHERE status IN ('queued', 'running') RETURNING id",
+        )
+        .map_err(sql(what))?;
+    let ids = stmt
+        .query_map([now], |r| r.get(0))
+        .map_err(sql(what))?
+        .collect::<Result<Vec<i64>, _>>()
+        .map_err(sql(what))?;
+    Ok(ids)
+}
+
+pub(crate) fn store_qa(
+    tx: &Connection,
+    shot: i64,
+    results: &[QaResult],
+    now: f64,
+) -> Result<(), StorageError> {
+    for r in results {
+        tx.execute(
+            "INSERT INTO qa_results (shot_key, check_name, passed, message, checked_at)
+             VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (shot_key, check_name) DO UPDATE SET
+                passed = excluded.passed, message = excluded.message, checked_at = excluded.checked_at",
+            params![shot, r.check, r.passed, r.message, now],
+        )
+        .map_err(sql("storing QA results"))?;
+    }
+    Ok(())
+}
+
+pub(crate) fn qa_results(conn: &Connection, shot: i64) -> Result<Vec<QaResult>, StorageError> {
+    let mut stmt = conn
+        .prepare(
+            "SELECT check_name, passed, message FROM qa_results WHERE shot_key = ?1 ORDER BY check_name",
+        )
+        .map_err(sql("reading QA results"))?;
+    let rows = stmt
+        .query_map([shot], |r| {
+            Ok(QaResult {
+                check: r.get(0)?,
+                passed: r.get(1)?,
+                message: r.get(2)?,
+            })
+        })
+        .map_err(sql("reading QA results"))?;
+    rows.collect::<Result<_, _>>()
+        .map_err(sql("reading QA results"))
+}
+
+pub(crate) fn store_analysis(
+    tx: &Connection,
+    shot: i64,
+    analyzer: &str,
+    result: &str,
+    now: f64,
+) -> Result<(), StorageError> {
+    tx.execute(
+        "INSERT INTO analyses (shot_key, analyzer, result, created_at) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (shot_key, analyzer) DO UPDATE SET result = excluded.result, created_at = excluded.created_at",
+        params![shot, analyzer, result, now],
+    )
+    .map_err(sql("storing an analysis"))?;
+    Ok(())
+}
