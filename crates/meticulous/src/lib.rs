@@ -22,6 +22,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod analysis;
 #[cfg(feature = "api")]
 pub mod api;
 mod history;
