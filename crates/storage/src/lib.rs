@@ -31,7 +31,7 @@ use recorder_core::{Shot, ShotKey, ShotStart};
 use tokio::sync::{mpsc, oneshot};
 
 pub use read::{Reader, ShotFile, ShotSummary, ShotsPage};
-pub use runs::{QaResult, Run, RunKind, RunProgress, RunStatus};
+pub use runs::{Analysis, QaResult, Run, RunKind, RunProgress, RunStatus};
 pub use stats::{COMMIT_BUCKETS, CommitStats};
 
 /// Why storage failed, with what it was doing.
@@ -147,22 +147,11 @@ pub enum Write {
     },
     /// A run's progress (or its end). Ignored once the run has finished.
     RunProgress(RunProgress),
-    /// QA verdicts on a shot, replacing earlier verdicts of the same checks.
-    QaResults {
-        /// The shot's key.
-        shot: i64,
-        /// One per check.
-        results: Vec<QaResult>,
-    },
-    /// An analysis of a shot, replacing an earlier one by the same analyzer.
-    Analysis {
-        /// The shot's key.
-        shot: i64,
-        /// The analyzer's name (`shot-facts/1`, …).
-        analyzer: String,
-        /// Its result, JSON text.
-        result: String,
-    },
+    /// QA verdicts on shots (shot key, one verdict per check), replacing earlier verdicts of
+    /// the same checks.
+    QaResults(Vec<(i64, Vec<QaResult>)>),
+    /// Analyses of shots, each replacing an earlier one of the same shot by the same analyzer.
+    Analyses(Vec<Analysis>),
 }
 
 impl Write {

@@ -149,6 +149,17 @@ pub struct QaResult {
     pub message: String,
 }
 
+/// One analyzer's result on one shot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Analysis {
+    /// The shot's key.
+    pub shot: i64,
+    /// The analyzer's name (`shot-facts/1`, …).
+    pub analyzer: String,
+    /// Its result, JSON text.
+    pub result: String,
+}
+
 const RUN: &str = "SELECT id, kind, status, machine, shots, total, done, passed, failed,
     created_at, started_at, finished_at, error FROM runs";
 

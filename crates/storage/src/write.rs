@@ -192,14 +192,16 @@ fn apply(tx: &Connection, write: &Write) -> Result<Applied, StorageError> {
             );
         }
         Write::RunProgress(progress) => crate::runs::progress(tx, progress, unix_now())?,
-        Write::QaResults { shot, results } => {
-            crate::runs::store_qa(tx, *shot, results, unix_now())?;
+        Write::QaResults(shots) => {
+            for (shot, results) in shots {
+                crate::runs::store_qa(tx, *shot, results, unix_now())?;
+            }
         }
-        Write::Analysis {
-            shot,
-            analyzer,
-            result,
-        } => crate::runs::store_analysis(tx, *shot, analyzer, result, unix_now())?,
+        Write::Analyses(analyses) => {
+            for a in analyses {
+                crate::runs::store_analysis(tx, a.shot, &a.analyzer, &a.result, unix_now())?;
+            }
+        }
         Write::StartShot { machine, start } => {
             tx.execute(
                 "INSERT INTO shots (machine, recording_key, time, name, profile_id, source, status, updated_at)

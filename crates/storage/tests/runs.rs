@@ -1,7 +1,9 @@
 //! Runs on a real SQLite file: one active at a time, progress that never revives a finished run,
 //! interrupted on the next open, and QA results and analyses that replace their earlier copy.
 
-use storage::{Applied, Options, QaResult, RunKind, RunProgress, RunStatus, Store, Write};
+use storage::{
+    Analysis, Applied, Options, QaResult, RunKind, RunProgress, RunStatus, Store, Write,
+};
 
 fn progress(id: i64, status: RunStatus, done: u64) -> Write {
     Write::RunProgress(RunProgress {
@@ -145,17 +147,17 @@ fn qa_results_and_analyses_replace_their_earlier_copy() {
     };
     for (passed, message) in [(false, "first"), (true, "second")] {
         store
-            .write_blocking(Write::QaResults {
-                shot: key,
-                results: vec![verdict(passed, message)],
-            })
+            .write_blocking(Write::QaResults(vec![(
+                key,
+                vec![verdict(passed, message)],
+            )]))
             .unwrap();
         store
-            .write_blocking(Write::Analysis {
+            .write_blocking(Write::Analyses(vec![Analysis {
                 shot: key,
                 analyzer: "shot-facts/1".into(),
                 result: format!(r#"{{"message":"{message}"}}"#),
-            })
+            }]))
             .unwrap();
     }
     assert_eq!(
