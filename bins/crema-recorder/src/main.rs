@@ -9,8 +9,8 @@ use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use crema_recorder::process::{LogFormat, init_logs, stop_on_signals};
 use crema_recorder::record::{self, MachineConfig};
-use crema_recorder::sync;
-use storage::{Options, Reader, Store};
+use crema_recorder::runs::{RunRequest, Runs, Started, SyncTarget};
+use storage::{Options, Reader, RunKind, RunStatus, Store};
 use tokio_util::sync::CancellationToken;
 
 mod decode;
@@ -75,6 +75,16 @@ enum Command {
         #[arg(long)]
         db: PathBuf,
     },
+    /// Run the quality checks over the shots not checked yet (or every shot), with a progress
+    /// bar, and list what they found. Ctrl-C cancels the run.
+    Qa {
+        /// The database file.
+        #[arg(long)]
+        db: PathBuf,
+        /// Check every stored shot again, not only those never checked.
+        #[arg(long)]
+        all: bool,
+    },
     /// Decode captured Engine.IO traffic, one packet per line (a WebSocket text frame, or a
     /// long-polling record with binary as `b<base64>`), and print each socket.io event as a JSON
     /// line `{"namespace","event","args"}`. Errors go to stderr with their line number.
@@ -100,6 +110,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Shots { db, json }) => shots(&db, json),
         Some(Command::Export { db, id, out }) => export(&db, &id, out.as_deref()),
         Some(Command::Sync { machine, db }) => sync_command(&machine, &db),
+        Some(Command::Qa { db, all }) => qa_command(&db, all),
         Some(Command::Decode { file }) => decode_command(file),
     }
 }
@@ -242,9 +253,66 @@ fn export(db: &Path, id: &str, out: Option<&Path>) -> anyhow::Result<()> {
 }
 
 fn sync_command(machine: &str, db: &Path) -> anyhow::Result<()> {
+    // A wrong URL is reported before anything is created.
+    meticulous::api::Api::new(machine, Duration::from_secs(1))?;
+    let targets = vec![SyncTarget {
+        name: "default".into(),
+        url: machine.to_owned(),
+    }];
+    let run = follow(db, targets, "syncing history", |_| {
+        Ok(RunRequest {
+            kind: RunKind::Sync,
+            shots: None,
+            machine: None,
+        })
+    })?;
+    println!("{}", run.summary.unwrap_or_default());
+    Ok(())
+}
+
+fn qa_command(db: &Path, all: bool) -> anyhow::Result<()> {
+    let run = follow(db, Vec::new(), "checking shots", |store| {
+        let shots = if all {
+            None
+        } else {
+            let keys = store.reader()?.unchecked_shot_keys()?;
+            Some(keys.iter().map(ToString::to_string).collect())
+        };
+        Ok(RunRequest {
+            kind: RunKind::Qa,
+            shots,
+            machine: None,
+        })
+    })?;
+    let store = open_store(db)?;
+    let reader = store.reader()?;
+    for shot in reader.all_shots()? {
+        for finding in reader.qa_results(shot.key)?.iter().filter(|r| !r.passed) {
+            println!(
+                "shot {} ({}): {}: {}",
+                shot.key,
+                shot.id.as_deref().unwrap_or("no UUID"),
+                finding.check,
+                finding.message
+            );
+        }
+    }
+    println!("{}", run.summary.unwrap_or_default());
+    Ok(())
+}
+
+/// Starts the run `request` builds over the store at `db` and shows its progress until it
+/// ends; SIGINT/SIGTERM cancel it. Fails when another run is active or this one failed.
+fn follow(
+    db: &Path,
+    machines: Vec<SyncTarget>,
+    message: &'static str,
+    request: impl FnOnce(&Store) -> anyhow::Result<RunRequest>,
+) -> anyhow::Result<storage::Run> {
     let rt = runtime()?;
     let store = open_store(db)?;
-    let api = meticulous::api::Api::new(machine, Duration::from_secs(120))?;
+    let request = request(&store)?;
+    let runs = Runs::new(store.clone(), machines);
     let bar = indicatif::ProgressBar::new(0);
     bar.set_style(
         indicatif::ProgressStyle::with_template(
@@ -252,19 +320,52 @@ fn sync_command(machine: &str, db: &Path) -> anyhow::Result<()> {
         )
         .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
-    bar.set_message("syncing history");
-    let report = rt.block_on(sync::sync(&api, &store, "default", |done, total| {
-        bar.set_length(total as u64);
-        bar.set_position(done as u64);
-    }));
+    bar.set_message(message);
+    let result = rt.block_on(async {
+        let run = match runs.start(request).await? {
+            Started::Started(run) => run,
+            Started::Busy(active) => anyhow::bail!(
+                "run {} ({}) is {} in this database; try again when it has ended",
+                active.id,
+                active.kind.as_str(),
+                active.status.as_str()
+            ),
+        };
+        let mut progress = runs
+            .watch(run.id)
+            .context("the run ended before it could be followed")?;
+        let stop = CancellationToken::new();
+        tokio::spawn(stop_on_signals(stop.clone()));
+        let mut cancelled = false;
+        loop {
+            let now = progress.borrow_and_update().clone();
+            bar.set_length(now.total);
+            bar.set_position(now.done);
+            if !now.status.is_active() {
+                return Ok(now);
+            }
+            tokio::select! {
+                changed = progress.changed() => if changed.is_err() {
+                    return Ok(runs.get(run.id)?);
+                },
+                () = stop.cancelled(), if !cancelled => {
+                    cancelled = true;
+                    runs.cancel(run.id)?;
+                }
+            }
+        }
+    });
     bar.finish_and_clear();
+    drop(runs);
     drop(rt);
     if let Ok(store) = Arc::try_unwrap(store) {
         store.close();
     }
-    let report = report?;
-    println!("{report}");
-    Ok(())
+    let run: storage::Run = result?;
+    if run.status == RunStatus::Failed {
+        anyhow::bail!("run {} failed: {}", run.id, run.error.unwrap_or_default());
+    }
+    Ok(run)
 }
 
 fn decode_command(file: Option<PathBuf>) -> anyhow::Result<()> {

@@ -112,6 +112,27 @@ async fn records_the_shot_reconciles_it_and_stops_cleanly() {
     );
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("1 on the machine, 0 fetched"), "{text}");
+    // QA: the recorded shot passes; a second run has nothing new; --all checks it again.
+    let db_arg = db.to_str().unwrap();
+    for (args, expected) in [
+        (
+            &["qa", "--db", db_arg][..],
+            "1 of 1 shots checked: 1 passed every check",
+        ),
+        (&["qa", "--db", db_arg][..], "0 of 0 shots checked"),
+        (
+            &["qa", "--db", db_arg, "--all"][..],
+            "1 of 1 shots checked: 1 passed every check",
+        ),
+    ] {
+        let out = recorder(args);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && text.contains(expected),
+            "{args:?}: {text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -38,6 +38,8 @@ pub struct ShotSummary {
     pub status: String,
     /// How many samples.
     pub sample_count: i64,
+    /// How a live recording ended (`finished`, `stalled`, `disconnected`, `crash`, …).
+    pub end_reason: Option<String>,
 }
 
 /// A page of shots, newest first, and the cursor of the next page.
@@ -66,7 +68,8 @@ pub struct ShotFile {
 }
 
 const SUMMARY: &str = "SELECT key, id, machine, time, name, profile_id,
-    coalesce(json_extract(profile, '$.name'), name), source, status, sample_count FROM shots";
+    coalesce(json_extract(profile, '$.name'), name), source, status, sample_count, end_reason
+    FROM shots";
 
 fn summary(r: &rusqlite::Row<'_>) -> rusqlite::Result<ShotSummary> {
     Ok(ShotSummary {
@@ -80,6 +83,7 @@ fn summary(r: &rusqlite::Row<'_>) -> rusqlite::Result<ShotSummary> {
         source: r.get(7)?,
         status: r.get(8)?,
         sample_count: r.get(9)?,
+        end_reason: r.get(10)?,
     })
 }
 
@@ -285,6 +289,23 @@ impl Reader {
     /// The QA verdicts stored for shot `key`, by check name.
     pub fn qa_results(&self, key: i64) -> Result<Vec<crate::QaResult>, StorageError> {
         crate::runs::qa_results(&self.conn, key)
+    }
+
+    /// The keys of the shots no QA run has checked yet, oldest first.
+    pub fn unchecked_shot_keys(&self) -> Result<Vec<i64>, StorageError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT key FROM shots WHERE status <> 'recording'
+                 AND NOT EXISTS (SELECT 1 FROM qa_results WHERE shot_key = shots.key)
+                 ORDER BY time, key",
+            )
+            .map_err(sql("listing unchecked shots"))?;
+        let rows = stmt
+            .query_map([], |r| r.get(0))
+            .map_err(sql("listing unchecked shots"))?;
+        rows.collect::<Result<_, _>>()
+            .map_err(sql("listing unchecked shots"))
     }
 
     /// Every shot's key, oldest first.

@@ -117,6 +117,8 @@ pub struct Run {
     pub finished_at: Option<f64>,
     /// Why it failed or was interrupted.
     pub error: Option<String>,
+    /// What it did, for a person (once finished).
+    pub summary: Option<String>,
 }
 
 /// Progress of a run, as written.
@@ -136,6 +138,8 @@ pub struct RunProgress {
     pub failed: u64,
     /// See [`Run`].
     pub error: Option<String>,
+    /// See [`Run`].
+    pub summary: Option<String>,
 }
 
 /// One QA check's verdict on one shot.
@@ -161,7 +165,7 @@ pub struct Analysis {
 }
 
 const RUN: &str = "SELECT id, kind, status, machine, shots, total, done, passed, failed,
-    created_at, started_at, finished_at, error FROM runs";
+    created_at, started_at, finished_at, error, summary FROM runs";
 
 fn run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Run> {
     let bad = |i: usize, what: &str| {
@@ -188,6 +192,7 @@ fn run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Run> {
         started_at: r.get(10)?,
         finished_at: r.get(11)?,
         error: r.get(12)?,
+        summary: r.get(13)?,
     })
 }
 
@@ -244,7 +249,7 @@ pub(crate) fn progress(tx: &Connection, p: &RunProgress, now: f64) -> Result<(),
     let finished = !p.status.is_active();
     tx.execute(
         "UPDATE runs SET status = ?2, total = ?3, done = ?4, passed = ?5, failed = ?6,
-            error = coalesce(?7, error),
+            error = coalesce(?7, error), summary = coalesce(?10, summary),
             started_at = CASE WHEN ?2 <> 'queued' AND started_at IS NULL THEN ?8 ELSE started_at END,
             finished_at = CASE WHEN ?9 THEN ?8 ELSE finished_at END
          WHERE id = ?1 AND status IN ('queued', 'running')",
@@ -257,7 +262,8 @@ pub(crate) fn progress(tx: &Connection, p: &RunProgress, now: f64) -> Result<(),
             p.failed as i64,
             p.error,
             now,
-            finished
+            finished,
+            p.summary
         ],
     )
     .map_err(sql("recording a run's progress"))?;

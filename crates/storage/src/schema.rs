@@ -89,7 +89,9 @@ pub(crate) fn migrations() -> Migrations<'static> {
                 created_at REAL NOT NULL,
                 started_at REAL,
                 finished_at REAL,
-                error TEXT
+                error TEXT,
+                -- What a finished run did, for a person.
+                summary TEXT
             ) STRICT;
             -- Earlier runs that fit are kept; one left active is over.
             INSERT INTO runs_v2 (id, kind, status, total, done, passed, failed, created_at,

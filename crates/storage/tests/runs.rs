@@ -14,6 +14,7 @@ fn progress(id: i64, status: RunStatus, done: u64) -> Write {
         passed: done,
         failed: 0,
         error: None,
+        summary: None,
     })
 }
 

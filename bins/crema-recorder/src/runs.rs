@@ -1,0 +1,518 @@
+//! Runs: history sync, QA and analysis over many shots as tracked background work, shared by
+//! `crema-gateway` (REST and SSE) and `crema-recorder qa` / `sync` (a progress bar).
+//!
+//! At most one run is active at a time (the store refuses a second: [`Started::Busy`]). A run's
+//! snapshot is published on a `watch` channel at every step, and written to the store in batches
+//! (at most every 250 ms, with the QA results and analyses of the shots done meanwhile), so a
+//! crash loses at most a quarter of a second of progress, and the next start marks the run
+//! `interrupted`. QA and analysis read shots on a blocking thread of their own: the live path
+//! only shares the writer with them, in small commits.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use meticulous::Sample;
+use meticulous::analysis::{self, QaShot};
+use meticulous::api::Api;
+use storage::{
+    Analysis, Applied, QaResult, Reader, Run, RunKind, RunProgress, RunStatus, Store, Write,
+};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+/// Progress is written at most this often.
+pub const PERSIST_EVERY: Duration = Duration::from_millis(250);
+
+/// What a run is asked to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunRequest {
+    /// Its kind.
+    pub kind: RunKind,
+    /// For QA and analysis: the shots, by the store's key or the machine's UUID (`None`: every
+    /// stored shot).
+    pub shots: Option<Vec<String>>,
+    /// For a sync: one machine (`None`: every configured machine).
+    pub machine: Option<String>,
+}
+
+/// What [`Runs::start`] did.
+#[derive(Debug, Clone)]
+pub enum Started {
+    /// The run was created and is queued or running.
+    Started(Run),
+    /// Another run is active: this one.
+    Busy(Run),
+}
+
+/// Why a run could not be started or found.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The request names something that does not exist.
+    #[error("{0}")]
+    BadRequest(String),
+    /// No such run.
+    #[error("no run {0}")]
+    NotFound(i64),
+    /// The store failed.
+    #[error(transparent)]
+    Storage(#[from] storage::StorageError),
+}
+
+/// A machine a sync run can reach.
+#[derive(Debug, Clone)]
+pub struct SyncTarget {
+    /// Its name.
+    pub name: String,
+    /// Its base URL.
+    pub url: String,
+}
+
+struct Active {
+    id: i64,
+    cancel: CancellationToken,
+    progress: watch::Receiver<Run>,
+}
+
+/// The gateway's (or the CLI's) runs. See the [module docs](self).
+pub struct Runs {
+    store: Arc<Store>,
+    machines: Vec<SyncTarget>,
+    active: Mutex<Option<Active>>,
+    /// Serializes `start`, so that two requests never both see no active run.
+    starting: tokio::sync::Mutex<()>,
+}
+
+impl std::fmt::Debug for Runs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runs")
+            .field("machines", &self.machines)
+            .finish_non_exhaustive()
+    }
+}
+
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+impl Runs {
+    /// Runs over `store`; sync runs reach `machines`.
+    pub fn new(store: Arc<Store>, machines: Vec<SyncTarget>) -> Arc<Runs> {
+        Arc::new(Runs {
+            store,
+            machines,
+            active: Mutex::new(None),
+            starting: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    fn reader(&self) -> Result<Reader, RunError> {
+        Ok(self.store.reader()?)
+    }
+
+    /// Creates the run and starts it in the background, or answers the active run.
+    pub async fn start(self: &Arc<Self>, request: RunRequest) -> Result<Started, RunError> {
+        let _one_at_a_time = self.starting.lock().await;
+        let reader = self.reader()?;
+        let shots = match (&request.kind, &request.shots) {
+            (RunKind::Sync, Some(_)) => {
+                return Err(RunError::BadRequest(
+                    "a sync run takes a machine, not shots".into(),
+                ));
+            }
+            (_, Some(ids)) => {
+                let mut keys = Vec::with_capacity(ids.len());
+                for id in ids {
+                    match reader.find(id)? {
+                        Some(shot) => keys.push(shot.key),
+                        None => return Err(RunError::BadRequest(format!("no shot {id}"))),
+                    }
+                }
+                Some(keys)
+            }
+            (_, None) => None,
+        };
+        let machines: Vec<SyncTarget> = match (&request.kind, &request.machine) {
+            (RunKind::Sync, Some(name)) => {
+                let m = self
+                    .machines
+                    .iter()
+                    .find(|m| &m.name == name)
+                    .ok_or_else(|| RunError::BadRequest(format!("no machine named {name}")))?;
+                vec![m.clone()]
+            }
+            (RunKind::Sync, None) => self.machines.clone(),
+            (_, Some(_)) => {
+                return Err(RunError::BadRequest(
+                    "only a sync run takes a machine".into(),
+                ));
+            }
+            (_, None) => Vec::new(),
+        };
+        let created = self
+            .store
+            .write(Write::CreateRun {
+                kind: request.kind,
+                machine: request.machine.clone(),
+                shots: shots.clone(),
+            })
+            .await?;
+        let id = match created {
+            Applied::RunBusy { active } => {
+                let run = reader.run(active)?.ok_or(RunError::NotFound(active))?;
+                return Ok(Started::Busy(run));
+            }
+            Applied::RunCreated { id } => id,
+            other => unreachable!("creating a run answered {other:?}"),
+        };
+        let run = reader.run(id)?.ok_or(RunError::NotFound(id))?;
+        let (tx, rx) = watch::channel(run.clone());
+        let cancel = CancellationToken::new();
+        *self.active.lock().unwrap_or_else(|e| e.into_inner()) = Some(Active {
+            id,
+            cancel: cancel.clone(),
+            progress: rx,
+        });
+        let runs = self.clone();
+        let snapshot = run.clone();
+        tokio::spawn(async move {
+            let job = Job {
+                store: runs.store.clone(),
+                run: run.clone(),
+                tx,
+                cancel,
+                persisted: Instant::now(),
+                reports: Vec::new(),
+                machines_count: 0,
+            };
+            let finished = match request.kind {
+                RunKind::Sync => job.sync(machines).await,
+                RunKind::Qa | RunKind::Analyze => {
+                    match tokio::task::spawn_blocking(move || job.shots(shots)).await {
+                        Ok(run) => run,
+                        Err(e) => {
+                            tracing::error!("run {id} panicked: {e}");
+                            let mut failed = run;
+                            failed.status = RunStatus::Failed;
+                            failed.error = Some(format!("the run panicked: {e}"));
+                            failed
+                        }
+                    }
+                }
+            };
+            let mut active = runs.active.lock().unwrap_or_else(|e| e.into_inner());
+            if active.as_ref().is_some_and(|a| a.id == id) {
+                *active = None;
+            }
+            tracing::info!(
+                run = id,
+                kind = finished.kind.as_str(),
+                status = finished.status.as_str(),
+                done = finished.done,
+                total = finished.total,
+                failed = finished.failed,
+                "run ended"
+            );
+        });
+        Ok(Started::Started(snapshot))
+    }
+
+    /// The run's latest snapshot: the live one if it is active, else the stored one.
+    pub fn get(&self, id: i64) -> Result<Run, RunError> {
+        if let Some(rx) = self.watch(id) {
+            return Ok(rx.borrow().clone());
+        }
+        self.reader()?.run(id)?.ok_or(RunError::NotFound(id))
+    }
+
+    /// The active run, if any.
+    pub fn current(&self) -> Result<Option<Run>, RunError> {
+        let live = self
+            .active
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map(|a| a.progress.borrow().clone())
+            // Its end is stored before it is published: past that, the store answers.
+            .filter(|run| run.status.is_active());
+        match live {
+            Some(run) => Ok(Some(run)),
+            None => Ok(self.reader()?.active_run()?),
+        }
+    }
+
+    /// Follows run `id` while it is active: every change of its snapshot, the last one
+    /// terminal. `None` when it is not active (read it with [`Runs::get`]).
+    pub fn watch(&self, id: i64) -> Option<watch::Receiver<Run>> {
+        self.active
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .filter(|a| a.id == id)
+            .map(|a| a.progress.clone())
+    }
+
+    /// Asks run `id` to stop; answers its snapshot (already finished runs are left as they are).
+    pub fn cancel(&self, id: i64) -> Result<Run, RunError> {
+        if let Some(active) = self
+            .active
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .filter(|a| a.id == id)
+        {
+            active.cancel.cancel();
+            return Ok(active.progress.borrow().clone());
+        }
+        self.get(id)
+    }
+}
+
+/// A run being done.
+struct Job {
+    store: Arc<Store>,
+    run: Run,
+    tx: watch::Sender<Run>,
+    cancel: CancellationToken,
+    persisted: Instant,
+    /// A sync's report per machine, and how many machines it covers.
+    reports: Vec<String>,
+    machines_count: usize,
+}
+
+impl Job {
+    fn progress(&self) -> Write {
+        Write::RunProgress(RunProgress {
+            id: self.run.id,
+            status: self.run.status,
+            total: self.run.total,
+            done: self.run.done,
+            passed: self.run.passed,
+            failed: self.run.failed,
+            error: self.run.error.clone(),
+            summary: self.run.summary.clone(),
+        })
+    }
+
+    fn publish(&mut self) {
+        self.tx.send_replace(self.run.clone());
+    }
+
+    fn begin(&mut self, total: u64) {
+        self.run.status = RunStatus::Running;
+        self.run.started_at = Some(unix_now());
+        self.run.total = total;
+    }
+
+    fn end(&mut self, result: anyhow::Result<()>) {
+        match result {
+            Ok(()) if self.cancel.is_cancelled() => self.run.status = RunStatus::Cancelled,
+            Ok(()) => self.run.status = RunStatus::Succeeded,
+            Err(e) => {
+                self.run.status = RunStatus::Failed;
+                self.run.error = Some(format!("{e:#}"));
+            }
+        }
+        self.run.finished_at = Some(unix_now());
+        let r = &self.run;
+        let did = match r.kind {
+            RunKind::Qa => format!(
+                "{} of {} shots checked: {} passed every check, {} with findings",
+                r.done, r.total, r.passed, r.failed
+            ),
+            RunKind::Analyze => format!(
+                "{} of {} shots analyzed with {}",
+                r.done,
+                r.total,
+                analysis::SHOT_FACTS
+            ),
+            RunKind::Sync => self.reports.join("; "),
+        };
+        self.run.summary = Some(match r.status {
+            RunStatus::Cancelled => format!("cancelled: {did}"),
+            _ => did,
+        });
+    }
+
+    /// QA or analysis over shots, on a blocking thread.
+    fn shots(mut self, shots: Option<Vec<i64>>) -> Run {
+        let result = self.shots_inner(shots);
+        self.end(result);
+        if let Err(e) = self.store.write_blocking(self.progress()) {
+            tracing::error!("cannot store the end of run {}: {e}", self.run.id);
+        }
+        self.publish();
+        self.run
+    }
+
+    fn shots_inner(&mut self, shots: Option<Vec<i64>>) -> anyhow::Result<()> {
+        let reader = self.store.reader()?;
+        let keys = match shots {
+            Some(keys) => keys,
+            None => reader.shot_keys()?,
+        };
+        self.begin(keys.len() as u64);
+        self.store.write_blocking(self.progress())?;
+        self.publish();
+        let mut qa: Vec<(i64, Vec<QaResult>)> = Vec::new();
+        let mut analyses: Vec<Analysis> = Vec::new();
+        for key in keys {
+            if self.cancel.is_cancelled() {
+                break;
+            }
+            let passed = match load(&reader, key)? {
+                None => false,
+                Some((summary, samples)) => match self.run.kind {
+                    RunKind::Qa => {
+                        let verdicts = analysis::qa(&QaShot {
+                            samples: &samples,
+                            live: summary.source == "live",
+                            end_reason: summary.end_reason.as_deref(),
+                            age_s: unix_now() - summary.time,
+                        });
+                        let passed = verdicts.iter().all(|v| v.passed);
+                        qa.push((
+                            key,
+                            verdicts
+                                .into_iter()
+                                .map(|v| QaResult {
+                                    check: v.check.to_owned(),
+                                    passed: v.passed,
+                                    message: v.message,
+                                })
+                                .collect(),
+                        ));
+                        passed
+                    }
+                    _ => {
+                        analyses.push(facts(key, &samples));
+                        true
+                    }
+                },
+            };
+            self.run.done += 1;
+            if passed {
+                self.run.passed += 1;
+            } else {
+                self.run.failed += 1;
+            }
+            self.publish();
+            if self.persisted.elapsed() >= PERSIST_EVERY {
+                self.flush(&mut qa, &mut analyses)?;
+            }
+        }
+        self.flush(&mut qa, &mut analyses)
+    }
+
+    /// Stores the results gathered so far and the progress, in one batch of the writer.
+    fn flush(
+        &mut self,
+        qa: &mut Vec<(i64, Vec<QaResult>)>,
+        analyses: &mut Vec<Analysis>,
+    ) -> anyhow::Result<()> {
+        if !qa.is_empty() {
+            self.store
+                .write_blocking(Write::QaResults(std::mem::take(qa)))
+                .context("storing QA results")?;
+        }
+        if !analyses.is_empty() {
+            self.store
+                .write_blocking(Write::Analyses(std::mem::take(analyses)))
+                .context("storing analyses")?;
+        }
+        self.store
+            .write_blocking(self.progress())
+            .context("storing the run's progress")?;
+        self.persisted = Instant::now();
+        Ok(())
+    }
+
+    /// History sync of `machines`, one after the other.
+    async fn sync(mut self, machines: Vec<SyncTarget>) -> Run {
+        self.begin(0);
+        let result = self.sync_inner(machines).await;
+        self.end(result);
+        if let Err(e) = self.store.write(self.progress()).await {
+            tracing::error!("cannot store the end of run {}: {e}", self.run.id);
+        }
+        self.publish();
+        self.run
+    }
+
+    async fn sync_inner(&mut self, machines: Vec<SyncTarget>) -> anyhow::Result<()> {
+        self.machines_count = machines.len();
+        self.store.write(self.progress()).await?;
+        self.publish();
+        for machine in machines {
+            let api = Api::new(&machine.url, Duration::from_secs(60))?;
+            // Each machine's shots are added to the total as its list arrives.
+            let base = (self.run.done, self.run.total);
+            let progress = self.tx.clone();
+            let snapshot = self.run.clone();
+            let sync = crate::sync::sync(&api, &self.store, &machine.name, |done, total| {
+                let mut run = snapshot.clone();
+                run.total = base.1 + total as u64;
+                run.done = base.0 + done as u64;
+                run.passed = snapshot.passed + done as u64;
+                progress.send_replace(run);
+            });
+            let report = tokio::select! {
+                () = self.cancel.cancelled() => return Ok(()),
+                report = sync => report.with_context(|| format!("syncing {}", machine.name))?,
+            };
+            let latest = self.tx.borrow().clone();
+            (self.run.total, self.run.done, self.run.passed) =
+                (latest.total, latest.done, latest.passed);
+            self.run.failed += report.missing as u64;
+            tracing::info!(machine = %machine.name, "history synced: {report}");
+            self.reports.push(if self.machines_count > 1 {
+                format!("{}: {report}", machine.name)
+            } else {
+                report.to_string()
+            });
+            self.store.write(self.progress()).await?;
+            self.publish();
+        }
+        Ok(())
+    }
+}
+
+/// A shot's summary and samples; `None` when it is gone.
+fn load(reader: &Reader, key: i64) -> anyhow::Result<Option<(storage::ShotSummary, Vec<Sample>)>> {
+    let Some(summary) = reader.shot(key)? else {
+        return Ok(None);
+    };
+    let samples = reader
+        .samples(key)?
+        .iter()
+        .map(|raw| serde_json::from_str::<Sample>(raw.get()))
+        .collect::<Result<Vec<_>, _>>()
+        .with_context(|| format!("shot {key} has a sample that does not read"))?;
+    Ok(Some((summary, samples)))
+}
+
+/// The `shot-facts/1` analysis of a shot, ready to store.
+pub fn facts(key: i64, samples: &[Sample]) -> Analysis {
+    let facts = analysis::shot_facts(samples);
+    Analysis {
+        shot: key,
+        analyzer: analysis::SHOT_FACTS.to_owned(),
+        result: serde_json::to_string(&facts).unwrap_or_else(|_| "null".into()),
+    }
+}
+
+/// Analyzes stored shot `key` with `shot-facts/1` and stores the result (after a live shot).
+pub async fn analyze_one(store: Arc<Store>, key: i64) -> anyhow::Result<()> {
+    let reader_store = store.clone();
+    let analysis = tokio::task::spawn_blocking(move || -> anyhow::Result<Option<Analysis>> {
+        let reader = reader_store.reader()?;
+        Ok(load(&reader, key)?.map(|(_, samples)| facts(key, &samples)))
+    })
+    .await??;
+    if let Some(analysis) = analysis {
+        store.write(Write::Analyses(vec![analysis])).await?;
+    }
+    Ok(())
+}
