@@ -34,6 +34,7 @@ pub(crate) struct AppState {
     pub(crate) machines: Vec<MachineInfo>,
     pub(crate) auth: Auth,
     pub(crate) ws: Arc<WsState>,
+    pub(crate) runs: Arc<crema_recorder::runs::Runs>,
 }
 
 pub(crate) fn router(state: AppState) -> Router {
@@ -44,6 +45,14 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/api/v1/shots/{id}", get(shot))
         .route("/api/v1/shots/{id}/file", get(shot_file))
         .route("/api/v1/shots/{id}/analyses", get(analyses))
+        .route("/api/v1/runs", axum::routing::post(crate::runs_api::start))
+        .route("/api/v1/runs/current", get(crate::runs_api::current))
+        .route("/api/v1/runs/{id}", get(crate::runs_api::get))
+        .route(
+            "/api/v1/runs/{id}/cancel",
+            axum::routing::post(crate::runs_api::cancel),
+        )
+        .route("/api/v1/runs/{id}/events", get(crate::runs_api::events))
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/", get(|| async { axum::response::Html(PAGE) }))

@@ -17,6 +17,7 @@ use storage::{Options, Store};
 use tokio_util::sync::CancellationToken;
 
 mod api;
+mod runs_api;
 
 /// One connection per espresso machine, fanned out to many browsers; every shot recorded.
 #[derive(Debug, Parser)]
@@ -222,12 +223,21 @@ async fn serve(
         )));
     }
     let ws = WsState::with_auth(hub.clone(), Limits::default(), auth.clone(), origins);
+    let targets = machines
+        .iter()
+        .map(|(name, url)| crema_recorder::runs::SyncTarget {
+            name: name.clone(),
+            url: url.clone(),
+        })
+        .collect();
+    let runs = crema_recorder::runs::Runs::new(store.clone(), targets);
     let app = api::router(api::AppState {
         hub: hub.clone(),
         store: store.clone(),
         machines: states,
         auth,
         ws: ws.clone(),
+        runs: runs.clone(),
     })
     .merge(fanout::ws::router(ws));
     let listener = tokio::net::TcpListener::bind(listen)
@@ -253,6 +263,7 @@ async fn serve(
             }
         }
     }
+    runs.stop(Duration::from_secs(5)).await;
     for r in recorders {
         match r.await {
             Ok(Err(e)) => tracing::error!("a recorder stopped: {e:#}"),

@@ -81,6 +81,8 @@ pub struct Runs {
     active: Mutex<Option<Active>>,
     /// Serializes `start`, so that two requests never both see no active run.
     starting: tokio::sync::Mutex<()>,
+    /// Set by [`Runs::stop`]: the active run ends `interrupted`, and no new one starts.
+    stopping: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl std::fmt::Debug for Runs {
@@ -105,6 +107,7 @@ impl Runs {
             machines,
             active: Mutex::new(None),
             starting: tokio::sync::Mutex::new(()),
+            stopping: Arc::new(std::sync::atomic::AtomicBool::new(false)),
         })
     }
 
@@ -115,6 +118,9 @@ impl Runs {
     /// Creates the run and starts it in the background, or answers the active run.
     pub async fn start(self: &Arc<Self>, request: RunRequest) -> Result<Started, RunError> {
         let _one_at_a_time = self.starting.lock().await;
+        if self.stopping.load(std::sync::atomic::Ordering::Acquire) {
+            return Err(RunError::BadRequest("the process is stopping".into()));
+        }
         let reader = self.reader()?;
         let shots = match (&request.kind, &request.shots) {
             (RunKind::Sync, Some(_)) => {
@@ -184,6 +190,7 @@ impl Runs {
                 tx,
                 cancel,
                 persisted: Instant::now(),
+                stopping: runs.stopping.clone(),
                 reports: Vec::new(),
                 machines_count: 0,
             };
@@ -254,6 +261,28 @@ impl Runs {
             .map(|a| a.progress.clone())
     }
 
+    /// The process is stopping: the active run stops and is stored as `interrupted` (waiting at
+    /// most `wait` for it), and no new run starts.
+    pub async fn stop(&self, wait: Duration) {
+        self.stopping
+            .store(true, std::sync::atomic::Ordering::Release);
+        let rx = {
+            let active = self.active.lock().unwrap_or_else(|e| e.into_inner());
+            active.as_ref().map(|a| {
+                a.cancel.cancel();
+                a.progress.clone()
+            })
+        };
+        if let Some(mut rx) = rx {
+            let ended = rx.wait_for(|run| !run.status.is_active());
+            if tokio::time::timeout(wait, ended).await.is_err() {
+                tracing::warn!(
+                    "a run did not stop within {wait:?}; the next start marks it interrupted"
+                );
+            }
+        }
+    }
+
     /// Asks run `id` to stop; answers its snapshot (already finished runs are left as they are).
     pub fn cancel(&self, id: i64) -> Result<Run, RunError> {
         if let Some(active) = self
@@ -277,6 +306,7 @@ struct Job {
     tx: watch::Sender<Run>,
     cancel: CancellationToken,
     persisted: Instant,
+    stopping: Arc<std::sync::atomic::AtomicBool>,
     /// A sync's report per machine, and how many machines it covers.
     reports: Vec<String>,
     machines_count: usize,
@@ -307,7 +337,12 @@ impl Job {
     }
 
     fn end(&mut self, result: anyhow::Result<()>) {
+        let stopping = self.stopping.load(std::sync::atomic::Ordering::Acquire);
         match result {
+            Ok(()) if self.cancel.is_cancelled() && stopping => {
+                self.run.status = RunStatus::Interrupted;
+                self.run.error = Some("the process stopped while the run was active".into());
+            }
             Ok(()) if self.cancel.is_cancelled() => self.run.status = RunStatus::Cancelled,
             Ok(()) => self.run.status = RunStatus::Succeeded,
             Err(e) => {

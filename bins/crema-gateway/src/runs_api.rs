@@ -1,0 +1,215 @@
+//! `/api/v1/runs`: start, read and cancel runs, and follow one over SSE.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use crema_recorder::runs::{RunError, RunRequest, Runs, Started};
+use serde_json::json;
+use storage::{Run, RunKind};
+use tokio::sync::watch;
+
+use crate::api::AppState;
+
+/// Progress events are sent at most this often (the run may change much faster).
+const COALESCE: Duration = Duration::from_millis(100);
+
+fn error(status: StatusCode, code: &str, message: impl std::fmt::Display) -> Response {
+    (
+        status,
+        Json(json!({"error": code, "message": message.to_string()})),
+    )
+        .into_response()
+}
+
+fn run_error(e: RunError) -> Response {
+    match e {
+        RunError::BadRequest(m) => error(StatusCode::BAD_REQUEST, "bad_request", m),
+        RunError::NotFound(id) => {
+            error(StatusCode::NOT_FOUND, "no_such_run", format!("no run {id}"))
+        }
+        RunError::Storage(e) => {
+            tracing::error!("storage: {e}");
+            error(StatusCode::INTERNAL_SERVER_ERROR, "storage", e)
+        }
+    }
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct StartBody {
+    kind: RunKind,
+    shots: Option<Vec<serde_json::Value>>,
+    machine: Option<String>,
+}
+
+/// `POST /api/v1/runs`: `202` with the new run, `409` with the active one.
+pub(crate) async fn start(
+    State(state): State<AppState>,
+    body: Result<Json<StartBody>, JsonRejection>,
+) -> Response {
+    let body = match body {
+        Ok(Json(body)) => body,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                format!(
+                    "expected {{\"kind\": \"qa\"|\"analyze\"|\"sync\", \"shots\"?: [ids], \"machine\"?: name}}: {}",
+                    e.body_text()
+                ),
+            );
+        }
+    };
+    // Shot ids may be the store's keys (numbers) or the machine's UUIDs (strings).
+    let shots = body.shots.map(|ids| {
+        ids.into_iter()
+            .map(|v| match v {
+                serde_json::Value::String(s) => s,
+                other => other.to_string(),
+            })
+            .collect()
+    });
+    let request = RunRequest {
+        kind: body.kind,
+        shots,
+        machine: body.machine,
+    };
+    match state.runs.start(request).await {
+        Ok(Started::Started(run)) => (StatusCode::ACCEPTED, Json(run)).into_response(),
+        Ok(Started::Busy(active)) => (
+            StatusCode::CONFLICT,
+            Json(json!({
+                "error": "run_active",
+                "message": format!("run {} ({}) is {}; one run at a time", active.id, active.kind.as_str(), active.status.as_str()),
+                "run": active,
+            })),
+        )
+            .into_response(),
+        Err(e) => run_error(e),
+    }
+}
+
+/// `GET /api/v1/runs/current`.
+pub(crate) async fn current(State(state): State<AppState>) -> Response {
+    match state.runs.current() {
+        Ok(Some(run)) => Json(run).into_response(),
+        Ok(None) => error(
+            StatusCode::NOT_FOUND,
+            "no_active_run",
+            "no run is queued or running",
+        ),
+        Err(e) => run_error(e),
+    }
+}
+
+/// `GET /api/v1/runs/{id}`.
+pub(crate) async fn get(State(state): State<AppState>, Path(id): Path<i64>) -> Response {
+    match state.runs.get(id) {
+        Ok(run) => Json(run).into_response(),
+        Err(e) => run_error(e),
+    }
+}
+
+/// `POST /api/v1/runs/{id}/cancel`: the snapshot; the run ends `cancelled` soon after.
+pub(crate) async fn cancel(State(state): State<AppState>, Path(id): Path<i64>) -> Response {
+    match state.runs.cancel(id) {
+        Ok(run) => (StatusCode::ACCEPTED, Json(run)).into_response(),
+        Err(e) => run_error(e),
+    }
+}
+
+#[derive(serde::Deserialize)]
+pub(crate) struct EventsQuery {
+    last_event_id: Option<String>,
+}
+
+/// Where an SSE stream of a run is.
+enum Phase {
+    /// The snapshot is next; then follow `rx` if the run is active.
+    First(Box<Run>, Option<watch::Receiver<Run>>),
+    /// Progress from the run's channel.
+    Live(watch::Receiver<Run>),
+    /// The terminal event is next.
+    Last(Box<Run>),
+    Done,
+}
+
+fn event(name: &str, run: &Run, id: i64, n: u64) -> SseEvent {
+    SseEvent::default()
+        .event(name)
+        .id(format!("{id}-{n}"))
+        .data(serde_json::to_string(run).unwrap_or_default())
+}
+
+/// `GET /api/v1/runs/{id}/events`: `snapshot`, then `progress` per change (at most ten a
+/// second), then `finished`; every `data` is the whole run. Ids are `<run>-<n>`; a client that
+/// comes back with `Last-Event-ID` gets the current snapshot and numbering goes on after its id.
+pub(crate) async fn events(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+    headers: HeaderMap,
+    Query(q): Query<EventsQuery>,
+) -> Response {
+    let resume = fanout::sse::last_event_id(&headers, q.last_event_id.as_deref())
+        .and_then(|last| last.trim().split_once('-'))
+        .filter(|(run, _)| run.parse() == Ok(id))
+        .and_then(|(_, n)| n.parse::<u64>().ok())
+        .map_or(0, |n| n + 1);
+    let runs: Arc<Runs> = state.runs.clone();
+    let rx = runs.watch(id);
+    let snapshot = match runs.get(id) {
+        Ok(run) => run,
+        Err(e) => return run_error(e),
+    };
+    let stream = futures_util::stream::unfold(
+        (Phase::First(Box::new(snapshot), rx), resume, runs),
+        move |(phase, n, runs)| async move {
+            let (next, out) = match phase {
+                Phase::Done => return None,
+                Phase::First(run, rx) => {
+                    let next = match rx {
+                        Some(rx) if run.status.is_active() => Phase::Live(rx),
+                        // Not followed: the stored run is the whole story.
+                        _ => match runs.get(id) {
+                            Ok(latest) => Phase::Last(Box::new(latest)),
+                            Err(_) => Phase::Last(run.clone()),
+                        },
+                    };
+                    (next, event("snapshot", &run, id, n))
+                }
+                Phase::Live(mut rx) => {
+                    tokio::time::sleep(COALESCE).await;
+                    let changed = rx.changed().await;
+                    let run = match changed {
+                        Ok(()) => rx.borrow_and_update().clone(),
+                        Err(_) => match runs.get(id) {
+                            Ok(run) => run,
+                            Err(_) => return None,
+                        },
+                    };
+                    if run.status.is_active() {
+                        (Phase::Live(rx), event("progress", &run, id, n))
+                    } else {
+                        (Phase::Done, event("finished", &run, id, n))
+                    }
+                }
+                Phase::Last(run) => (Phase::Done, event("finished", &run, id, n)),
+            };
+            Some((Ok::<_, Infallible>(out), (next, n + 1, runs)))
+        },
+    );
+    let mut response = Sse::new(stream)
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+        .into_response();
+    response
+        .headers_mut()
+        .insert("x-accel-buffering", HeaderValue::from_static("no"));
+    response
+}
