@@ -177,9 +177,22 @@ async fn live_events_and_recorded_shots() {
     )
     .await;
     assert_eq!(by_uuid["data"].as_array().unwrap().len(), 214);
+    // Analyzed in the background once recorded.
+    let mut analyses = Value::Null;
+    for _ in 0..100 {
+        analyses = get_json(&gw.addr, &format!("/api/v1/shots/{id}/analyses")).await;
+        if !analyses["analyses"].as_array().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     assert_eq!(
-        get_json(&gw.addr, &format!("/api/v1/shots/{id}/analyses")).await,
-        json!({"analyses": []})
+        analyses["analyses"][0]["analyzer"], "shot-facts/1",
+        "{analyses}"
+    );
+    assert_eq!(
+        analyses["analyses"][0]["result"]["samples"], 214,
+        "{analyses}"
     );
     let (status, body) = get(&gw.addr, "/api/v1/shots/999999").await;
     assert_eq!(status, 404);

@@ -308,6 +308,18 @@ impl Reader {
             .map_err(sql("listing unchecked shots"))
     }
 
+    /// The store's key of the live shot the recorder numbered `recording_key`.
+    pub fn key_of_recording(&self, recording_key: u64) -> Result<Option<i64>, StorageError> {
+        self.conn
+            .query_row(
+                "SELECT key FROM shots WHERE recording_key = ?1",
+                [recording_key as i64],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(sql("finding a live shot"))
+    }
+
     /// Every shot's key, oldest first.
     pub fn shot_keys(&self) -> Result<Vec<i64>, StorageError> {
         let mut stmt = self
