@@ -7,8 +7,8 @@ use std::time::Duration;
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
-use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::sse::Event as SseEvent;
 use axum::response::{IntoResponse, Response};
 use crema_recorder::runs::{RunError, RunRequest, Runs, Started};
 use serde_json::json;
@@ -205,11 +205,5 @@ pub(crate) async fn events(
             Some((Ok::<_, Infallible>(out), (next, n + 1, runs)))
         },
     );
-    let mut response = Sse::new(stream)
-        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
-        .into_response();
-    response
-        .headers_mut()
-        .insert("x-accel-buffering", HeaderValue::from_static("no"));
-    response
+    fanout::sse::response(stream)
 }

@@ -66,6 +66,15 @@ pub fn stream(hub: Arc<Hub>, topic: &str, last_event_id: Option<&str>) -> Respon
     let events = futures_util::stream::iter(head)
         .chain(live)
         .map(Ok::<_, Infallible>);
+    response(events)
+}
+
+/// The response for an SSE stream of `events`, as every crema stream is served: a comment every
+/// 15 s (proxies keep it open) and `X-Accel-Buffering: no` (nginx does not buffer it).
+pub fn response<S>(events: S) -> Response
+where
+    S: futures_util::Stream<Item = Result<SseEvent, Infallible>> + Send + 'static,
+{
     let mut response = Sse::new(events)
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
         .into_response();
