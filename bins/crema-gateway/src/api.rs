@@ -234,6 +234,10 @@ async fn shot(State(state): State<AppState>, Path(id): Path<String>) -> Response
     let mut body = summary_json(&shot);
     body["data"] = serde_json::to_value(&file.data).unwrap_or(Value::Null);
     body["profile"] = serde_json::to_value(&file.profile).unwrap_or(Value::Null);
+    body["qa"] = match reader.qa_results(shot.key) {
+        Ok(results) => serde_json::to_value(results).unwrap_or(Value::Null),
+        Err(e) => return storage_error(e).into_response(),
+    };
     Json(body).into_response()
 }
 

@@ -204,6 +204,15 @@ async fn runs_over_http_and_sse() {
         names.len()
     );
 
+    // The shot's page carries its verdicts.
+    let (_, shot) = get(&addr, "/api/v1/shots/00000000-0000-4000-8000-000000000000").await;
+    let qa = shot["qa"].as_array().unwrap();
+    assert_eq!(qa.len(), 6, "{shot}");
+    assert!(
+        qa.iter()
+            .all(|v| v["passed"] == true && v["message"].is_string())
+    );
+
     // Resume after event 1: the snapshot again, numbered after it, then the end.
     let resumed = events(&addr, &path, Some(&format!("{id}-1"))).await;
     let resumed: Vec<(&str, &str)> = resumed
