@@ -6,7 +6,6 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
-use axum::extract::ws::Utf8Bytes;
 use serde_json::value::RawValue;
 use tokio::sync::broadcast;
 
@@ -25,12 +24,19 @@ pub struct Event {
     pub at: String,
     /// Its data, raw JSON.
     pub data: Box<RawValue>,
-    /// The WebSocket frame: `{"type":"event","topic":…,"seq":…,"name":…,"at":…,"data":…}`,
-    /// text made once and shared by every subscriber.
-    pub frame: Utf8Bytes,
-    /// The same as a complete WebSocket text frame (header included), written as it is to
-    /// every WebSocket subscriber.
+    /// The event as a complete WebSocket text frame (header included), made once and written
+    /// as it is to every WebSocket subscriber. Its text is [`Event::frame`].
     pub ws: bytes::Bytes,
+    /// Where the frame's text begins in `ws`.
+    text_at: usize,
+}
+
+impl Event {
+    /// The frame's text: `{"type":"event","topic":…,"seq":…,"name":…,"at":…,"data":…}`.
+    pub fn frame(&self) -> &str {
+        // Made from a `String`: always UTF-8.
+        std::str::from_utf8(&self.ws[self.text_at..]).unwrap_or_default()
+    }
 }
 
 /// What a subscriber gets: the snapshot, then every later event with no gap and no duplicate.
@@ -189,16 +195,17 @@ impl Hub {
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         state.seq += 1;
         let at = humantime::format_rfc3339_millis(at).to_string();
-        let frame = frame(&key, state.seq, name, &at, data);
-        let ws = text_frame(frame.as_bytes());
+        let text = frame(&key, state.seq, name, &at, data);
+        let ws = text_frame(text.as_bytes());
+        let text_at = ws.len() - text.len();
         let event = Arc::new(Event {
             topic: key,
             seq: state.seq,
             name: name.into(),
             at,
             data: data.to_owned(),
-            frame,
             ws,
+            text_at,
         });
         match state.latest.iter_mut().find(|e| *e.name == *name) {
             Some(slot) => *slot = event.clone(),
@@ -328,7 +335,7 @@ async fn pace(
 }
 
 /// `{"type":"event","topic":…,"seq":…,"name":…,"at":…,"data":…}`.
-fn frame(topic: &str, seq: u64, name: &str, at: &str, data: &RawValue) -> Utf8Bytes {
+fn frame(topic: &str, seq: u64, name: &str, at: &str, data: &RawValue) -> String {
     #[derive(serde::Serialize)]
     struct Frame<'a> {
         #[serde(rename = "type")]
@@ -339,7 +346,7 @@ fn frame(topic: &str, seq: u64, name: &str, at: &str, data: &RawValue) -> Utf8By
         at: &'a str,
         data: &'a RawValue,
     }
-    let json = serde_json::to_string(&Frame {
+    serde_json::to_string(&Frame {
         kind: "event",
         topic,
         seq,
@@ -347,8 +354,7 @@ fn frame(topic: &str, seq: u64, name: &str, at: &str, data: &RawValue) -> Utf8By
         at,
         data,
     })
-    .unwrap_or_default();
-    Utf8Bytes::from(json)
+    .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -369,7 +375,7 @@ mod tests {
         let hub = Hub::new(7, 16, 16);
         let event = hub.publish("machine:a", "status", &raw(r#"{"state":"idle"}"#), at());
         assert_eq!(
-            event.frame.as_str(),
+            event.frame(),
             r#"{"type":"event","topic":"machine:a","seq":1,"name":"status","at":"2026-01-01T08:00:14.600Z","data":{"state":"idle"}}"#
         );
     }

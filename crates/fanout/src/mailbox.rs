@@ -17,7 +17,7 @@ use crate::Outbound;
 /// See the [module docs](self).
 #[derive(Debug)]
 pub(crate) struct Mailbox {
-    out: Mutex<Outbound<Bytes>>,
+    out: Mutex<Outbound>,
     waker: AtomicWaker,
     /// The gateway-wide count of data frames dropped for slow clients.
     dropped: Arc<AtomicU64>,
@@ -32,7 +32,7 @@ impl Mailbox {
         })
     }
 
-    pub(crate) fn lock(&self) -> MutexGuard<'_, Outbound<Bytes>> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Outbound> {
         self.out.lock().unwrap_or_else(|e| e.into_inner())
     }
 

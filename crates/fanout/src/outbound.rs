@@ -8,44 +8,25 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-/// A frame's payload: cheap to clone (shared), with a length in bytes.
-pub trait Payload: Clone {
-    /// Its length in bytes.
-    fn byte_len(&self) -> usize;
-}
-
-impl Payload for Bytes {
-    fn byte_len(&self) -> usize {
-        self.len()
-    }
-}
-
-/// Text frames made once and shared by every subscriber: no UTF-8 check per send.
-impl Payload for axum::extract::ws::Utf8Bytes {
-    fn byte_len(&self) -> usize {
-        self.as_str().len()
-    }
-}
-
 /// The next frame to write.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Frame<T = Bytes> {
+pub enum Frame {
     /// A control frame (JSON text).
-    Control(T),
+    Control(Bytes),
     /// A data frame (JSON text, shared by every subscriber).
-    Data(T),
+    Data(Bytes),
 }
 
-impl<T> Frame<T> {
+impl Frame {
     /// The frame's payload.
-    pub fn payload(&self) -> &T {
+    pub fn payload(&self) -> &Bytes {
         match self {
             Frame::Control(b) | Frame::Data(b) => b,
         }
     }
 
     /// The payload, owned.
-    pub fn into_payload(self) -> T {
+    pub fn into_payload(self) -> Bytes {
         match self {
             Frame::Control(b) | Frame::Data(b) => b,
         }
@@ -54,9 +35,9 @@ impl<T> Frame<T> {
 
 /// See the [module docs](self).
 #[derive(Debug)]
-pub struct Outbound<T = Bytes> {
-    control: VecDeque<T>,
-    data: VecDeque<(Arc<str>, T)>,
+pub struct Outbound {
+    control: VecDeque<Bytes>,
+    data: VecDeque<(Arc<str>, Bytes)>,
     data_bytes: usize,
     max_data_bytes: usize,
     /// Data dropped per topic and not yet reported.
@@ -64,7 +45,7 @@ pub struct Outbound<T = Bytes> {
     dropped_total: u64,
 }
 
-impl<T: Payload> Outbound<T> {
+impl Outbound {
     /// A queue holding at most `max_data_bytes` of data frames (one frame is always kept, even
     /// a larger one).
     pub fn new(max_data_bytes: usize) -> Self {
@@ -79,17 +60,17 @@ impl<T: Payload> Outbound<T> {
     }
 
     /// Queues a control frame. Never dropped.
-    pub fn push_control(&mut self, frame: T) {
+    pub fn push_control(&mut self, frame: Bytes) {
         self.control.push_back(frame);
     }
 
     /// Queues a data frame of `topic`; drops the oldest data frames while over the bound.
-    pub fn push_data(&mut self, topic: &Arc<str>, frame: T) {
-        self.data_bytes += frame.byte_len();
+    pub fn push_data(&mut self, topic: &Arc<str>, frame: Bytes) {
+        self.data_bytes += frame.len();
         self.data.push_back((topic.clone(), frame));
         while self.data_bytes > self.max_data_bytes && self.data.len() > 1 {
             if let Some((topic, old)) = self.data.pop_front() {
-                self.data_bytes -= old.byte_len();
+                self.data_bytes -= old.len();
                 *self.dropped.entry(topic).or_default() += 1;
                 self.dropped_total += 1;
             }
@@ -107,7 +88,7 @@ impl<T: Payload> Outbound<T> {
 
     /// The next frame: control frames first, then one `gap` frame per topic that lost data
     /// (built by `gap`), then data frames in order.
-    pub fn pop(&mut self, gap: impl Fn(&str, u64) -> T) -> Option<Frame<T>> {
+    pub fn pop(&mut self, gap: impl Fn(&str, u64) -> Bytes) -> Option<Frame> {
         if let Some(frame) = self.control.pop_front() {
             return Some(Frame::Control(frame));
         }
@@ -115,7 +96,7 @@ impl<T: Payload> Outbound<T> {
             return Some(Frame::Control(gap(&topic, count)));
         }
         let (_, frame) = self.data.pop_front()?;
-        self.data_bytes -= frame.byte_len();
+        self.data_bytes -= frame.len();
         Some(Frame::Data(frame))
     }
 
@@ -127,7 +108,7 @@ impl<T: Payload> Outbound<T> {
         self.data.retain(|(t, frame)| {
             let keep = &**t != topic;
             if !keep {
-                freed += frame.byte_len();
+                freed += frame.len();
             }
             keep
         });

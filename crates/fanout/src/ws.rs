@@ -261,7 +261,7 @@ fn subscribed(topic: &str, snapshot: &[Arc<crate::Event>]) -> Bytes {
         if i > 0 {
             text.push(',');
         }
-        text.push_str(event.frame.as_str());
+        text.push_str(event.frame());
     }
     text.push_str("]}");
     text_frame(text.as_bytes())
