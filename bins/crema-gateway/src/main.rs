@@ -215,7 +215,10 @@ async fn serve(
             status: config.status.clone(),
         });
         let (stored, finished) = tokio::sync::mpsc::channel(256);
-        tokio::spawn(analyze_finished_shots(store.clone(), finished));
+        tokio::spawn(crema_recorder::runs::analyze_recorded_shots(
+            store.clone(),
+            finished,
+        ));
         recorders.push(tokio::spawn(record::run(
             config,
             store.clone(),
@@ -274,34 +277,4 @@ async fn serve(
         }
     }
     Ok(())
-}
-
-/// After every live shot is stored, its `shot-facts/1` analysis, in the background: at most two
-/// at a time, never holding up the recorder (which only offers it the notice).
-async fn analyze_finished_shots(
-    store: Arc<Store>,
-    mut stored: tokio::sync::mpsc::Receiver<record::Stored>,
-) {
-    let slots = Arc::new(tokio::sync::Semaphore::new(2));
-    while let Some(notice) = stored.recv().await {
-        let recorder_core::Output::Finish(shot) = notice.output else {
-            continue;
-        };
-        let Ok(permit) = slots.clone().acquire_owned().await else {
-            return;
-        };
-        let store = store.clone();
-        tokio::spawn(async move {
-            let _permit = permit;
-            let key = store.reader().and_then(|r| r.key_of_recording(shot.key));
-            let result = match key {
-                Ok(Some(key)) => crema_recorder::runs::analyze_one(store, key).await,
-                Ok(None) => return,
-                Err(e) => Err(e.into()),
-            };
-            if let Err(e) = result {
-                tracing::warn!(shot = shot.key, "analyzing a recorded shot failed: {e:#}");
-            }
-        });
-    }
 }

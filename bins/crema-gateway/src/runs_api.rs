@@ -176,11 +176,9 @@ pub(crate) async fn events(
                 Phase::First(run, rx) => {
                     let next = match rx {
                         Some(rx) if run.status.is_active() => Phase::Live(rx),
-                        // Not followed: the stored run is the whole story.
-                        _ => match runs.get(id) {
-                            Ok(latest) => Phase::Last(Box::new(latest)),
-                            Err(_) => Phase::Last(run.clone()),
-                        },
+                        // Not active when asked for: it has ended, and the snapshot is final
+                        // (a run's end is stored before it stops being active).
+                        _ => Phase::Last(run.clone()),
                     };
                     (next, event("snapshot", &run, id, n))
                 }

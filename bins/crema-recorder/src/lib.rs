@@ -6,3 +6,10 @@ pub mod process;
 pub mod record;
 pub mod runs;
 pub mod sync;
+
+/// Now, in Unix seconds (what the store, the machine and the runs count in).
+pub(crate) fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}

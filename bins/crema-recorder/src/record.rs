@@ -16,6 +16,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::sync::{self, SyncReport};
+use crate::unix_now;
 
 /// Which machine, and how.
 #[derive(Debug, Clone)]
@@ -381,12 +382,6 @@ fn input(event: Event) -> Option<Input> {
         }
         _ => None,
     }
-}
-
-fn unix_now() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 /// Stores `write`, retrying with backoff while the database refuses it (a full disk, a lock);

@@ -21,6 +21,8 @@ use storage::{
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use crate::unix_now;
+
 /// Progress is written at most this often.
 pub const PERSIST_EVERY: Duration = Duration::from_millis(250);
 
@@ -79,7 +81,9 @@ pub struct Runs {
     store: Arc<Store>,
     machines: Vec<SyncTarget>,
     active: Mutex<Option<Active>>,
-    /// Serializes `start`, so that two requests never both see no active run.
+    /// Held by `start` from the store's answer until the run is followed here: nobody learns a
+    /// run's id (from a `Busy` answer) before [`Runs::watch`] can follow it. The store alone
+    /// decides which run starts.
     starting: tokio::sync::Mutex<()>,
     /// Set by [`Runs::stop`]: the active run ends `interrupted`, and no new one starts.
     stopping: Arc<std::sync::atomic::AtomicBool>,
@@ -91,12 +95,6 @@ impl std::fmt::Debug for Runs {
             .field("machines", &self.machines)
             .finish_non_exhaustive()
     }
-}
-
-fn unix_now() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 impl Runs {
@@ -117,7 +115,7 @@ impl Runs {
 
     /// Creates the run and starts it in the background, or answers the active run.
     pub async fn start(self: &Arc<Self>, request: RunRequest) -> Result<Started, RunError> {
-        let _one_at_a_time = self.starting.lock().await;
+        let _followed_before_known = self.starting.lock().await;
         if self.stopping.load(std::sync::atomic::Ordering::Acquire) {
             return Err(RunError::BadRequest("the process is stopping".into()));
         }
@@ -529,7 +527,7 @@ fn load(reader: &Reader, key: i64) -> anyhow::Result<Option<(storage::ShotSummar
 }
 
 /// The `shot-facts/1` analysis of a shot, ready to store.
-pub fn facts(key: i64, samples: &[Sample]) -> Analysis {
+fn facts(key: i64, samples: &[Sample]) -> Analysis {
     let facts = analysis::shot_facts(samples);
     Analysis {
         shot: key,
@@ -538,11 +536,39 @@ pub fn facts(key: i64, samples: &[Sample]) -> Analysis {
     }
 }
 
-/// Analyzes stored shot `key` with `shot-facts/1` and stores the result (after a live shot).
-pub async fn analyze_one(store: Arc<Store>, key: i64) -> anyhow::Result<()> {
+/// After every live shot the recording loop stores (its `stored` notices), that shot's
+/// `shot-facts/1` analysis, in the background: at most two at a time, and the loop never waits
+/// (it only offers the notice).
+pub async fn analyze_recorded_shots(
+    store: Arc<Store>,
+    mut stored: tokio::sync::mpsc::Receiver<crate::record::Stored>,
+) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(2));
+    while let Some(notice) = stored.recv().await {
+        let recorder_core::Output::Finish(shot) = notice.output else {
+            continue;
+        };
+        let Ok(permit) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        let store = store.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            if let Err(e) = analyze_recorded(store, shot.key).await {
+                tracing::warn!(shot = shot.key, "analyzing a recorded shot failed: {e:#}");
+            }
+        });
+    }
+}
+
+/// Analyzes the live shot the recorder numbered `recording_key` and stores the result.
+async fn analyze_recorded(store: Arc<Store>, recording_key: u64) -> anyhow::Result<()> {
     let reader_store = store.clone();
     let analysis = tokio::task::spawn_blocking(move || -> anyhow::Result<Option<Analysis>> {
         let reader = reader_store.reader()?;
+        let Some(key) = reader.key_of_recording(recording_key)? else {
+            return Ok(None);
+        };
         Ok(load(&reader, key)?.map(|(_, samples)| facts(key, &samples)))
     })
     .await??;
