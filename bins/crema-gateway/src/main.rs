@@ -202,13 +202,16 @@ async fn serve(
     let stop = CancellationToken::new();
     let mut recorders = Vec::new();
     let mut states = Vec::new();
-    for (name, url) in &machines {
+    let count = machines.len() as u64;
+    for (i, (name, url)) in machines.iter().enumerate() {
         let topic = format!("machine:{name}");
         let sink_hub = hub.clone();
         let sink: record::EventSink = Arc::new(move |event, data| {
             sink_hub.publish(&topic, event, data, SystemTime::now());
         });
-        let config = MachineConfig::new(name, url);
+        let mut config = MachineConfig::new(name, url);
+        // Every machine numbers its recordings apart from the others'.
+        config.key_space = (i as u64, count);
         states.push(api::MachineInfo {
             name: name.clone(),
             url: url.clone(),

@@ -36,6 +36,9 @@ pub struct MachineConfig {
     pub give_up_after: Duration,
     /// What the loop is doing now, kept up to date for `/metrics` (clones share it).
     pub status: Arc<Status>,
+    /// `(i, n)`: this is machine `i` of the `n` recording into the same store, so its shots take
+    /// every `n`th recording key from `i` on and never collide with another machine's.
+    pub key_space: (u64, u64),
 }
 
 /// What a recording loop is doing now: its connection, the shot in progress, its history sync.
@@ -103,6 +106,7 @@ impl MachineConfig {
             recorder: Config::default(),
             give_up_after: Duration::from_secs(120),
             status: Arc::new(Status::default()),
+            key_space: (0, 1),
         }
     }
 }
@@ -143,9 +147,14 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let api = Api::new(&machine.url, Duration::from_secs(120))?;
     let lookup_api = Api::new(&machine.url, Duration::from_secs(5))?;
-    let first_key = store.reader()?.max_recording_key()? + 1;
-    let mut recorder = Recorder::new(machine.recorder.clone(), first_key);
-    if let Some(last) = store.recovered().last() {
+    let (index, machines) = machine.key_space;
+    let first_key = store.reader()?.max_recording_key()? + 1 + index;
+    let mut recorder = Recorder::new(machine.recorder.clone(), first_key).with_key_stride(machines);
+    if let Some(last) = store
+        .recovered()
+        .iter()
+        .rfind(|r| r.machine == machine.name)
+    {
         recorder.resume_candidate(last.key, last.id.clone(), last.samples);
     }
     let client = Client::new(

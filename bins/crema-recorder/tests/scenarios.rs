@@ -122,6 +122,76 @@ async fn a_stalled_controller_ends_the_shot() {
     assert!(shots.iter().all(|s| s.source == "history"), "{shots:?}");
 }
 
+/// Two machines recording into one store at the same time, as the gateway runs them: each shot is
+/// its own, whole, under its own machine (their recording keys never collide).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_machines_shooting_at_once_keep_their_own_shots() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Store::open(&dir.path().join("crema.db"), Options::default()).unwrap());
+    let stop = CancellationToken::new();
+    let mut sims = Vec::new();
+    let mut tasks = Vec::new();
+    let mut notices = Vec::new();
+    for (i, name) in ["left", "right"].into_iter().enumerate() {
+        let sim = Simulator::start(SimulatorConfig {
+            scenario: Scenario::Normal,
+            speed: 20.0,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        let mut machine = MachineConfig::new(name, &sim.url());
+        machine.reconcile_for = Duration::from_secs(3);
+        machine.key_space = (i as u64, 2);
+        let (tx, rx) = tokio::sync::mpsc::channel::<Stored>(4096);
+        notices.push(rx);
+        tasks.push(tokio::spawn(record::run(
+            machine,
+            store.clone(),
+            stop.clone(),
+            Some(tx),
+            None,
+        )));
+        sims.push(sim);
+    }
+    for sim in &mut sims {
+        sim.finished().await;
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    stop.cancel();
+    for task in tasks {
+        task.await.unwrap().unwrap();
+    }
+    // Each live recording went into a shot of its own machine.
+    let reader = store.reader().unwrap();
+    for (rx, name) in notices.iter_mut().zip(["left", "right"]) {
+        let mut finished = Vec::new();
+        while let Ok(stored) = rx.try_recv() {
+            if let Output::Finish(shot) = stored.output {
+                finished.push(shot.key);
+            }
+        }
+        assert_eq!(finished.len(), 1, "{name}: {finished:?}");
+        let key = reader.key_of_recording(finished[0]).unwrap().unwrap();
+        assert_eq!(reader.shot(key).unwrap().unwrap().machine, name);
+    }
+    let mut shots: Vec<(String, i64, String)> = store
+        .reader()
+        .unwrap()
+        .all_shots()
+        .unwrap()
+        .into_iter()
+        .map(|s| (s.machine, s.sample_count, s.id.unwrap_or_default()))
+        .collect();
+    shots.sort();
+    let expected: Vec<(String, i64, String)> = ["left", "right"]
+        .iter()
+        .zip(&sims)
+        .map(|(name, sim)| (name.to_string(), 214, sim.saved()[0].id.clone()))
+        .collect();
+    assert_eq!(shots, expected);
+}
+
 /// A database that refuses every commit (a full disk): the writes are retried, then the loop
 /// stops with an error that says so, instead of dropping samples.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

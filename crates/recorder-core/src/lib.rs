@@ -239,6 +239,7 @@ struct Recording {
 pub struct Recorder {
     config: Config,
     next_key: ShotKey,
+    key_stride: ShotKey,
     connected: bool,
     /// `extracting` of the last status frame since the connection opened (`None`: none yet).
     extracting: Option<bool>,
@@ -255,6 +256,7 @@ impl Recorder {
         Self {
             config,
             next_key: first_key,
+            key_stride: 1,
             connected: false,
             extracting: None,
             sensors: None,
@@ -262,6 +264,14 @@ impl Recorder {
             interrupted: None,
             outputs: VecDeque::new(),
         }
+    }
+
+    /// Numbers shots `first_key`, `first_key + stride`, … instead of one after the other: the
+    /// recorders of several machines writing into one store take disjoint keys (machine `i` of
+    /// `n` starts at `first + i` with stride `n`).
+    pub fn with_key_stride(mut self, stride: ShotKey) -> Self {
+        self.key_stride = stride.max(1);
+        self
     }
 
     /// Tells the recorder that shot `key` (the machine's `id`, `samples` recorded) was cut
@@ -390,7 +400,7 @@ impl Recorder {
 
     fn start(&mut self, now: Instant, status: Status, unix_s: f64) {
         let key = self.next_key;
-        self.next_key = self.next_key.wrapping_add(1);
+        self.next_key = self.next_key.wrapping_add(self.key_stride);
         self.outputs.push_back(Output::Started(ShotStart {
             key,
             started_unix_s: unix_s,

@@ -377,3 +377,29 @@ fn a_different_shot_after_a_reconnect_is_a_shot_of_its_own() {
         ]
     );
 }
+
+#[test]
+fn a_key_stride_numbers_shots_apart() {
+    let t0 = Instant::now();
+    let mut r = Recorder::new(Config::default(), 5).with_key_stride(3);
+    let mut keys = Vec::new();
+    let mut ms = 0;
+    let mut step = |r: &mut Recorder, input: Input| {
+        ms += 130;
+        r.handle_input(t0 + Duration::from_millis(ms), input);
+        while let Some(o) = r.poll_output() {
+            if let Output::Started(start) = o {
+                keys.push(start.key);
+            }
+        }
+    };
+    step(&mut r, Input::Connected);
+    for _shot in 0..3 {
+        step(&mut r, frame(0, false));
+        for i in 1..=30 {
+            step(&mut r, frame(130 * i, true));
+        }
+        step(&mut r, frame(4000, false));
+    }
+    assert_eq!(keys, [5, 8, 11]);
+}

@@ -84,7 +84,7 @@ impl Simulator {
     pub async fn start(config: SimulatorConfig) -> std::io::Result<Simulator> {
         let listener = tokio::net::TcpListener::bind(config.listen).await?;
         let addr = listener.local_addr()?;
-        let machine = Arc::new(Mutex::new(Machine::default()));
+        let machine = Arc::new(Mutex::new(Machine::new()));
         let (layer, io) = SocketIo::builder()
             .ping_interval(Duration::from_secs(10))
             .ping_timeout(Duration::from_secs(60))

@@ -15,11 +15,26 @@ pub struct Machine {
     extracting: bool,
     last_time: Option<i64>,
     shots: u64,
+    /// Tells this machine's shot ids from other simulated machines' (a real machine's are
+    /// random UUIDs): the process id and a counter of machines in the process.
+    serial: (u16, u16),
     /// The profile to attach to saved shots.
     pub profile: Option<RawJson>,
 }
 
 impl Machine {
+    /// A machine with no shots, its ids unlike any other simulated machine's.
+    pub fn new() -> Self {
+        static MACHINES: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
+        Self {
+            serial: (
+                std::process::id() as u16,
+                MACHINES.fetch_add(1, std::sync::atomic::Ordering::Relaxed) & 0x0fff,
+            ),
+            ..Self::default()
+        }
+    }
+
     /// The shot in progress, as `/api/v1/history/current` answers.
     pub fn current_shot(&self) -> Option<CurrentShot> {
         let e = self.recording.as_ref()?;
@@ -58,8 +73,11 @@ impl Machine {
             self.shots += 1;
             let n = self.shots;
             self.recording = Some(Entry {
-                // A UUID-shaped id, different for every shot.
-                id: format!("5b0d7c1e-2f3a-4b4c-9d5e-{n:012x}"),
+                // A UUID-shaped id, different for every shot of every simulated machine.
+                id: format!(
+                    "5b0d7c1e-{:04x}-4{:03x}-9d5e-{n:012x}",
+                    self.serial.0, self.serial.1
+                ),
                 db_key: None,
                 time: unix_s,
                 file: Some(format!("sim/{n:06}.shot.json.zst")),

@@ -270,6 +270,8 @@ pub struct Store {
 /// A live shot a crash left recording, finished as partial by [`Store::open`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Recovered {
+    /// The machine it was recorded from.
+    pub machine: String,
     /// The recorder's key.
     pub key: ShotKey,
     /// The machine's UUID, if it was known.

@@ -57,7 +57,7 @@ pub(crate) fn recover(
         let mut stmt = tx
             .prepare(
                 "UPDATE shots SET status = 'partial', end_reason = 'crash', updated_at = ?1
-                 WHERE status = 'recording' RETURNING recording_key, id, sample_count",
+                 WHERE status = 'recording' RETURNING recording_key, id, sample_count, machine",
             )
             .map_err(sql(what))?;
         let rows = stmt
@@ -66,14 +66,16 @@ pub(crate) fn recover(
                     r.get::<_, Option<i64>>(0)?,
                     r.get::<_, Option<String>>(1)?,
                     r.get::<_, i64>(2)?,
+                    r.get::<_, String>(3)?,
                 ))
             })
             .map_err(sql(what))?;
         let mut recovered = Vec::new();
         for row in rows {
-            let (key, id, samples) = row.map_err(sql(what))?;
+            let (key, id, samples, machine) = row.map_err(sql(what))?;
             if let Some(key) = key {
                 recovered.push(crate::Recovered {
+                    machine,
                     key: key as ShotKey,
                     id,
                     samples: samples.max(0) as usize,

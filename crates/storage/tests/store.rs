@@ -180,6 +180,7 @@ fn a_crash_leaves_recording_shots_that_reopen_as_partial() {
     assert_eq!(
         store.recovered(),
         &[storage::Recovered {
+            machine: "default".into(),
             key: 3,
             id: None,
             samples: 40
