@@ -35,6 +35,7 @@ pub(crate) struct AppState {
     pub(crate) auth: Auth,
     pub(crate) ws: Arc<WsState>,
     pub(crate) runs: Arc<crema_recorder::runs::Runs>,
+    pub(crate) after: Arc<crema_recorder::after::AfterShots>,
 }
 
 pub(crate) fn router(state: AppState) -> Router {
@@ -171,20 +172,7 @@ struct ShotsQuery {
     before: Option<String>,
 }
 
-fn summary_json(s: &storage::ShotSummary) -> Value {
-    json!({
-        "id": s.key,
-        "uuid": s.id,
-        "machine": s.machine,
-        "time": s.time,
-        "name": s.name,
-        "profile_id": s.profile_id,
-        "profile_name": s.profile_name,
-        "source": s.source,
-        "status": s.status,
-        "sample_count": s.sample_count,
-    })
-}
+use crema_recorder::after::summary_json;
 
 async fn shots(State(state): State<AppState>, Query(q): Query<ShotsQuery>) -> Response {
     let reader = match reader(&state) {
@@ -220,8 +208,8 @@ async fn shot(State(state): State<AppState>, Path(id): Path<String>) -> Response
         Ok(found) => found,
         Err(e) => return e.into_response(),
     };
-    let file = match reader.shot_file(shot.key) {
-        Ok(Some(file)) => file,
+    let mut body = match crema_recorder::after::shot_document(&reader, &shot) {
+        Ok(Some(doc)) => doc,
         Ok(None) => {
             return error(
                 StatusCode::NOT_FOUND,
@@ -231,9 +219,6 @@ async fn shot(State(state): State<AppState>, Path(id): Path<String>) -> Response
         }
         Err(e) => return storage_error(e).into_response(),
     };
-    let mut body = summary_json(&shot);
-    body["data"] = serde_json::to_value(&file.data).unwrap_or(Value::Null);
-    body["profile"] = serde_json::to_value(&file.profile).unwrap_or(Value::Null);
     body["qa"] = match reader.qa_results(shot.key) {
         Ok(results) => serde_json::to_value(results).unwrap_or(Value::Null),
         Err(e) => return storage_error(e).into_response(),
@@ -471,10 +456,102 @@ async fn metrics(State(state): State<AppState>) -> Response {
         "Database commits that failed (a full disk, say).",
         commits.failed,
     );
+    after_shot_metrics(&mut m, &state.after);
+    run_metrics(&mut m, &state);
     if let Ok(reader) = state.store.reader()
         && let Ok(count) = reader.shot_count()
     {
         m.one("crema_shots", "gauge", "Shots stored.", count);
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], m.0).into_response()
+}
+
+/// Webhooks and external analyzers.
+fn after_shot_metrics(m: &mut Metrics, after: &crema_recorder::after::AfterShots) {
+    use std::sync::atomic::Ordering::Relaxed;
+    m.family(
+        "crema_webhook_deliveries_total",
+        "counter",
+        "Finished shots per webhook: delivered (2xx), failed (refused, or out of tries), dropped (queue full).",
+    );
+    for hook in after.hooks() {
+        let name = label(hook.name());
+        for (result, count) in [
+            ("delivered", &hook.stats.delivered),
+            ("failed", &hook.stats.failed),
+            ("dropped", &hook.stats.dropped),
+        ] {
+            m.sample(
+                "crema_webhook_deliveries_total",
+                &format!("webhook=\"{name}\",result=\"{result}\""),
+                count.load(Relaxed),
+            );
+        }
+    }
+    m.family(
+        "crema_webhook_retries_total",
+        "counter",
+        "Webhook tries after a failed one.",
+    );
+    for hook in after.hooks() {
+        m.sample(
+            "crema_webhook_retries_total",
+            &format!("webhook=\"{}\"", label(hook.name())),
+            hook.stats.retries.load(Relaxed),
+        );
+    }
+    m.family(
+        "crema_analyzer_answers_total",
+        "counter",
+        "External analyzer requests: ok (JSON stored) or failed.",
+    );
+    for analyzer in after.analyzers() {
+        let (ok, failed) = analyzer.counts();
+        for (result, count) in [("ok", ok), ("failed", failed)] {
+            m.sample(
+                "crema_analyzer_answers_total",
+                &format!(
+                    "analyzer=\"{}\",result=\"{result}\"",
+                    label(analyzer.name())
+                ),
+                count,
+            );
+        }
+    }
+}
+
+/// The active run, and the runs stored.
+fn run_metrics(m: &mut Metrics, state: &AppState) {
+    let current = state.runs.current().ok().flatten();
+    m.one(
+        "crema_run_active",
+        "gauge",
+        "Whether a run (sync, qa, analyze) is queued or running.",
+        u64::from(current.is_some()),
+    );
+    let (done, total) = current.as_ref().map_or((0, 0), |r| (r.done, r.total));
+    m.one(
+        "crema_run_done",
+        "gauge",
+        "Items the active run has done (0 without one).",
+        done,
+    );
+    m.one(
+        "crema_run_total",
+        "gauge",
+        "Items the active run has to do (0 without one).",
+        total,
+    );
+    if let Ok(reader) = state.store.reader()
+        && let Ok(counts) = reader.run_counts()
+    {
+        m.family("crema_runs", "gauge", "Runs stored, by kind and status.");
+        for (kind, status, count) in counts {
+            m.sample(
+                "crema_runs",
+                &format!("kind=\"{}\",status=\"{}\"", label(&kind), label(&status)),
+                count,
+            );
+        }
+    }
 }

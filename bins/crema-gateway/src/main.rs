@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
 use clap::Parser;
+use crema_recorder::after::{AfterShots, AnalyzerConfig, HookFormat, WebhookConfig, named_url};
 use crema_recorder::process::{LogFormat, init_logs, stop_on_signals};
 use crema_recorder::record::{self, MachineConfig};
 use fanout::Hub;
@@ -44,6 +45,17 @@ struct Cli {
     /// Listen on a non-loopback address without auth (everyone on the network reads everything).
     #[arg(long)]
     allow_remote: bool,
+    /// POST every finished shot's summary as JSON to this URL: `NAME=URL`. Repeatable.
+    #[arg(long = "webhook", value_name = "NAME=URL")]
+    webhooks: Vec<String>,
+    /// Notify an ntfy topic URL (a line of text) of every finished shot: `NAME=URL`.
+    /// Repeatable.
+    #[arg(long = "ntfy", value_name = "NAME=URL")]
+    ntfy: Vec<String>,
+    /// An external analyzer: every finished shot (and every shot of an analysis run) is POSTed
+    /// to it and its JSON answer stored under NAME: `NAME=URL`. Repeatable.
+    #[arg(long = "analyzer", value_name = "NAME=URL")]
+    analyzers: Vec<String>,
     /// Log lines as text for people, or JSON for machines.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -61,6 +73,12 @@ struct Config {
     auth: AuthConfig,
     /// Pages allowed to open the WebSocket (`Origin`); absent: any.
     origins: Option<Vec<String>>,
+    /// Called with every finished live shot.
+    #[serde(default)]
+    webhooks: Vec<WebhookConfig>,
+    /// Asked about every finished live shot and every shot of an analysis run.
+    #[serde(default)]
+    analyzers: Vec<AnalyzerConfig>,
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -81,6 +99,12 @@ enum AuthConfig {
     Introspect {
         url: String,
     },
+}
+
+/// The webhooks and external analyzers, from the configuration and the flags.
+struct After {
+    webhooks: Vec<Arc<crema_recorder::after::Webhook>>,
+    analyzers: Vec<Arc<crema_recorder::after::Analyzer>>,
 }
 
 fn main() {
@@ -148,6 +172,41 @@ fn run(cli: Cli) -> anyhow::Result<()> {
              Configure auth in the config file, or pass --allow-remote"
         );
     }
+    let mut webhooks = config.webhooks;
+    for (flags, format) in [
+        (&cli.webhooks, HookFormat::Json),
+        (&cli.ntfy, HookFormat::Ntfy),
+    ] {
+        for flag in flags {
+            let (name, url) = named_url(flag)?;
+            webhooks.push(WebhookConfig {
+                name,
+                url,
+                format,
+                token: None,
+                attempts: None,
+            });
+        }
+    }
+    let mut analyzers = config.analyzers;
+    for flag in &cli.analyzers {
+        let (name, url) = named_url(flag)?;
+        analyzers.push(AnalyzerConfig {
+            name,
+            url,
+            timeout_s: None,
+        });
+    }
+    let after = After {
+        webhooks: webhooks
+            .iter()
+            .map(WebhookConfig::build)
+            .collect::<anyhow::Result<_>>()?,
+        analyzers: analyzers
+            .iter()
+            .map(AnalyzerConfig::build)
+            .collect::<anyhow::Result<_>>()?,
+    };
     let db = cli
         .db
         .or(config.db)
@@ -165,6 +224,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         listen,
         auth,
         config.origins,
+        after,
         store.clone(),
     ));
     drop(rt);
@@ -180,6 +240,7 @@ async fn serve(
     listen: SocketAddr,
     auth: Auth,
     origins: Option<Vec<String>>,
+    after: After,
     store: Arc<Store>,
 ) -> anyhow::Result<()> {
     let _simulator = if let Some(speed) = demo {
@@ -200,6 +261,7 @@ async fn serve(
         .map_or(0, |d| d.as_millis() as u64);
     let hub = Arc::new(Hub::new(epoch, 1024, 4096));
     let stop = CancellationToken::new();
+    let after = AfterShots::start(store.clone(), after.analyzers, after.webhooks);
     let mut recorders = Vec::new();
     let mut states = Vec::new();
     let count = machines.len() as u64;
@@ -218,10 +280,7 @@ async fn serve(
             status: config.status.clone(),
         });
         let (stored, finished) = tokio::sync::mpsc::channel(256);
-        tokio::spawn(crema_recorder::runs::analyze_recorded_shots(
-            store.clone(),
-            finished,
-        ));
+        tokio::spawn(after.clone().follow(finished));
         recorders.push(tokio::spawn(record::run(
             config,
             store.clone(),
@@ -238,7 +297,7 @@ async fn serve(
             url: url.clone(),
         })
         .collect();
-    let runs = crema_recorder::runs::Runs::new(store.clone(), targets);
+    let runs = crema_recorder::runs::Runs::new(store.clone(), targets, after.analyzers().to_vec());
     let app = api::router(api::AppState {
         hub: hub.clone(),
         store: store.clone(),
@@ -246,6 +305,7 @@ async fn serve(
         auth,
         ws: ws.clone(),
         runs: runs.clone(),
+        after: after.clone(),
     })
     .merge(fanout::ws::router(ws));
     let listener = tokio::net::TcpListener::bind(listen)

@@ -1,7 +1,10 @@
 //! The recorder's moving parts, shared with `crema-gateway`: recording one machine into the
-//! store ([`record`]), syncing its history ([`sync`]), and runs of sync, QA and analysis with
-//! their progress ([`runs`]). The binary is the CLI around them.
+//! store ([`record`]), syncing its history ([`sync`]), runs of sync, QA and analysis with
+//! their progress ([`runs`]), and the work after each shot: analysis and webhooks
+//! ([`after`]). The binary is the CLI around them.
 
+pub mod after;
+mod http;
 pub mod process;
 pub mod record;
 pub mod runs;

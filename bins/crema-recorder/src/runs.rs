@@ -21,6 +21,7 @@ use storage::{
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use crate::after::Analyzer;
 use crate::unix_now;
 
 /// Progress is written at most this often.
@@ -80,6 +81,7 @@ struct Active {
 pub struct Runs {
     store: Arc<Store>,
     machines: Vec<SyncTarget>,
+    analyzers: Vec<Arc<Analyzer>>,
     active: Mutex<Option<Active>>,
     /// Held by `start` from the store's answer until the run is followed here: nobody learns a
     /// run's id (from a `Busy` answer) before [`Runs::watch`] can follow it. The store alone
@@ -98,11 +100,16 @@ impl std::fmt::Debug for Runs {
 }
 
 impl Runs {
-    /// Runs over `store`; sync runs reach `machines`.
-    pub fn new(store: Arc<Store>, machines: Vec<SyncTarget>) -> Arc<Runs> {
+    /// Runs over `store`; sync runs reach `machines`; analysis runs ask `analyzers` too.
+    pub fn new(
+        store: Arc<Store>,
+        machines: Vec<SyncTarget>,
+        analyzers: Vec<Arc<Analyzer>>,
+    ) -> Arc<Runs> {
         Arc::new(Runs {
             store,
             machines,
+            analyzers,
             active: Mutex::new(None),
             starting: tokio::sync::Mutex::new(()),
             stopping: Arc::new(std::sync::atomic::AtomicBool::new(false)),
@@ -191,6 +198,10 @@ impl Runs {
                 stopping: runs.stopping.clone(),
                 reports: Vec::new(),
                 machines_count: 0,
+                analyzers: runs.analyzers.clone(),
+                runtime: tokio::runtime::Handle::current(),
+                external_failed: 0,
+                external_error: None,
             };
             let finished = match request.kind {
                 RunKind::Sync => job.sync(machines).await,
@@ -308,6 +319,12 @@ struct Job {
     /// A sync's report per machine, and how many machines it covers.
     reports: Vec<String>,
     machines_count: usize,
+    /// An analysis run's external analyzers, asked from the blocking thread on `runtime`.
+    analyzers: Vec<Arc<Analyzer>>,
+    runtime: tokio::runtime::Handle,
+    /// External analyses that failed, and the last reason.
+    external_failed: u64,
+    external_error: Option<String>,
 }
 
 impl Job {
@@ -355,12 +372,23 @@ impl Job {
                 "{} of {} shots checked: {} passed every check, {} with findings",
                 r.done, r.total, r.passed, r.failed
             ),
-            RunKind::Analyze => format!(
-                "{} of {} shots analyzed with {}",
-                r.done,
-                r.total,
-                analysis::SHOT_FACTS
-            ),
+            RunKind::Analyze => {
+                let mut names = vec![analysis::SHOT_FACTS];
+                names.extend(self.analyzers.iter().map(|a| a.name()));
+                let mut did = format!(
+                    "{} of {} shots analyzed with {}",
+                    r.done,
+                    r.total,
+                    names.join(", ")
+                );
+                if let Some(e) = &self.external_error {
+                    did.push_str(&format!(
+                        "; {} external analyses failed (the last: {e})",
+                        self.external_failed
+                    ));
+                }
+                did
+            }
             RunKind::Sync => self.reports.join("; "),
         };
         self.run.summary = Some(match r.status {
@@ -421,7 +449,11 @@ impl Job {
                     }
                     _ => {
                         analyses.push(facts(key, &samples));
-                        true
+                        match self.external(&reader, &summary, &mut analyses)? {
+                            Some(all_answered) => all_answered,
+                            // Cancelled while an analyzer was asked: this shot is not done.
+                            None => break,
+                        }
                     }
                 },
             };
@@ -437,6 +469,47 @@ impl Job {
             }
         }
         self.flush(&mut qa, &mut analyses)
+    }
+
+    /// Asks every external analyzer about the shot, adding their answers to `analyses`:
+    /// `Some(true)` when all answered, `None` when the run was cancelled meanwhile.
+    fn external(
+        &mut self,
+        reader: &Reader,
+        summary: &storage::ShotSummary,
+        analyses: &mut Vec<Analysis>,
+    ) -> anyhow::Result<Option<bool>> {
+        if self.analyzers.is_empty() {
+            return Ok(Some(true));
+        }
+        let Some(document) = crate::after::shot_document(reader, summary)? else {
+            return Ok(Some(false));
+        };
+        let mut all = true;
+        for analyzer in &self.analyzers {
+            let cancel = self.cancel.clone();
+            let answer = self.runtime.block_on(async {
+                tokio::select! {
+                    () = cancel.cancelled() => None,
+                    answer = analyzer.analyze(&document) => Some(answer),
+                }
+            });
+            match answer {
+                None => return Ok(None),
+                Some(Ok(result)) => analyses.push(Analysis {
+                    shot: summary.key,
+                    analyzer: analyzer.name().to_owned(),
+                    result,
+                }),
+                Some(Err(e)) => {
+                    tracing::warn!(shot = summary.key, "{e:#}");
+                    all = false;
+                    self.external_failed += 1;
+                    self.external_error = Some(format!("{e:#}"));
+                }
+            }
+        }
+        Ok(Some(all))
     }
 
     /// Stores the results gathered so far and the progress, in one batch of the writer.
@@ -513,7 +586,10 @@ impl Job {
 }
 
 /// A shot's summary and samples; `None` when it is gone.
-fn load(reader: &Reader, key: i64) -> anyhow::Result<Option<(storage::ShotSummary, Vec<Sample>)>> {
+pub(crate) fn load(
+    reader: &Reader,
+    key: i64,
+) -> anyhow::Result<Option<(storage::ShotSummary, Vec<Sample>)>> {
     let Some(summary) = reader.shot(key)? else {
         return Ok(None);
     };
@@ -534,46 +610,4 @@ fn facts(key: i64, samples: &[Sample]) -> Analysis {
         analyzer: analysis::SHOT_FACTS.to_owned(),
         result: serde_json::to_string(&facts).unwrap_or_else(|_| "null".into()),
     }
-}
-
-/// After every live shot the recording loop stores (its `stored` notices), that shot's
-/// `shot-facts/1` analysis, in the background: at most two at a time, and the loop never waits
-/// (it only offers the notice).
-pub async fn analyze_recorded_shots(
-    store: Arc<Store>,
-    mut stored: tokio::sync::mpsc::Receiver<crate::record::Stored>,
-) {
-    let slots = Arc::new(tokio::sync::Semaphore::new(2));
-    while let Some(notice) = stored.recv().await {
-        let recorder_core::Output::Finish(shot) = notice.output else {
-            continue;
-        };
-        let Ok(permit) = slots.clone().acquire_owned().await else {
-            return;
-        };
-        let store = store.clone();
-        tokio::spawn(async move {
-            let _permit = permit;
-            if let Err(e) = analyze_recorded(store, shot.key).await {
-                tracing::warn!(shot = shot.key, "analyzing a recorded shot failed: {e:#}");
-            }
-        });
-    }
-}
-
-/// Analyzes the live shot the recorder numbered `recording_key` and stores the result.
-async fn analyze_recorded(store: Arc<Store>, recording_key: u64) -> anyhow::Result<()> {
-    let reader_store = store.clone();
-    let analysis = tokio::task::spawn_blocking(move || -> anyhow::Result<Option<Analysis>> {
-        let reader = reader_store.reader()?;
-        let Some(key) = reader.key_of_recording(recording_key)? else {
-            return Ok(None);
-        };
-        Ok(load(&reader, key)?.map(|(_, samples)| facts(key, &samples)))
-    })
-    .await??;
-    if let Some(analysis) = analysis {
-        store.write(Write::Analyses(vec![analysis])).await?;
-    }
-    Ok(())
 }

@@ -85,7 +85,7 @@ async fn qa_finds_each_defect_and_passes_the_clean_shot() {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(Store::open(&dir.path().join("crema.db"), Options::default()).unwrap());
     let shots = defects(&store).await;
-    let runs = Runs::new(store.clone(), Vec::new());
+    let runs = Runs::new(store.clone(), Vec::new(), Vec::new());
     let Started::Started(run) = runs.start(request(RunKind::Qa)).await.unwrap() else {
         panic!("nothing else runs")
     };
@@ -135,7 +135,7 @@ async fn analysis_stores_shot_facts_for_the_shots_asked() {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(Store::open(&dir.path().join("crema.db"), Options::default()).unwrap());
     let shots = defects(&store).await;
-    let runs = Runs::new(store.clone(), Vec::new());
+    let runs = Runs::new(store.clone(), Vec::new(), Vec::new());
     let ask = RunRequest {
         kind: RunKind::Analyze,
         shots: Some(vec![shots[0].0.clone()]),
@@ -191,7 +191,7 @@ async fn one_run_at_a_time_and_cancel() {
             .await
             .unwrap();
     }
-    let runs = Runs::new(store.clone(), Vec::new());
+    let runs = Runs::new(store.clone(), Vec::new(), Vec::new());
     let starts = futures_util::future::join_all((0..8).map(|_| {
         let runs = runs.clone();
         async move { runs.start(request(RunKind::Qa)).await.unwrap() }

@@ -286,6 +286,22 @@ impl Reader {
         crate::runs::latest(&self.conn, limit)
     }
 
+    /// How many runs of each kind ended (or stand) in each status: `(kind, status, count)`.
+    pub fn run_counts(&self) -> Result<Vec<(String, String, u64)>, StorageError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT kind, status, count(*) FROM runs GROUP BY kind, status ORDER BY kind, status",
+            )
+            .map_err(sql("counting runs"))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)?.max(0) as u64))
+            })
+            .map_err(sql("counting runs"))?;
+        rows.collect::<Result<_, _>>().map_err(sql("counting runs"))
+    }
+
     /// The QA verdicts stored for shot `key`, by check name.
     pub fn qa_results(&self, key: i64) -> Result<Vec<crate::QaResult>, StorageError> {
         crate::runs::qa_results(&self.conn, key)

@@ -1,0 +1,283 @@
+//! After every live shot: webhooks (JSON with a retry, ntfy, a dead one) and external
+//! analyzers (one that answers, one that fails), against receivers on 127.0.0.1 and the
+//! simulated machine brewing shot after shot; then an analysis run asks the same analyzers.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use common::{eventually, free_port, get_json, post_json, request, start};
+use serde_json::{Value, json};
+use simulator::{Scenario, Simulator, SimulatorConfig};
+
+/// What the receivers saw.
+#[derive(Default)]
+struct Seen {
+    /// JSON hook: tries per delivery id, and the bodies it accepted.
+    tries: BTreeMap<String, u32>,
+    accepted: Vec<Value>,
+    /// ntfy: (Title, body) of each notification.
+    ntfy: Vec<(String, String)>,
+    /// Shots the analyzer was sent: (shot id, sample count), in order.
+    analyzed: Vec<(i64, usize)>,
+}
+
+async fn receivers(seen: Arc<Mutex<Seen>>) -> String {
+    let hook = {
+        let seen = seen.clone();
+        move |headers: HeaderMap, body: String| async move {
+            let key = headers
+                .get("idempotency-key")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned();
+            let mut seen = seen.lock().unwrap();
+            let tries = seen.tries.entry(key).or_default();
+            *tries += 1;
+            if *tries == 1 {
+                // Every first try fails: the gateway must try again, once.
+                return (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    [("retry-after", "1")],
+                    "busy",
+                );
+            }
+            seen.accepted.push(serde_json::from_str(&body).unwrap());
+            (StatusCode::OK, [("retry-after", "0")], "ok")
+        }
+    };
+    let ntfy = {
+        let seen = seen.clone();
+        move |headers: HeaderMap, body: String| async move {
+            let title = headers
+                .get("title")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned();
+            seen.lock().unwrap().ntfy.push((title, body));
+            "{}"
+        }
+    };
+    let analyze = {
+        let seen = seen.clone();
+        move |body: String| async move {
+            let shot: Value = serde_json::from_str(&body).unwrap();
+            let samples = shot["data"].as_array().map_or(0, Vec::len);
+            seen.lock()
+                .unwrap()
+                .analyzed
+                .push((shot["id"].as_i64().unwrap(), samples));
+            axum::Json(json!({"verdict": "fine", "samples": samples}))
+        }
+    };
+    let app = Router::new()
+        .route("/hook", post(hook))
+        .route("/ntfy", post(ntfy))
+        .route("/analyze", post(analyze))
+        .route(
+            "/broken",
+            post(|| async { (StatusCode::INTERNAL_SERVER_ERROR, "model overloaded") }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    addr
+}
+
+fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in\n{text}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_finished_shot_reaches_its_webhooks_once_and_its_analyzers() {
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let at = receivers(seen.clone()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("crema.db");
+    let config = dir.path().join("crema.toml");
+    // Nothing listens at the dead hook's port.
+    let dead = free_port();
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[[webhooks]]
+name = "log"
+url = "http://{at}/hook"
+
+[[webhooks]]
+name = "phone"
+url = "http://{at}/ntfy"
+format = "ntfy"
+token = "tk_test"
+
+[[webhooks]]
+name = "dead"
+url = "http://127.0.0.1:{dead}/"
+attempts = 2
+
+[[analyzers]]
+name = "coach"
+url = "http://{at}/analyze"
+
+[[analyzers]]
+name = "broken"
+url = "http://{at}/broken"
+timeout_s = 5
+"#
+        ),
+    )
+    .unwrap();
+    let _sim = Simulator::start(SimulatorConfig {
+        scenario: Scenario::Normal,
+        speed: 20.0,
+        repeat: true,
+        pause: Duration::from_secs(10),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let gw = start(&[
+        "--config",
+        config.to_str().unwrap(),
+        "--machine",
+        &format!("kitchen={}", _sim.url()),
+        "--db",
+        db.to_str().unwrap(),
+    ])
+    .await;
+    // Two shots recorded, each delivered and analyzed.
+    let shots: Vec<Value> = eventually(Duration::from_secs(60), "two shots", || async {
+        let (_, page) = get_json(&gw.addr, "/api/v1/shots").await;
+        let shots = page["shots"].as_array().cloned().unwrap_or_default();
+        (shots.len() >= 2).then_some(shots)
+    })
+    .await;
+    let ids: Vec<i64> = shots.iter().map(|s| s["id"].as_i64().unwrap()).collect();
+    eventually(Duration::from_secs(30), "deliveries", || async {
+        let seen = seen.lock().unwrap();
+        (seen.accepted.len() >= 2 && seen.ntfy.len() >= 2 && seen.analyzed.len() >= 2).then_some(())
+    })
+    .await;
+    // The dead hook gives up after its two tries, the recording going on meanwhile.
+    let metrics = eventually(
+        Duration::from_secs(30),
+        "the dead hook gives up",
+        || async {
+            let (_, text) = request(&gw.addr, "GET", "/metrics", "", "").await;
+            (metric(
+                &text,
+                "crema_webhook_deliveries_total{webhook=\"dead\",result=\"failed\"}",
+            ) >= 2.0)
+                .then_some(text)
+        },
+    )
+    .await;
+    {
+        let seen = seen.lock().unwrap();
+        // Each shot accepted once, after one refused try; delivery ids are the shots'.
+        for id in &ids[..2] {
+            let key = format!("shot-{id}");
+            assert_eq!(seen.tries.get(&key), Some(&2), "{:?}", seen.tries);
+            let accepted: Vec<&Value> = seen
+                .accepted
+                .iter()
+                .filter(|body| body["delivery"] == key.as_str())
+                .collect();
+            assert_eq!(accepted.len(), 1, "{:?}", seen.accepted);
+            let body = accepted[0];
+            assert_eq!(body["event"], "shot_finished");
+            assert_eq!(body["shot"]["id"], *id);
+            assert_eq!(body["shot"]["machine"], "kitchen");
+            assert_eq!(body["facts"]["analyzer"], "shot-facts/1");
+            assert_eq!(body["facts"]["samples"], 214);
+            assert_eq!(
+                seen.analyzed
+                    .iter()
+                    .filter(|a| a.0 == *id)
+                    .collect::<Vec<_>>(),
+                [&(*id, 214)]
+            );
+        }
+        for (title, text) in &seen.ntfy[..2] {
+            assert_eq!(title, "Shot finished on kitchen");
+            assert!(text.contains(" g in ") && text.contains(" bar"), "{text}");
+        }
+    }
+    assert!(
+        metric(
+            &metrics,
+            "crema_webhook_deliveries_total{webhook=\"log\",result=\"delivered\"}"
+        ) >= 2.0
+    );
+    assert!(metric(&metrics, "crema_webhook_retries_total{webhook=\"log\"}") >= 2.0);
+    assert_eq!(
+        metric(
+            &metrics,
+            "crema_webhook_deliveries_total{webhook=\"log\",result=\"failed\"}"
+        ),
+        0.0
+    );
+    assert!(
+        metric(
+            &metrics,
+            "crema_webhook_deliveries_total{webhook=\"phone\",result=\"delivered\"}"
+        ) >= 2.0
+    );
+    assert!(
+        metric(
+            &metrics,
+            "crema_analyzer_answers_total{analyzer=\"broken\",result=\"failed\"}"
+        ) >= 2.0
+    );
+    // The analyzer's answer is stored under its name, beside the built-in analysis.
+    let (_, analyses) = get_json(&gw.addr, &format!("/api/v1/shots/{}/analyses", ids[0])).await;
+    let by_name: BTreeMap<&str, &Value> = analyses["analyses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| (a["analyzer"].as_str().unwrap(), &a["result"]))
+        .collect();
+    assert_eq!(
+        by_name.get("coach"),
+        Some(&&json!({"verdict": "fine", "samples": 214})),
+        "{analyses}"
+    );
+    assert!(by_name.contains_key("shot-facts/1"), "{analyses}");
+    assert!(!by_name.contains_key("broken"), "{analyses}");
+
+    // An analysis run asks the same analyzers about the chosen shot; the broken one fails it.
+    let asked = |seen: &Seen| seen.analyzed.iter().filter(|a| a.0 == ids[0]).count();
+    let before = asked(&seen.lock().unwrap());
+    let (status, run) = post_json(
+        &gw.addr,
+        "/api/v1/runs",
+        &json!({"kind": "analyze", "shots": [ids[0].to_string()]}),
+    )
+    .await;
+    assert_eq!(status, 202, "{run}");
+    let path = format!("/api/v1/runs/{}", run["id"]);
+    let run = eventually(Duration::from_secs(30), "the run ends", || async {
+        let (_, run) = get_json(&gw.addr, &path).await;
+        (run["status"] != "queued" && run["status"] != "running").then_some(run)
+    })
+    .await;
+    assert_eq!(
+        (&run["status"], &run["done"], &run["failed"]),
+        (&json!("succeeded"), &json!(1), &json!(1)),
+        "{run}"
+    );
+    let summary = run["summary"].as_str().unwrap();
+    assert!(
+        summary.contains("coach") && summary.contains("analyzer broken"),
+        "{summary}"
+    );
+    assert_eq!(asked(&seen.lock().unwrap()), before + 1);
+}

@@ -1,0 +1,653 @@
+//! What happens after a live shot is stored, in the background: its `shot-facts/1` analysis, its
+//! webhooks (JSON, or an ntfy-style notification for a phone), and the configured external
+//! analyzers (an HTTP endpoint that gets the shot and answers JSON, stored under its own name).
+//!
+//! The recording loop never waits for any of it: it only offers a notice on a channel
+//! ([`crate::record::Stored`]). Shots are handled at most two at a time; each webhook delivers
+//! one shot at a time, in order, from a queue of its own, retrying with a doubling back-off;
+//! a webhook whose queue is full drops the shot and says so in the log and in its counters.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use bytes::Bytes;
+use http::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+use meticulous::analysis::{self, Facts};
+use serde_json::{Value, json};
+use storage::{Analysis, Reader, ShotSummary, Store, Write};
+use tokio::sync::{Semaphore, mpsc};
+
+use crate::http::Poster;
+
+/// How many shots a webhook may have waiting before new ones are dropped.
+pub const HOOK_QUEUE: usize = 64;
+
+/// A shot as its summary says it: what the REST API lists and webhooks send.
+pub fn summary_json(s: &ShotSummary) -> Value {
+    json!({
+        "id": s.key,
+        "uuid": s.id,
+        "machine": s.machine,
+        "time": s.time,
+        "name": s.name,
+        "profile_id": s.profile_id,
+        "profile_name": s.profile_name,
+        "source": s.source,
+        "status": s.status,
+        "sample_count": s.sample_count,
+        "end_reason": s.end_reason,
+    })
+}
+
+/// The whole shot: its summary with the machine's `data` (samples) and `profile`. What
+/// `GET /api/v1/shots/{id}` answers and an external analyzer gets. `None` when it is gone.
+pub fn shot_document(
+    reader: &Reader,
+    summary: &ShotSummary,
+) -> Result<Option<Value>, storage::StorageError> {
+    let Some(file) = reader.shot_file(summary.key)? else {
+        return Ok(None);
+    };
+    let mut doc = summary_json(summary);
+    doc["data"] = serde_json::to_value(&file.data).unwrap_or(Value::Null);
+    doc["profile"] = serde_json::to_value(&file.profile).unwrap_or(Value::Null);
+    Ok(Some(doc))
+}
+
+/// A name for an analyzer or a webhook: letters, digits, `-`, `_`, `.` and `/`, at most 64.
+fn check_name(what: &str, name: &str) -> anyhow::Result<()> {
+    if name.is_empty()
+        || name.len() > 64
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c))
+    {
+        anyhow::bail!("{what} name {name:?}: use 1 to 64 letters, digits, '-', '_', '.' and '/'");
+    }
+    Ok(())
+}
+
+fn user_agent() -> HeaderValue {
+    HeaderValue::from_static(concat!("crema/", env!("CARGO_PKG_VERSION")))
+}
+
+/// An external analyzer: `POST`s the shot document as JSON to its URL and stores the JSON it
+/// answers under its name.
+#[derive(Debug)]
+pub struct Analyzer {
+    name: String,
+    poster: Poster,
+    ok: AtomicU64,
+    failed: AtomicU64,
+}
+
+impl Analyzer {
+    /// Checks the name (not `shot-facts…`, which is crema's own) and the URL.
+    pub fn new(name: &str, url: &str, timeout: Duration) -> anyhow::Result<Self> {
+        check_name("analyzer", name)?;
+        if name.starts_with("shot-facts") {
+            anyhow::bail!("analyzer name {name:?}: shot-facts is the built-in analyzer's");
+        }
+        Ok(Self {
+            name: name.to_owned(),
+            poster: Poster::new(url, timeout).with_context(|| format!("analyzer {name}"))?,
+            ok: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+        })
+    }
+
+    /// Its name, under which its answers are stored.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Analyses that succeeded and that failed so far.
+    pub fn counts(&self) -> (u64, u64) {
+        (
+            self.ok.load(Ordering::Relaxed),
+            self.failed.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Sends `shot` (a [`shot_document`]) and answers the analysis, compact JSON text. Fails on
+    /// no answer, an error status, or an answer that is not JSON.
+    pub async fn analyze(&self, shot: &Value) -> anyhow::Result<String> {
+        let result = self.exchange(shot).await;
+        let counter = if result.is_ok() {
+            &self.ok
+        } else {
+            &self.failed
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        result
+    }
+
+    async fn exchange(&self, shot: &Value) -> anyhow::Result<String> {
+        let mut headers = HeaderMap::new();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert(
+            http::header::ACCEPT,
+            HeaderValue::from_static("application/json"),
+        );
+        headers.insert(http::header::USER_AGENT, user_agent());
+        let body = Bytes::from(serde_json::to_vec(shot)?);
+        let answer = self
+            .poster
+            .post(headers, body)
+            .await
+            .with_context(|| format!("analyzer {}", self.name))?;
+        if !answer.status.is_success() {
+            anyhow::bail!(
+                "analyzer {}: {} answered HTTP {}: {}",
+                self.name,
+                self.poster.url(),
+                answer.status.as_u16(),
+                answer.excerpt()
+            );
+        }
+        let value: Value = serde_json::from_slice(&answer.body).with_context(|| {
+            format!(
+                "analyzer {}: {} answered something that is not JSON: {}",
+                self.name,
+                self.poster.url(),
+                answer.excerpt()
+            )
+        })?;
+        Ok(value.to_string())
+    }
+}
+
+/// What a webhook sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HookFormat {
+    /// `{"event":"shot_finished","delivery","shot","facts"}` as `application/json`.
+    #[default]
+    Json,
+    /// A line of text with `Title` and `Tags` headers, as ntfy (and its clones) take it.
+    Ntfy,
+}
+
+/// How a webhook retries: up to `attempts` in all, waiting `first`, then twice as long each
+/// time, at most `max` (a `Retry-After` of the receiver's is honoured within `max`).
+#[derive(Debug, Clone, Copy)]
+pub struct Retry {
+    /// Tries in all (the first included).
+    pub attempts: u32,
+    /// The first wait.
+    pub first: Duration,
+    /// The longest wait.
+    pub max: Duration,
+}
+
+impl Default for Retry {
+    /// Six tries over about a minute: 2, 4, 8, 16 and 32 s apart.
+    fn default() -> Self {
+        Self {
+            attempts: 6,
+            first: Duration::from_secs(2),
+            max: Duration::from_secs(300),
+        }
+    }
+}
+
+/// A webhook's counters, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct HookStats {
+    /// Shots the receiver accepted (2xx).
+    pub delivered: AtomicU64,
+    /// Shots given up on: refused (4xx) or out of tries.
+    pub failed: AtomicU64,
+    /// Tries after a first one failed.
+    pub retries: AtomicU64,
+    /// Shots never tried because the queue was full.
+    pub dropped: AtomicU64,
+}
+
+/// A webhook called on every finished live shot.
+#[derive(Debug)]
+pub struct Webhook {
+    name: String,
+    format: HookFormat,
+    token: Option<String>,
+    retry: Retry,
+    poster: Poster,
+    /// Its counters.
+    pub stats: HookStats,
+}
+
+/// A finished live shot, as webhooks get it.
+#[derive(Debug, Clone)]
+pub struct FinishedShot {
+    /// Its summary.
+    pub summary: ShotSummary,
+    /// Its `shot-facts/1`.
+    pub facts: Facts,
+}
+
+impl FinishedShot {
+    /// The delivery's id, the same on every try: receivers may deduplicate on it (it is sent
+    /// as `Idempotency-Key`).
+    pub fn delivery(&self) -> String {
+        format!("shot-{}", self.summary.key)
+    }
+
+    /// One line for a person: `Classic 9 bar: 36.2 g in 29.8 s, peak 9.0 bar`.
+    pub fn line(&self) -> String {
+        let s = &self.summary;
+        let name = s
+            .profile_name
+            .as_deref()
+            .or(s.name.as_deref())
+            .filter(|n| !n.is_empty())
+            .unwrap_or("Shot");
+        let mut parts = Vec::new();
+        if let Some(g) = self.facts.yield_g {
+            parts.push(format!("{g:.1} g"));
+        }
+        if let Some(t) = self.facts.total_time_s {
+            parts.push(format!("in {t:.1} s"));
+        }
+        let mut line = format!("{name}: {}", parts.join(" "));
+        if let Some(p) = self.facts.peak_pressure_bar {
+            line.push_str(&format!(", peak {p:.1} bar"));
+        }
+        if parts.is_empty() {
+            line = format!("{name}: {} samples", s.sample_count);
+        }
+        line
+    }
+}
+
+impl Webhook {
+    /// Checks the name and the URL; `token` is sent as `Authorization: Bearer`.
+    pub fn new(
+        name: &str,
+        url: &str,
+        format: HookFormat,
+        token: Option<String>,
+        retry: Retry,
+    ) -> anyhow::Result<Self> {
+        check_name("webhook", name)?;
+        if let Some(t) = &token {
+            HeaderValue::from_str(&format!("Bearer {t}"))
+                .with_context(|| format!("webhook {name}: the token is not a header value"))?;
+        }
+        Ok(Self {
+            name: name.to_owned(),
+            format,
+            token,
+            retry: Retry {
+                attempts: retry.attempts.max(1),
+                ..retry
+            },
+            poster: Poster::new(url, Duration::from_secs(10))
+                .with_context(|| format!("webhook {name}"))?,
+            stats: HookStats::default(),
+        })
+    }
+
+    /// Its name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn request(&self, shot: &FinishedShot) -> (HeaderMap, Bytes) {
+        let mut headers = HeaderMap::new();
+        headers.insert(http::header::USER_AGENT, user_agent());
+        if let Ok(v) = HeaderValue::from_str(&shot.delivery()) {
+            headers.insert(HeaderName::from_static("idempotency-key"), v);
+        }
+        if let Some(t) = &self.token
+            && let Ok(v) = HeaderValue::from_str(&format!("Bearer {t}"))
+        {
+            headers.insert(AUTHORIZATION, v);
+        }
+        let body = match self.format {
+            HookFormat::Json => {
+                headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                let body = json!({
+                    "event": "shot_finished",
+                    "delivery": shot.delivery(),
+                    "shot": summary_json(&shot.summary),
+                    "facts": shot.facts,
+                });
+                Bytes::from(body.to_string())
+            }
+            HookFormat::Ntfy => {
+                headers.insert(
+                    CONTENT_TYPE,
+                    HeaderValue::from_static("text/plain; charset=utf-8"),
+                );
+                // Machine names are ASCII letters, digits, '-' and '_': a valid header value.
+                let title = format!("Shot finished on {}", shot.summary.machine);
+                if let Ok(v) = HeaderValue::from_str(&title) {
+                    headers.insert(HeaderName::from_static("title"), v);
+                }
+                headers.insert(
+                    HeaderName::from_static("tags"),
+                    HeaderValue::from_static("coffee"),
+                );
+                Bytes::from(shot.line())
+            }
+        };
+        (headers, body)
+    }
+
+    /// Delivers `shot`, retrying as [`Retry`] says; `true` once the receiver accepted it.
+    pub async fn deliver(&self, shot: &FinishedShot) -> bool {
+        let (headers, body) = self.request(shot);
+        let (name, url, key) = (&self.name, self.poster.url(), shot.summary.key);
+        let mut wait = self.retry.first;
+        for attempt in 1..=self.retry.attempts {
+            let mut asked_wait = None;
+            match self.poster.post(headers.clone(), body.clone()).await {
+                Ok(answer) if answer.status.is_success() => {
+                    self.stats.delivered.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(webhook = %name, shot = key, attempt, "webhook delivered");
+                    return true;
+                }
+                Ok(answer) if refused_for_good(answer.status) => {
+                    self.stats.failed.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(
+                        webhook = %name, shot = key,
+                        "webhook {name}: {url} refused shot {key} with HTTP {}: {}; not retrying \
+                         (fix the webhook's URL or token)",
+                        answer.status.as_u16(),
+                        answer.excerpt()
+                    );
+                    return false;
+                }
+                Ok(answer) => {
+                    asked_wait = retry_after(&answer.headers);
+                    tracing::warn!(
+                        webhook = %name, shot = key, attempt,
+                        "webhook {name}: {url} answered HTTP {} for shot {key} (try {attempt} of {})",
+                        answer.status.as_u16(),
+                        self.retry.attempts
+                    );
+                }
+                Err(e) => tracing::warn!(
+                    webhook = %name, shot = key, attempt,
+                    "webhook {name}: {e} (shot {key}, try {attempt} of {})",
+                    self.retry.attempts
+                ),
+            }
+            if attempt == self.retry.attempts {
+                break;
+            }
+            self.stats.retries.fetch_add(1, Ordering::Relaxed);
+            tokio::time::sleep(asked_wait.unwrap_or(wait).min(self.retry.max)).await;
+            wait = (wait * 2).min(self.retry.max);
+        }
+        self.stats.failed.fetch_add(1, Ordering::Relaxed);
+        tracing::error!(
+            webhook = %name, shot = key,
+            "webhook {name}: gave up on shot {key} after {} tries to {url}",
+            self.retry.attempts
+        );
+        false
+    }
+}
+
+/// A 4xx that another try will not change (408 timeout, 425 and 429 are worth another try).
+fn refused_for_good(status: http::StatusCode) -> bool {
+    status.is_client_error() && !matches!(status.as_u16(), 408 | 425 | 429)
+}
+
+/// `Retry-After` in seconds (the date form is ignored).
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let seconds: u64 = headers
+        .get(http::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(Duration::from_secs(seconds))
+}
+
+/// An external analyzer as configured (`[[analyzers]]` in `crema.toml`, or
+/// `--analyzer NAME=URL`).
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AnalyzerConfig {
+    /// Its name, under which answers are stored.
+    pub name: String,
+    /// Where the shot is POSTed.
+    pub url: String,
+    /// How long an answer may take, seconds (default 60: language models are slow).
+    pub timeout_s: Option<f64>,
+}
+
+impl AnalyzerConfig {
+    /// The analyzer, checked.
+    pub fn build(&self) -> anyhow::Result<Arc<Analyzer>> {
+        let timeout = Duration::try_from_secs_f64(self.timeout_s.unwrap_or(60.0))
+            .with_context(|| format!("analyzer {}: timeout_s", self.name))?;
+        Ok(Arc::new(Analyzer::new(&self.name, &self.url, timeout)?))
+    }
+}
+
+/// A webhook as configured (`[[webhooks]]` in `crema.toml`, or `--webhook` / `--ntfy
+/// NAME=URL`).
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    /// Its name (log lines, `/metrics`).
+    pub name: String,
+    /// Where shots are POSTed.
+    pub url: String,
+    /// `json` (the default) or `ntfy`.
+    #[serde(default)]
+    pub format: HookFormat,
+    /// Sent as `Authorization: Bearer`.
+    pub token: Option<String>,
+    /// Tries in all (default 6).
+    pub attempts: Option<u32>,
+}
+
+impl WebhookConfig {
+    /// The webhook, checked.
+    pub fn build(&self) -> anyhow::Result<Arc<Webhook>> {
+        let mut retry = Retry::default();
+        if let Some(n) = self.attempts {
+            retry.attempts = n;
+        }
+        Ok(Arc::new(Webhook::new(
+            &self.name,
+            &self.url,
+            self.format,
+            self.token.clone(),
+            retry,
+        )?))
+    }
+}
+
+/// A `NAME=URL` flag.
+pub fn named_url(flag: &str) -> anyhow::Result<(String, String)> {
+    match flag.split_once('=') {
+        Some((name, url)) if !name.is_empty() && !name.contains("://") => {
+            Ok((name.to_owned(), url.to_owned()))
+        }
+        _ => anyhow::bail!("{flag:?}: write NAME=URL"),
+    }
+}
+
+/// The work after every stored live shot, shared by the recording loops of one process. See
+/// the [module docs](self).
+#[derive(Debug)]
+pub struct AfterShots {
+    store: Arc<Store>,
+    analyzers: Vec<Arc<Analyzer>>,
+    hooks: Vec<(Arc<Webhook>, mpsc::Sender<Arc<FinishedShot>>)>,
+    slots: Arc<Semaphore>,
+}
+
+impl AfterShots {
+    /// Starts each webhook's delivery task (on the current runtime).
+    pub fn start(
+        store: Arc<Store>,
+        analyzers: Vec<Arc<Analyzer>>,
+        hooks: Vec<Arc<Webhook>>,
+    ) -> Arc<Self> {
+        let hooks = hooks
+            .into_iter()
+            .map(|hook| {
+                let (tx, mut rx) = mpsc::channel::<Arc<FinishedShot>>(HOOK_QUEUE);
+                let worker = hook.clone();
+                tokio::spawn(async move {
+                    while let Some(shot) = rx.recv().await {
+                        worker.deliver(&shot).await;
+                    }
+                });
+                (hook, tx)
+            })
+            .collect();
+        Arc::new(Self {
+            store,
+            analyzers,
+            hooks,
+            slots: Arc::new(Semaphore::new(2)),
+        })
+    }
+
+    /// The external analyzers.
+    pub fn analyzers(&self) -> &[Arc<Analyzer>] {
+        &self.analyzers
+    }
+
+    /// The webhooks.
+    pub fn hooks(&self) -> impl Iterator<Item = &Arc<Webhook>> {
+        self.hooks.iter().map(|(hook, _)| hook)
+    }
+
+    /// Follows one recording loop's notices until the loop stops: for every finished shot,
+    /// the work of the [module docs](self).
+    pub async fn follow(self: Arc<Self>, mut stored: mpsc::Receiver<crate::record::Stored>) {
+        while let Some(notice) = stored.recv().await {
+            let recorder_core::Output::Finish(shot) = notice.output else {
+                continue;
+            };
+            let Ok(permit) = self.slots.clone().acquire_owned().await else {
+                return;
+            };
+            let this = self.clone();
+            tokio::spawn(async move {
+                let _permit = permit;
+                if let Err(e) = this.shot_finished(shot.key).await {
+                    tracing::warn!(shot = shot.key, "after a recorded shot: {e:#}");
+                }
+            });
+        }
+    }
+
+    /// The live shot the recorder numbered `recording_key` ended and is stored.
+    async fn shot_finished(&self, recording_key: u64) -> anyhow::Result<()> {
+        let store = self.store.clone();
+        let want_document = !self.analyzers.is_empty();
+        let loaded = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+            let reader = store.reader()?;
+            let Some(key) = reader.key_of_recording(recording_key)? else {
+                return Ok(None);
+            };
+            let Some((summary, samples)) = crate::runs::load(&reader, key)? else {
+                return Ok(None);
+            };
+            let document = if want_document {
+                shot_document(&reader, &summary)?
+            } else {
+                None
+            };
+            Ok(Some((summary, analysis::shot_facts(&samples), document)))
+        })
+        .await??;
+        let Some((summary, facts, document)) = loaded else {
+            return Ok(());
+        };
+        let key = summary.key;
+        self.store
+            .write(Write::Analyses(vec![Analysis {
+                shot: key,
+                analyzer: analysis::SHOT_FACTS.to_owned(),
+                result: serde_json::to_string(&facts)?,
+            }]))
+            .await
+            .context("storing the shot's facts")?;
+        let finished = Arc::new(FinishedShot { summary, facts });
+        for (hook, queue) in &self.hooks {
+            if queue.try_send(finished.clone()).is_err() {
+                hook.stats.dropped.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(
+                    webhook = %hook.name, shot = key,
+                    "webhook {}: {HOOK_QUEUE} shots are already waiting; shot {key} is not sent",
+                    hook.name
+                );
+            }
+        }
+        let Some(document) = document else {
+            return Ok(());
+        };
+        for analyzer in &self.analyzers {
+            match analyzer.analyze(&document).await {
+                Ok(result) => {
+                    self.store
+                        .write(Write::Analyses(vec![Analysis {
+                            shot: key,
+                            analyzer: analyzer.name.clone(),
+                            result,
+                        }]))
+                        .await
+                        .with_context(|| format!("storing analyzer {}'s answer", analyzer.name))?;
+                }
+                Err(e) => tracing::warn!(shot = key, "{e:#}"),
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_some_client_errors_are_worth_another_try() {
+        for (code, final_) in [
+            (400, true),
+            (401, true),
+            (404, true),
+            (408, false),
+            (429, false),
+        ] {
+            assert_eq!(
+                refused_for_good(http::StatusCode::from_u16(code).unwrap()),
+                final_,
+                "{code}"
+            );
+        }
+        assert!(!refused_for_good(http::StatusCode::SERVICE_UNAVAILABLE));
+    }
+
+    #[test]
+    fn names_and_urls_are_checked() {
+        let t = Duration::from_secs(1);
+        assert!(Analyzer::new("coach", "http://127.0.0.1:9/x", t).is_ok());
+        assert!(Analyzer::new("shot-facts/2", "http://127.0.0.1:9/x", t).is_err());
+        assert!(Analyzer::new("a b", "http://127.0.0.1:9/x", t).is_err());
+        assert!(Analyzer::new("coach", "ftp://127.0.0.1/x", t).is_err());
+        let hook = |token: Option<&str>| {
+            Webhook::new(
+                "phone",
+                "https://ntfy.example/espresso",
+                HookFormat::Ntfy,
+                token.map(str::to_owned),
+                Retry::default(),
+            )
+        };
+        assert!(hook(Some("tk_123")).is_ok());
+        assert!(hook(Some("bad\ntoken")).is_err());
+    }
+}
