@@ -1,7 +1,8 @@
 // Drives the gateway's web page in headless Chromium (Debian's, through playwright-core):
 // node page-test.mjs <gateway URL> <chromium path>. Checks that the page loads, that the live
-// chart moves while the machine brews, and that the finished shot appears in the history
-// without a reload. Prints "page test: ok" or fails with what it saw; stops after 90 s.
+// chart moves while the machine brews, that the finished shot appears in the history
+// without a reload, and that QA and sync runs started from the page show their progress and
+// their end. Prints "page test: ok" or fails with what it saw; stops after 90 s.
 import { chromium } from "playwright-core";
 
 const [url, executablePath] = process.argv.slice(2);
@@ -33,6 +34,21 @@ try {
   await page.waitForSelector("#detail.open", { timeout: 10_000 });
   const href = await page.getAttribute("#export", "href");
   if (!/^\/api\/v1\/shots\/\d+\/file$/.test(href)) throw new Error(`export link ${href}`);
+  // A QA run started from the page shows its progress from the SSE stream, then its summary.
+  await page.click("#run-qa");
+  await page.waitForFunction(() => document.body.dataset.runStatus === "succeeded", null, { timeout: 20_000 });
+  const qa = await page.textContent("#run-text");
+  if (!/^\d+ of \d+ shots checked/.test(qa)) throw new Error(`QA run shows ${qa}`);
+  const bar = await page.evaluate(() => [$("run-bar").value, $("run-bar").max]);
+  if (bar[0] !== bar[1] || bar[1] < 1) throw new Error(`QA progress bar at ${bar}`);
+  if (Number(await page.evaluate(() => document.body.dataset.runEvents)) < 2) throw new Error("no run events");
+  if (await page.isDisabled("#run-sync")) throw new Error("the buttons stay disabled after the run");
+  // And a history sync.
+  await page.click("#run-sync");
+  await page.waitForFunction(() => document.body.dataset.runStatus === "running" || document.body.dataset.runStatus === "succeeded", null, { timeout: 20_000 });
+  await page.waitForFunction(() => document.body.dataset.runStatus === "succeeded", null, { timeout: 30_000 });
+  const sync = await page.textContent("#run-text");
+  if (!sync.includes("on the machine")) throw new Error(`sync run shows ${sync}`);
   if (errors.length) throw new Error(`page errors: ${errors.join("; ")}`);
   console.log("page test: ok");
 } finally {

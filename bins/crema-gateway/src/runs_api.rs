@@ -1,8 +1,6 @@
 //! `/api/v1/runs`: start, read and cancel runs, and follow one over SSE.
 
 use std::convert::Infallible;
-use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
@@ -10,15 +8,12 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::Event as SseEvent;
 use axum::response::{IntoResponse, Response};
-use crema_recorder::runs::{RunError, RunRequest, Runs, Started};
+use crema_recorder::runs::{RunError, RunRequest, Started};
+use futures_util::StreamExt as _;
 use serde_json::json;
-use storage::{Run, RunKind};
-use tokio::sync::watch;
+use storage::RunKind;
 
 use crate::api::AppState;
-
-/// Progress events are sent at most this often (the run may change much faster).
-const COALESCE: Duration = Duration::from_millis(100);
 
 fn error(status: StatusCode, code: &str, message: impl std::fmt::Display) -> Response {
     (
@@ -130,24 +125,6 @@ pub(crate) struct EventsQuery {
     last_event_id: Option<String>,
 }
 
-/// Where an SSE stream of a run is.
-enum Phase {
-    /// The snapshot is next; then follow `rx` if the run is active.
-    First(Box<Run>, Option<watch::Receiver<Run>>),
-    /// Progress from the run's channel.
-    Live(watch::Receiver<Run>),
-    /// The terminal event is next.
-    Last(Box<Run>),
-    Done,
-}
-
-fn event(name: &str, run: &Run, id: i64, n: u64) -> SseEvent {
-    SseEvent::default()
-        .event(name)
-        .id(format!("{id}-{n}"))
-        .data(serde_json::to_string(run).unwrap_or_default())
-}
-
 /// `GET /api/v1/runs/{id}/events`: `snapshot`, then `progress` per change (at most ten a
 /// second), then `finished`; every `data` is the whole run. Ids are `<run>-<n>`; a client that
 /// comes back with `Last-Event-ID` gets the current snapshot and numbering goes on after its id.
@@ -162,46 +139,16 @@ pub(crate) async fn events(
         .filter(|(run, _)| run.parse() == Ok(id))
         .and_then(|(_, n)| n.parse::<u64>().ok())
         .map_or(0, |n| n + 1);
-    let runs: Arc<Runs> = state.runs.clone();
-    let rx = runs.watch(id);
-    let snapshot = match runs.get(id) {
-        Ok(run) => run,
+    let stream = match state.runs.events(id, resume) {
+        Ok(stream) => stream,
         Err(e) => return run_error(e),
     };
-    let stream = futures_util::stream::unfold(
-        (Phase::First(Box::new(snapshot), rx), resume, runs),
-        move |(phase, n, runs)| async move {
-            let (next, out) = match phase {
-                Phase::Done => return None,
-                Phase::First(run, rx) => {
-                    let next = match rx {
-                        Some(rx) if run.status.is_active() => Phase::Live(rx),
-                        // Not active when asked for: it has ended, and the snapshot is final
-                        // (a run's end is stored before it stops being active).
-                        _ => Phase::Last(run.clone()),
-                    };
-                    (next, event("snapshot", &run, id, n))
-                }
-                Phase::Live(mut rx) => {
-                    tokio::time::sleep(COALESCE).await;
-                    let changed = rx.changed().await;
-                    let run = match changed {
-                        Ok(()) => rx.borrow_and_update().clone(),
-                        Err(_) => match runs.get(id) {
-                            Ok(run) => run,
-                            Err(_) => return None,
-                        },
-                    };
-                    if run.status.is_active() {
-                        (Phase::Live(rx), event("progress", &run, id, n))
-                    } else {
-                        (Phase::Done, event("finished", &run, id, n))
-                    }
-                }
-                Phase::Last(run) => (Phase::Done, event("finished", &run, id, n)),
-            };
-            Some((Ok::<_, Infallible>(out), (next, n + 1, runs)))
-        },
-    );
-    fanout::sse::response(stream)
+    fanout::sse::response(stream.map(move |e| {
+        Ok::<_, Infallible>(
+            SseEvent::default()
+                .event(e.kind.as_str())
+                .id(format!("{id}-{}", e.seq))
+                .data(serde_json::to_string(&e.run).unwrap_or_default()),
+        )
+    }))
 }

@@ -27,6 +27,55 @@ use crate::unix_now;
 /// Progress is written at most this often.
 pub const PERSIST_EVERY: Duration = Duration::from_millis(250);
 
+/// A run's event stream ([`Runs::events`]) sends progress at most this often, whatever the
+/// pace of the run.
+pub const COALESCE: Duration = Duration::from_millis(100);
+
+/// What an event of a run's stream says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunEventKind {
+    /// The run as it stands when the stream starts (or resumes).
+    Snapshot,
+    /// The run moved on.
+    Progress,
+    /// The run ended: the last event.
+    Finished,
+}
+
+impl RunEventKind {
+    /// `snapshot`, `progress` or `finished`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunEventKind::Snapshot => "snapshot",
+            RunEventKind::Progress => "progress",
+            RunEventKind::Finished => "finished",
+        }
+    }
+}
+
+/// One event of a run's stream: its kind, its number in the stream, and the whole run.
+#[derive(Debug, Clone)]
+pub struct RunEvent {
+    /// What it says.
+    pub kind: RunEventKind,
+    /// Its number: the first event gets the `first` given to [`Runs::events`], then one more
+    /// each.
+    pub seq: u64,
+    /// The run's snapshot.
+    pub run: Run,
+}
+
+/// Where a run's event stream is.
+enum Phase {
+    /// The snapshot is next; then follow the channel if the run is active.
+    First(Box<Run>, Option<watch::Receiver<Run>>),
+    /// Progress from the run's channel.
+    Live(watch::Receiver<Run>),
+    /// The terminal event is next.
+    Last(Box<Run>),
+    Done,
+}
+
 /// What a run is asked to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunRequest {
@@ -268,6 +317,56 @@ impl Runs {
             .as_ref()
             .filter(|a| a.id == id)
             .map(|a| a.progress.clone())
+    }
+
+    /// Run `id` as a stream: its snapshot, then a progress event per change (at most one per
+    /// [`COALESCE`]), then `finished`, after which the stream ends. A run that has already
+    /// ended gives its snapshot and `finished` at once. Events are numbered from `first` (a
+    /// client resuming after event `n` asks for `n + 1`).
+    pub fn events(
+        self: &Arc<Self>,
+        id: i64,
+        first: u64,
+    ) -> Result<impl futures_util::Stream<Item = RunEvent> + Send + 'static, RunError> {
+        let rx = self.watch(id);
+        let snapshot = self.get(id)?;
+        let runs = self.clone();
+        let event = |kind, run: &Run, seq| RunEvent {
+            kind,
+            seq,
+            run: run.clone(),
+        };
+        Ok(futures_util::stream::unfold(
+            (Phase::First(Box::new(snapshot), rx), first, runs),
+            move |(phase, n, runs)| async move {
+                let (next, out) = match phase {
+                    Phase::Done => return None,
+                    Phase::First(run, rx) => {
+                        let next = match rx {
+                            Some(rx) if run.status.is_active() => Phase::Live(rx),
+                            // Not active when asked for: it has ended, and the snapshot is
+                            // final (a run's end is stored before it stops being active).
+                            _ => Phase::Last(run.clone()),
+                        };
+                        (next, event(RunEventKind::Snapshot, &run, n))
+                    }
+                    Phase::Live(mut rx) => {
+                        tokio::time::sleep(COALESCE).await;
+                        let run = match rx.changed().await {
+                            Ok(()) => rx.borrow_and_update().clone(),
+                            Err(_) => runs.get(id).ok()?,
+                        };
+                        if run.status.is_active() {
+                            (Phase::Live(rx), event(RunEventKind::Progress, &run, n))
+                        } else {
+                            (Phase::Done, event(RunEventKind::Finished, &run, n))
+                        }
+                    }
+                    Phase::Last(run) => (Phase::Done, event(RunEventKind::Finished, &run, n)),
+                };
+                Some((out, (next, n + 1, runs)))
+            },
+        ))
     }
 
     /// The process is stopping: the active run stops and is stored as `interrupted` (waiting at
