@@ -39,6 +39,7 @@ fn main() -> anyhow::Result<()> {
                  bench client              1M events through a client: ours vs socket.io-client (JS) vs rust_socketio\n  \
                  bench storage             history import vs bare SQLite; falling edge → shot committed\n  \
                  bench fanout              WebSocket fan-out to 1k and 10k subscribers: ours vs Node socket.io\n  \
+                 bench runs                QA run over 10,000 shots: shots/s vs a bare loop, events/s, live commits\n  \
                  fuzz list                 the fuzz targets\n  \
                  fuzz <target> <seconds>   run one fuzz target (nightly + cargo-fuzz)"
             );

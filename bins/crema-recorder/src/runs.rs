@@ -3,10 +3,11 @@
 //!
 //! At most one run is active at a time (the store refuses a second: [`Started::Busy`]). A run's
 //! snapshot is published on a `watch` channel at every step, and written to the store in batches
-//! (at most every 250 ms, with the QA results and analyses of the shots done meanwhile), so a
-//! crash loses at most a quarter of a second of progress, and the next start marks the run
-//! `interrupted`. QA and analysis read shots on a blocking thread of their own: the live path
-//! only shares the writer with them, in small commits.
+//! with the QA results and analyses of the shots done meanwhile: every [`FLUSH_SHOTS`] shots or
+//! [`PERSIST_EVERY`], whichever comes first. A crash loses at most that much progress, and the
+//! next start marks the run `interrupted`. QA and analysis read shots on a blocking thread of
+//! their own: the live path only shares the writer with them, and the batches are small so that
+//! a live write never waits long behind one (`cargo xtask bench runs` measures it).
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -26,6 +27,10 @@ use crate::unix_now;
 
 /// Progress is written at most this often.
 pub const PERSIST_EVERY: Duration = Duration::from_millis(250);
+
+/// Results are written at least every this many shots: small commits, so that a write of the
+/// live path never waits long behind one of a run's (the writer commits one after the other).
+pub const FLUSH_SHOTS: usize = 32;
 
 /// A run's event stream ([`Runs::events`]) sends progress at most this often, whatever the
 /// pace of the run.
@@ -563,7 +568,9 @@ impl Job {
                 self.run.failed += 1;
             }
             self.publish();
-            if self.persisted.elapsed() >= PERSIST_EVERY {
+            if self.persisted.elapsed() >= PERSIST_EVERY
+                || qa.len().max(analyses.len()) >= FLUSH_SHOTS
+            {
                 self.flush(&mut qa, &mut analyses)?;
             }
         }

@@ -8,6 +8,7 @@ use anyhow::{Context as _, bail};
 mod client;
 mod codec;
 mod fanout;
+mod runs;
 mod storage;
 
 fn main() -> anyhow::Result<()> {
@@ -17,8 +18,9 @@ fn main() -> anyhow::Result<()> {
         Some("client") => client::run(&args[1..]),
         Some("storage") => storage::run(&args[1..]),
         Some("fanout") => fanout::run(&args[1..]),
+        Some("runs") => runs::run(&args[1..]),
         _ => bail!(
-            "usage: crema-bench codec [--rounds N] | client [--rounds N] [--count N] | storage [--rounds N] | fanout [--secs S] [--subs N,N]"
+            "usage: crema-bench codec [--rounds N] | client [--rounds N] [--count N] | storage [--rounds N] | fanout [--secs S] [--subs N,N] | runs [--rounds N] [--shots N]"
         ),
     }
 }

@@ -336,11 +336,12 @@ impl Reader {
             .map_err(sql("finding a live shot"))
     }
 
-    /// Every shot's key, oldest first.
+    /// The key of every shot that is not being recorded, oldest first (a shot in progress is
+    /// checked and analyzed once it ends).
     pub fn shot_keys(&self) -> Result<Vec<i64>, StorageError> {
         let mut stmt = self
             .conn
-            .prepare("SELECT key FROM shots ORDER BY time, key")
+            .prepare("SELECT key FROM shots WHERE status <> 'recording' ORDER BY time, key")
             .map_err(sql("listing shots"))?;
         let rows = stmt
             .query_map([], |r| r.get(0))

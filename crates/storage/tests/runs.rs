@@ -139,8 +139,23 @@ fn qa_results_and_analyses_replace_their_earlier_copy() {
             entry: Box::new(entry),
         })
         .unwrap();
+    // A shot still recording is not offered to runs.
+    store
+        .write_blocking(Write::StartShot {
+            machine: "default".into(),
+            start: recorder_core::ShotStart {
+                key: 1,
+                started_unix_s: 1.9e9,
+                profile_name: None,
+                profile_id: None,
+            },
+        })
+        .unwrap();
     let reader = store.reader().unwrap();
-    let key = reader.shot_keys().unwrap()[0];
+    assert_eq!(reader.all_shots().unwrap().len(), 2);
+    let keys = reader.shot_keys().unwrap();
+    assert_eq!(keys.len(), 1, "only the finished shot");
+    let key = keys[0];
     let verdict = |passed: bool, message: &str| QaResult {
         check: "too_short".into(),
         passed,
