@@ -341,3 +341,38 @@ async fn serve(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The ```toml blocks of a document.
+    fn toml_blocks(doc: &str) -> Vec<&str> {
+        doc.split("```toml\n")
+            .skip(1)
+            .map(|rest| rest.split("```").next().unwrap_or_default())
+            .collect()
+    }
+
+    #[test]
+    fn the_documented_configurations_read() {
+        let blocks: Vec<&str> = [
+            include_str!("../../../README.md"),
+            include_str!("../../../docs/protocol.md"),
+        ]
+        .into_iter()
+        .flat_map(toml_blocks)
+        .collect();
+        assert!(blocks.len() >= 2, "{blocks:?}");
+        for block in blocks {
+            let config: Config =
+                toml::from_str(block).unwrap_or_else(|e| panic!("{e}\nin\n{block}"));
+            for hook in &config.webhooks {
+                hook.build().unwrap();
+            }
+            for analyzer in &config.analyzers {
+                analyzer.build().unwrap();
+            }
+        }
+    }
+}

@@ -280,4 +280,14 @@ timeout_s = 5
         "{summary}"
     );
     assert_eq!(asked(&seen.lock().unwrap()), before + 1);
+    let (_, metrics) = request(&gw.addr, "GET", "/metrics", "", "").await;
+    assert_eq!(
+        metric(
+            &metrics,
+            "crema_runs{kind=\"analyze\",status=\"succeeded\"}"
+        ),
+        1.0
+    );
+    assert_eq!(metric(&metrics, "crema_run_active"), 0.0);
+    assert_eq!(metric(&metrics, "crema_run_total"), 0.0);
 }
