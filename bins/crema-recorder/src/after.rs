@@ -3,9 +3,11 @@
 //! analyzers (an HTTP endpoint that gets the shot and answers JSON, stored under its own name).
 //!
 //! The recording loop never waits for any of it: it only offers a notice on a channel
-//! ([`crate::record::Stored`]). Shots are handled at most two at a time; each webhook delivers
-//! one shot at a time, in order, from a queue of its own, retrying with a doubling back-off;
-//! a webhook whose queue is full drops the shot and says so in the log and in its counters.
+//! ([`crate::record::Stored`]), and [`AfterShots::follow`] only spawns the work. At most two
+//! shots are read at once, and at most two are with the external analyzers, which come last so
+//! that a slow one delays neither the webhooks nor the next shot's facts. Each webhook delivers
+//! one shot at a time, in order, from a queue of its own, retrying with a doubling back-off; a
+//! webhook whose queue is full drops the shot and says so in the log and in its counters.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -483,7 +485,10 @@ pub struct AfterShots {
     store: Arc<Store>,
     analyzers: Vec<Arc<Analyzer>>,
     hooks: Vec<(Arc<Webhook>, mpsc::Sender<Arc<FinishedShot>>)>,
-    slots: Arc<Semaphore>,
+    /// Shots being read and reduced to their facts at once.
+    slots: Semaphore,
+    /// Shots whose external analyzers are being asked at once.
+    asking: Semaphore,
 }
 
 impl AfterShots {
@@ -510,7 +515,8 @@ impl AfterShots {
             store,
             analyzers,
             hooks,
-            slots: Arc::new(Semaphore::new(2)),
+            slots: Semaphore::new(2),
+            asking: Semaphore::new(2),
         })
     }
 
@@ -525,18 +531,15 @@ impl AfterShots {
     }
 
     /// Follows one recording loop's notices until the loop stops: for every finished shot,
-    /// the work of the [module docs](self).
+    /// the work of the [module docs](self). The loop here only spawns that work, so it keeps
+    /// up with the notices however slow a webhook or an analyzer is.
     pub async fn follow(self: Arc<Self>, mut stored: mpsc::Receiver<crate::record::Stored>) {
         while let Some(notice) = stored.recv().await {
             let recorder_core::Output::Finish(shot) = notice.output else {
                 continue;
             };
-            let Ok(permit) = self.slots.clone().acquire_owned().await else {
-                return;
-            };
             let this = self.clone();
             tokio::spawn(async move {
-                let _permit = permit;
                 if let Err(e) = this.shot_finished(shot.key).await {
                     tracing::warn!(shot = shot.key, "after a recorded shot: {e:#}");
                 }
@@ -546,6 +549,7 @@ impl AfterShots {
 
     /// The live shot the recorder numbered `recording_key` ended and is stored.
     async fn shot_finished(&self, recording_key: u64) -> anyhow::Result<()> {
+        let reading = self.slots.acquire().await?;
         let store = self.store.clone();
         let want_document = !self.analyzers.is_empty();
         let loaded = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
@@ -587,9 +591,12 @@ impl AfterShots {
                 );
             }
         }
+        drop(reading);
         let Some(document) = document else {
             return Ok(());
         };
+        // Slow analyzers hold up neither the webhooks (above) nor the next shot's facts.
+        let _asking = self.asking.acquire().await?;
         for analyzer in &self.analyzers {
             match analyzer.analyze(&document).await {
                 Ok(result) => {
