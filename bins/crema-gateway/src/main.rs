@@ -8,7 +8,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
 use clap::Parser;
-use crema_recorder::after::{AfterShots, AnalyzerConfig, HookFormat, WebhookConfig, named_url};
+use crema_recorder::after::{
+    AfterShotFlags, AfterShots, AnalyzerConfig, Configured, WebhookConfig,
+};
 use crema_recorder::process::{LogFormat, init_logs, stop_on_signals};
 use crema_recorder::record::{self, MachineConfig};
 use fanout::Hub;
@@ -45,17 +47,8 @@ struct Cli {
     /// Listen on a non-loopback address without auth (everyone on the network reads everything).
     #[arg(long)]
     allow_remote: bool,
-    /// POST every finished shot's summary as JSON to this URL: `NAME=URL`. Repeatable.
-    #[arg(long = "webhook", value_name = "NAME=URL")]
-    webhooks: Vec<String>,
-    /// Notify an ntfy topic URL (a line of text) of every finished shot: `NAME=URL`.
-    /// Repeatable.
-    #[arg(long = "ntfy", value_name = "NAME=URL")]
-    ntfy: Vec<String>,
-    /// An external analyzer: every finished shot (and every shot of an analysis run) is POSTed
-    /// to it and its JSON answer stored under NAME: `NAME=URL`. Repeatable.
-    #[arg(long = "analyzer", value_name = "NAME=URL")]
-    analyzers: Vec<String>,
+    #[command(flatten)]
+    after: AfterShotFlags,
     /// Log lines as text for people, or JSON for machines.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -99,12 +92,6 @@ enum AuthConfig {
     Introspect {
         url: String,
     },
-}
-
-/// The webhooks and external analyzers, from the configuration and the flags.
-struct After {
-    webhooks: Vec<Arc<crema_recorder::after::Webhook>>,
-    analyzers: Vec<Arc<crema_recorder::after::Analyzer>>,
 }
 
 fn main() {
@@ -172,41 +159,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
              Configure auth in the config file, or pass --allow-remote"
         );
     }
-    let mut webhooks = config.webhooks;
-    for (flags, format) in [
-        (&cli.webhooks, HookFormat::Json),
-        (&cli.ntfy, HookFormat::Ntfy),
-    ] {
-        for flag in flags {
-            let (name, url) = named_url(flag)?;
-            webhooks.push(WebhookConfig {
-                name,
-                url,
-                format,
-                token: None,
-                attempts: None,
-            });
-        }
-    }
-    let mut analyzers = config.analyzers;
-    for flag in &cli.analyzers {
-        let (name, url) = named_url(flag)?;
-        analyzers.push(AnalyzerConfig {
-            name,
-            url,
-            timeout_s: None,
-        });
-    }
-    let after = After {
-        webhooks: webhooks
-            .iter()
-            .map(WebhookConfig::build)
-            .collect::<anyhow::Result<_>>()?,
-        analyzers: analyzers
-            .iter()
-            .map(AnalyzerConfig::build)
-            .collect::<anyhow::Result<_>>()?,
-    };
+    let (mut webhooks, mut analyzers) = (config.webhooks, config.analyzers);
+    cli.after.add_to(&mut webhooks, &mut analyzers)?;
+    let after = crema_recorder::after::build(&webhooks, &analyzers)?;
     let db = cli
         .db
         .or(config.db)
@@ -240,7 +195,7 @@ async fn serve(
     listen: SocketAddr,
     auth: Auth,
     origins: Option<Vec<String>>,
-    after: After,
+    after: Configured,
     store: Arc<Store>,
 ) -> anyhow::Result<()> {
     let _simulator = if let Some(speed) = demo {

@@ -1,7 +1,7 @@
 //! crema-gateway as a user runs it, against the simulated machine: the REST API, the WebSocket
 //! and SSE streams of a machine, and the refusals.
 
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use futures_util::{SinkExt as _, StreamExt as _};
@@ -10,59 +10,12 @@ use simulator::{Scenario, Simulator, SimulatorConfig};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio_tungstenite::tungstenite::Message;
 
-const BIN: &str = env!("CARGO_BIN_EXE_crema-gateway");
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-struct Gateway {
-    child: Child,
-    addr: String,
-}
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn start(args: &[&str]) -> Gateway {
-    let port = free_port();
-    let addr = format!("127.0.0.1:{port}");
-    let child = Command::new(BIN)
-        .args(args)
-        .args(["--listen", &addr])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let gateway = Gateway { child, addr };
-    for _ in 0..100 {
-        if tokio::net::TcpStream::connect(&gateway.addr).await.is_ok() {
-            return gateway;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the gateway did not listen");
-}
+mod common;
+use common::{BIN, request, start};
 
 /// `GET path`: status and body.
 async fn get(addr: &str, path: &str) -> (u16, String) {
-    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    tcp.write_all(format!("GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").as_bytes())
-        .await
-        .unwrap();
-    let mut text = String::new();
-    tcp.read_to_string(&mut text).await.unwrap();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap();
-    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    (status, body.to_owned())
+    request(addr, "GET", path, "", "").await
 }
 
 async fn get_json(addr: &str, path: &str) -> Value {
@@ -299,4 +252,22 @@ fn refusals_are_one_line() {
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("machine name"));
+    // Webhooks and analyzers are checked before anything starts.
+    for (flags, says) in [
+        (["--webhook", "http://x/hook"], "write NAME=URL"),
+        (["--ntfy", "phone=ftp://x/topic"], "must be http or https"),
+        (
+            ["--analyzer", "shot-facts/2=http://x/"],
+            "shot-facts is the built-in analyzer's",
+        ),
+    ] {
+        let out = Command::new(BIN)
+            .args(["--machine", "http://127.0.0.1:9"])
+            .args(flags)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(err.contains(says) && err.lines().count() == 1, "{err}");
+    }
 }

@@ -2,76 +2,25 @@
 //! concurrent requests, the SSE stream (snapshot, progress, finished) and its resume, cancel,
 //! and a run cut by `kill -9` found `interrupted` by the next start.
 
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use serde_json::{Value, json};
 use storage::{Options, Store, Write};
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
-const BIN: &str = env!("CARGO_BIN_EXE_crema-gateway");
 const SHOTS: usize = 600;
 
-struct Gateway {
-    child: Child,
-    addr: String,
-}
+mod common;
+use common::{Gateway, request};
 
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
+/// The gateway over `db`, with a machine nobody answers at: runs need only the store.
 async fn start(db: &std::path::Path) -> Gateway {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let addr = format!("127.0.0.1:{port}");
-    // A machine nobody answers at: runs need only the store.
-    let child = Command::new(BIN)
-        .args([
-            "--machine",
-            "http://127.0.0.1:9",
-            "--db",
-            db.to_str().unwrap(),
-        ])
-        .args(["--listen", &addr])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let gateway = Gateway { child, addr };
-    for _ in 0..100 {
-        if tokio::net::TcpStream::connect(&gateway.addr).await.is_ok() {
-            return gateway;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the gateway did not listen");
-}
-
-/// One request: status and body.
-async fn request(addr: &str, method: &str, path: &str, headers: &str, body: &str) -> (u16, String) {
-    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let text = format!(
-        "{method} {path} HTTP/1.0\r\nHost: x\r\n{headers}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    tcp.write_all(text.as_bytes()).await.unwrap();
-    let mut answer = String::new();
-    tokio::time::timeout(Duration::from_secs(60), tcp.read_to_string(&mut answer))
-        .await
-        .expect("an answer within 60 s")
-        .unwrap();
-    let (head, body) = answer.split_once("\r\n\r\n").unwrap();
-    (
-        head.split(' ').nth(1).unwrap().parse().unwrap(),
-        body.to_owned(),
-    )
+    common::start(&[
+        "--machine",
+        "http://127.0.0.1:9",
+        "--db",
+        db.to_str().unwrap(),
+    ])
+    .await
 }
 
 async fn post(addr: &str, path: &str, body: Value) -> (u16, Value) {

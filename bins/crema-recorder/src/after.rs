@@ -468,14 +468,90 @@ impl WebhookConfig {
     }
 }
 
+/// The command-line flags of webhooks and analyzers, the same on both binaries.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct AfterShotFlags {
+    /// POST every finished shot's summary as JSON to this URL: `NAME=URL`. Repeatable.
+    #[arg(long = "webhook", value_name = "NAME=URL")]
+    pub webhooks: Vec<String>,
+    /// Notify an ntfy topic URL (a line of text) of every finished shot: `NAME=URL`.
+    /// Repeatable.
+    #[arg(long = "ntfy", value_name = "NAME=URL")]
+    pub ntfy: Vec<String>,
+    /// An external analyzer: every finished shot (and every shot of an analysis run) is POSTed
+    /// to it and its JSON answer stored under NAME: `NAME=URL`. Repeatable.
+    #[arg(long = "analyzer", value_name = "NAME=URL")]
+    pub analyzers: Vec<String>,
+}
+
+impl AfterShotFlags {
+    /// Adds what the flags configure to `webhooks` and `analyzers`.
+    pub fn add_to(
+        &self,
+        webhooks: &mut Vec<WebhookConfig>,
+        analyzers: &mut Vec<AnalyzerConfig>,
+    ) -> anyhow::Result<()> {
+        for (flags, format) in [
+            (&self.webhooks, HookFormat::Json),
+            (&self.ntfy, HookFormat::Ntfy),
+        ] {
+            for flag in flags {
+                let (name, url) = named_url(flag)?;
+                webhooks.push(WebhookConfig {
+                    name,
+                    url,
+                    format,
+                    token: None,
+                    attempts: None,
+                });
+            }
+        }
+        for flag in &self.analyzers {
+            let (name, url) = named_url(flag)?;
+            analyzers.push(AnalyzerConfig {
+                name,
+                url,
+                timeout_s: None,
+            });
+        }
+        Ok(())
+    }
+}
+
 /// A `NAME=URL` flag.
-pub fn named_url(flag: &str) -> anyhow::Result<(String, String)> {
+fn named_url(flag: &str) -> anyhow::Result<(String, String)> {
     match flag.split_once('=') {
         Some((name, url)) if !name.is_empty() && !name.contains("://") => {
             Ok((name.to_owned(), url.to_owned()))
         }
         _ => anyhow::bail!("{flag:?}: write NAME=URL"),
     }
+}
+
+/// A process's webhooks and external analyzers, checked.
+#[derive(Debug, Default)]
+pub struct Configured {
+    /// The webhooks.
+    pub webhooks: Vec<Arc<Webhook>>,
+    /// The external analyzers.
+    pub analyzers: Vec<Arc<Analyzer>>,
+}
+
+/// Checks and builds what is configured.
+pub fn build(
+    webhooks: &[WebhookConfig],
+    analyzers: &[AnalyzerConfig],
+) -> anyhow::Result<Configured> {
+    Ok(Configured {
+        webhooks: webhooks
+            .iter()
+            .map(WebhookConfig::build)
+            .collect::<anyhow::Result<_>>()?,
+        analyzers: analyzers
+            .iter()
+            .map(AnalyzerConfig::build)
+            .collect::<anyhow::Result<_>>()?,
+    })
 }
 
 /// The work after every stored live shot, shared by the recording loops of one process. See

@@ -40,60 +40,8 @@ struct RunArgs {
     /// Record from a simulated machine started in this process (real time, a shot every ~90 s).
     #[arg(long)]
     demo: bool,
-    /// POST every finished shot's summary as JSON to this URL: `NAME=URL`. Repeatable.
-    #[arg(long = "webhook", value_name = "NAME=URL")]
-    webhooks: Vec<String>,
-    /// Notify an ntfy topic URL (a line of text) of every finished shot: `NAME=URL`.
-    /// Repeatable.
-    #[arg(long = "ntfy", value_name = "NAME=URL")]
-    ntfy: Vec<String>,
-    /// An external analyzer: every finished shot is POSTed to it and its JSON answer stored
-    /// under NAME: `NAME=URL`. Repeatable.
-    #[arg(long = "analyzer", value_name = "NAME=URL")]
-    analyzers: Vec<String>,
-}
-
-/// External analyzers and webhooks.
-type AfterShotParts = (Vec<Arc<after::Analyzer>>, Vec<Arc<after::Webhook>>);
-
-/// The webhooks and analyzers of `--webhook`, `--ntfy` and `--analyzer`, checked.
-fn after_shot_flags(
-    webhooks: &[String],
-    ntfy: &[String],
-    analyzers: &[String],
-) -> anyhow::Result<AfterShotParts> {
-    let mut hooks = Vec::new();
-    for (flags, format) in [
-        (webhooks, after::HookFormat::Json),
-        (ntfy, after::HookFormat::Ntfy),
-    ] {
-        for flag in flags {
-            let (name, url) = after::named_url(flag)?;
-            hooks.push(
-                after::WebhookConfig {
-                    name,
-                    url,
-                    format,
-                    token: None,
-                    attempts: None,
-                }
-                .build()?,
-            );
-        }
-    }
-    let analyzers = analyzers
-        .iter()
-        .map(|flag| {
-            let (name, url) = after::named_url(flag)?;
-            after::AnalyzerConfig {
-                name,
-                url,
-                timeout_s: None,
-            }
-            .build()
-        })
-        .collect::<anyhow::Result<_>>()?;
-    Ok((analyzers, hooks))
+    #[command(flatten)]
+    after: after::AfterShotFlags,
 }
 
 #[derive(Debug, Subcommand)]
@@ -188,7 +136,9 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         meticulous::api::Api::new(url, Duration::from_secs(1))?;
     }
     let rt = runtime()?;
-    let (analyzers, hooks) = after_shot_flags(&args.webhooks, &args.ntfy, &args.analyzers)?;
+    let (mut webhooks, mut analyzers) = (Vec::new(), Vec::new());
+    args.after.add_to(&mut webhooks, &mut analyzers)?;
+    let configured = after::build(&webhooks, &analyzers)?;
     let store = open_store(&args.db)?;
     let stop = CancellationToken::new();
     let result = rt.block_on(async {
@@ -211,7 +161,8 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         };
         tokio::spawn(stop_on_signals(stop.clone()));
         let (stored, finished) = tokio::sync::mpsc::channel(256);
-        let after = after::AfterShots::start(store.clone(), analyzers, hooks);
+        let after =
+            after::AfterShots::start(store.clone(), configured.analyzers, configured.webhooks);
         tokio::spawn(after.follow(finished));
         record::run(
             MachineConfig::new("default", &url),
