@@ -36,7 +36,7 @@ try {
   if (!/^\/api\/v1\/shots\/\d+\/file$/.test(href)) throw new Error(`export link ${href}`);
   // A QA run started from the page shows its progress from the SSE stream, then its summary.
   await page.click("#run-qa");
-  await page.waitForFunction(() => document.body.dataset.runStatus === "succeeded", null, { timeout: 20_000 });
+  await page.waitForFunction(() => document.body.dataset.run === "qa:succeeded", null, { timeout: 20_000 });
   const qa = await page.textContent("#run-text");
   if (!/^\d+ of \d+ shots checked/.test(qa)) throw new Error(`QA run shows ${qa}`);
   const bar = await page.evaluate(() => [$("run-bar").value, $("run-bar").max]);
@@ -45,8 +45,7 @@ try {
   if (await page.isDisabled("#run-sync")) throw new Error("the buttons stay disabled after the run");
   // And a history sync.
   await page.click("#run-sync");
-  await page.waitForFunction(() => document.body.dataset.runStatus === "running" || document.body.dataset.runStatus === "succeeded", null, { timeout: 20_000 });
-  await page.waitForFunction(() => document.body.dataset.runStatus === "succeeded", null, { timeout: 30_000 });
+  await page.waitForFunction(() => document.body.dataset.run === "sync:succeeded", null, { timeout: 30_000 });
   const sync = await page.textContent("#run-text");
   if (!sync.includes("on the machine")) throw new Error(`sync run shows ${sync}`);
   if (errors.length) throw new Error(`page errors: ${errors.join("; ")}`);
