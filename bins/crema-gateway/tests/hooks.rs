@@ -18,11 +18,13 @@ use simulator::{Scenario, Simulator, SimulatorConfig};
 /// What the receivers saw.
 #[derive(Default)]
 struct Seen {
-    /// JSON hook: tries per delivery id, and the bodies it accepted.
-    tries: BTreeMap<String, u32>,
+    /// JSON hook: when each try of each delivery id came, and the bodies it accepted.
+    tries: BTreeMap<String, Vec<std::time::Instant>>,
     accepted: Vec<Value>,
-    /// ntfy: (Title, body) of each notification.
-    ntfy: Vec<(String, String)>,
+    /// ntfy: (Title, Authorization, body) of each notification.
+    ntfy: Vec<(String, String, String)>,
+    /// Tries of the hook that answers 401.
+    refused: u32,
     /// Shots the analyzer was sent: (shot id, sample count), in order.
     analyzed: Vec<(i64, usize)>,
 }
@@ -38,12 +40,13 @@ async fn receivers(seen: Arc<Mutex<Seen>>) -> String {
                 .to_owned();
             let mut seen = seen.lock().unwrap();
             let tries = seen.tries.entry(key).or_default();
-            *tries += 1;
-            if *tries == 1 {
-                // Every first try fails: the gateway must try again, once.
+            tries.push(std::time::Instant::now());
+            if tries.len() == 1 {
+                // Every first try fails: the gateway must try again, once, as soon as asked (its
+                // own first wait would be 2 s).
                 return (
                     StatusCode::SERVICE_UNAVAILABLE,
-                    [("retry-after", "1")],
+                    [("retry-after", "0")],
                     "busy",
                 );
             }
@@ -54,12 +57,17 @@ async fn receivers(seen: Arc<Mutex<Seen>>) -> String {
     let ntfy = {
         let seen = seen.clone();
         move |headers: HeaderMap, body: String| async move {
-            let title = headers
-                .get("title")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or_default()
-                .to_owned();
-            seen.lock().unwrap().ntfy.push((title, body));
+            let header = |name: &str| {
+                headers
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_owned()
+            };
+            seen.lock()
+                .unwrap()
+                .ntfy
+                .push((header("title"), header("authorization"), body));
             "{}"
         }
     };
@@ -75,8 +83,16 @@ async fn receivers(seen: Arc<Mutex<Seen>>) -> String {
             axum::Json(json!({"verdict": "fine", "samples": samples}))
         }
     };
+    let refuse = {
+        let seen = seen.clone();
+        move || async move {
+            seen.lock().unwrap().refused += 1;
+            (StatusCode::UNAUTHORIZED, "bad token")
+        }
+    };
     let app = Router::new()
         .route("/hook", post(hook))
+        .route("/refuse", post(refuse))
         .route("/ntfy", post(ntfy))
         .route("/analyze", post(analyze))
         .route(
@@ -119,6 +135,10 @@ format = "ntfy"
 token = "tk_test"
 
 [[webhooks]]
+name = "refused"
+url = "http://{at}/refuse"
+
+[[webhooks]]
 name = "dead"
 url = "http://127.0.0.1:{dead}/"
 attempts = 2
@@ -154,10 +174,18 @@ timeout_s = 5
     ])
     .await;
     // Two shots recorded, each delivered and analyzed.
+    // The first two shots, once both have ended (the machine may be brewing a third).
     let shots: Vec<Value> = eventually(Duration::from_secs(60), "two shots", || async {
         let (_, page) = get_json(&gw.addr, "/api/v1/shots").await;
-        let shots = page["shots"].as_array().cloned().unwrap_or_default();
-        (shots.len() >= 2).then_some(shots)
+        let mut shots: Vec<Value> = page["shots"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|s| s["status"] != "recording")
+            .collect();
+        shots.sort_by_key(|s| s["id"].as_i64());
+        (shots.len() >= 2).then(|| shots[..2].to_vec())
     })
     .await;
     let ids: Vec<i64> = shots.iter().map(|s| s["id"].as_i64().unwrap()).collect();
@@ -183,9 +211,14 @@ timeout_s = 5
     {
         let seen = seen.lock().unwrap();
         // Each shot accepted once, after one refused try; delivery ids are the shots'.
-        for id in &ids[..2] {
-            let key = format!("shot-{id}");
-            assert_eq!(seen.tries.get(&key), Some(&2), "{:?}", seen.tries);
+        for (id, shot) in ids.iter().zip(&shots).take(2) {
+            let key = format!("shot-{id}-{}", shot["sample_count"]);
+            let tries = seen.tries.get(&key).map(Vec::as_slice).unwrap_or_default();
+            assert_eq!(tries.len(), 2, "{:?}", seen.tries.keys());
+            assert!(
+                tries[1] - tries[0] < Duration::from_millis(1500),
+                "Retry-After: 0 is honoured"
+            );
             let accepted: Vec<&Value> = seen
                 .accepted
                 .iter()
@@ -206,8 +239,9 @@ timeout_s = 5
                 [&(*id, 214)]
             );
         }
-        for (title, text) in &seen.ntfy[..2] {
+        for (title, authorization, text) in &seen.ntfy[..2] {
             assert_eq!(title, "Shot finished on kitchen");
+            assert_eq!(authorization, "Bearer tk_test");
             assert!(text.contains(" g in ") && text.contains(" bar"), "{text}");
         }
     }
@@ -231,6 +265,17 @@ timeout_s = 5
             "crema_webhook_deliveries_total{webhook=\"phone\",result=\"delivered\"}"
         ) >= 2.0
     );
+    // A 401 is final: one try per shot, no retries.
+    let refused = metric(
+        &metrics,
+        "crema_webhook_deliveries_total{webhook=\"refused\",result=\"failed\"}",
+    );
+    assert!(refused >= 2.0, "{metrics}");
+    assert_eq!(
+        metric(&metrics, "crema_webhook_retries_total{webhook=\"refused\"}"),
+        0.0
+    );
+    assert!(f64::from(seen.lock().unwrap().refused) >= refused);
     assert!(
         metric(
             &metrics,

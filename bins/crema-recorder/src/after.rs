@@ -6,8 +6,8 @@
 //! ([`crate::record::Stored`]), and [`AfterShots::follow`] only spawns the work. At most two
 //! shots are read at once, and at most two are with the external analyzers, which come last so
 //! that a slow one delays neither the webhooks nor the next shot's facts. Each webhook delivers
-//! one shot at a time, in order, from a queue of its own, retrying with a doubling back-off; a
-//! webhook whose queue is full drops the shot and says so in the log and in its counters.
+//! one shot at a time from a queue of its own, retrying with a doubling back-off; a webhook
+//! whose queue is full drops the shot and says so in the log and in its counters.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -231,9 +231,10 @@ pub struct FinishedShot {
 
 impl FinishedShot {
     /// The delivery's id, the same on every try: receivers may deduplicate on it (it is sent
-    /// as `Idempotency-Key`).
+    /// as `Idempotency-Key`). A shot cut by a disconnect is delivered when it is cut and again
+    /// when its resumed recording ends: the sample count tells the two apart.
     pub fn delivery(&self) -> String {
-        format!("shot-{}", self.summary.key)
+        format!("shot-{}-{}", self.summary.key, self.summary.sample_count)
     }
 
     /// One line for a person: `Classic 9 bar: 36.2 g in 29.8 s, peak 9.0 bar`.
@@ -353,10 +354,16 @@ impl Webhook {
                 }
                 Ok(answer) if refused_for_good(answer.status) => {
                     self.stats.failed.fetch_add(1, Ordering::Relaxed);
+                    let moved = answer
+                        .headers
+                        .get(http::header::LOCATION)
+                        .and_then(|v| v.to_str().ok())
+                        .map(|to| format!(" (it moved to {to})"))
+                        .unwrap_or_default();
                     tracing::error!(
                         webhook = %name, shot = key,
-                        "webhook {name}: {url} refused shot {key} with HTTP {}: {}; not retrying \
-                         (fix the webhook's URL or token)",
+                        "webhook {name}: {url} refused shot {key} with HTTP {}{moved}: {}; not \
+                         retrying (fix the webhook's URL or token)",
                         answer.status.as_u16(),
                         answer.excerpt()
                     );
@@ -394,9 +401,11 @@ impl Webhook {
     }
 }
 
-/// A 4xx that another try will not change (408 timeout, 425 and 429 are worth another try).
+/// An answer that another try will not change: a redirect (not followed: configure the URL it
+/// names) or a 4xx other than 408, 425 and 429.
 fn refused_for_good(status: http::StatusCode) -> bool {
-    status.is_client_error() && !matches!(status.as_u16(), 408 | 425 | 429)
+    status.is_redirection()
+        || (status.is_client_error() && !matches!(status.as_u16(), 408 | 425 | 429))
 }
 
 /// `Retry-After` in seconds (the date form is ignored).

@@ -37,7 +37,7 @@ pub struct MachineConfig {
     /// What the loop is doing now, kept up to date for `/metrics` (clones share it).
     pub status: Arc<Status>,
     /// `(i, n)`: this is machine `i` of the `n` recording into the same store, so its shots take
-    /// every `n`th recording key from `i` on and never collide with another machine's.
+    /// the recording keys `k` with `k % n == i` and never collide with another machine's.
     pub key_space: (u64, u64),
 }
 
@@ -147,8 +147,11 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let api = Api::new(&machine.url, Duration::from_secs(120))?;
     let lookup_api = Api::new(&machine.url, Duration::from_secs(5))?;
-    let (index, machines) = machine.key_space;
-    let first_key = store.reader()?.max_recording_key()? + 1 + index;
+    // Machine `i` of `n` takes the keys `k` with `k % n == i`, from above every stored key:
+    // another machine's keys can never be among them, whenever each loop starts.
+    let (index, machines) = (machine.key_space.0, machine.key_space.1.max(1));
+    let above = store.reader()?.max_recording_key()? + 1;
+    let first_key = above + (index + machines - above % machines) % machines;
     let mut recorder = Recorder::new(machine.recorder.clone(), first_key).with_key_stride(machines);
     if let Some(last) = store
         .recovered()

@@ -267,6 +267,11 @@ impl Runs {
                             let mut failed = run;
                             failed.status = RunStatus::Failed;
                             failed.error = Some(format!("the run panicked: {e}"));
+                            failed.finished_at = Some(unix_now());
+                            // Stored, or it would stay "running" and refuse every later run.
+                            if let Err(e) = runs.store.write(progress_of(&failed)).await {
+                                tracing::error!("cannot store the end of run {id}: {e}");
+                            }
                             failed
                         }
                     }
@@ -359,7 +364,15 @@ impl Runs {
                         tokio::time::sleep(COALESCE).await;
                         let run = match rx.changed().await {
                             Ok(()) => rx.borrow_and_update().clone(),
-                            Err(_) => runs.get(id).ok()?,
+                            // The run is gone without a last word (it panicked): what the store
+                            // says is all there will be.
+                            Err(_) => {
+                                let run = runs.reader().ok()?.run(id).ok()??;
+                                return Some((
+                                    event(RunEventKind::Finished, &run, n),
+                                    (Phase::Done, n + 1, runs),
+                                ));
+                            }
                         };
                         if run.status.is_active() {
                             (Phase::Live(rx), event(RunEventKind::Progress, &run, n))
@@ -433,16 +446,7 @@ struct Job {
 
 impl Job {
     fn progress(&self) -> Write {
-        Write::RunProgress(RunProgress {
-            id: self.run.id,
-            status: self.run.status,
-            total: self.run.total,
-            done: self.run.done,
-            passed: self.run.passed,
-            failed: self.run.failed,
-            error: self.run.error.clone(),
-            summary: self.run.summary.clone(),
-        })
+        progress_of(&self.run)
     }
 
     fn publish(&mut self) {
@@ -523,6 +527,7 @@ impl Job {
         self.publish();
         let mut qa: Vec<(i64, Vec<QaResult>)> = Vec::new();
         let mut analyses: Vec<Analysis> = Vec::new();
+        let mut unflushed = 0;
         for key in keys {
             if self.cancel.is_cancelled() {
                 break;
@@ -568,9 +573,9 @@ impl Job {
                 self.run.failed += 1;
             }
             self.publish();
-            if self.persisted.elapsed() >= PERSIST_EVERY
-                || qa.len().max(analyses.len()) >= FLUSH_SHOTS
-            {
+            unflushed += 1;
+            if self.persisted.elapsed() >= PERSIST_EVERY || unflushed >= FLUSH_SHOTS {
+                unflushed = 0;
                 self.flush(&mut qa, &mut analyses)?;
             }
         }
@@ -618,7 +623,7 @@ impl Job {
         Ok(Some(all))
     }
 
-    /// Stores the results gathered so far and the progress, in one batch of the writer.
+    /// Stores the results gathered so far, then the progress (each a write of its own).
     fn flush(
         &mut self,
         qa: &mut Vec<(i64, Vec<QaResult>)>,
@@ -689,6 +694,20 @@ impl Job {
         }
         Ok(())
     }
+}
+
+/// The write that stores `run`'s progress (or its end).
+fn progress_of(run: &Run) -> Write {
+    Write::RunProgress(RunProgress {
+        id: run.id,
+        status: run.status,
+        total: run.total,
+        done: run.done,
+        passed: run.passed,
+        failed: run.failed,
+        error: run.error.clone(),
+        summary: run.summary.clone(),
+    })
 }
 
 /// A shot's summary and samples; `None` when it is gone.
