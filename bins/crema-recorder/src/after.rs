@@ -546,11 +546,26 @@ pub struct Configured {
     pub analyzers: Vec<Arc<Analyzer>>,
 }
 
-/// Checks and builds what is configured.
+/// Checks and builds what is configured (names are unique among webhooks, and among
+/// analyzers).
 pub fn build(
     webhooks: &[WebhookConfig],
     analyzers: &[AnalyzerConfig],
 ) -> anyhow::Result<Configured> {
+    for (what, names) in [
+        (
+            "webhook",
+            webhooks.iter().map(|w| &w.name).collect::<Vec<_>>(),
+        ),
+        ("analyzer", analyzers.iter().map(|a| &a.name).collect()),
+    ] {
+        let mut seen = std::collections::BTreeSet::new();
+        for name in names {
+            if !seen.insert(name) {
+                anyhow::bail!("two {what}s are named {name:?}: names must differ");
+            }
+        }
+    }
     Ok(Configured {
         webhooks: webhooks
             .iter()
@@ -741,5 +756,42 @@ mod tests {
         };
         assert!(hook(Some("tk_123")).is_ok());
         assert!(hook(Some("bad\ntoken")).is_err());
+    }
+
+    #[test]
+    fn names_are_unique_per_kind() {
+        let hook = |name: &str| WebhookConfig {
+            name: name.into(),
+            url: "http://127.0.0.1:9/".into(),
+            format: HookFormat::Json,
+            token: None,
+            attempts: None,
+        };
+        let analyzer = |name: &str| AnalyzerConfig {
+            name: name.into(),
+            url: "http://127.0.0.1:9/".into(),
+            timeout_s: None,
+        };
+        let built = build(&[hook("a"), hook("b")], &[analyzer("a")]).unwrap();
+        assert_eq!((built.webhooks.len(), built.analyzers.len()), (2, 1));
+        let error = build(&[hook("a"), hook("a")], &[]).unwrap_err();
+        assert!(
+            error.to_string().contains("two webhooks are named \"a\""),
+            "{error}"
+        );
+        assert!(build(&[], &[analyzer("x"), analyzer("x")]).is_err());
+    }
+
+    #[test]
+    fn retry_after_in_seconds() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(retry_after(&headers), None);
+        headers.insert(http::header::RETRY_AFTER, HeaderValue::from_static(" 7 "));
+        assert_eq!(retry_after(&headers), Some(Duration::from_secs(7)));
+        headers.insert(
+            http::header::RETRY_AFTER,
+            HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
+        );
+        assert_eq!(retry_after(&headers), None);
     }
 }
