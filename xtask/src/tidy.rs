@@ -64,6 +64,7 @@ fn workspace_has_every_crate_of_the_design() {
         "crates/socketio",
         "crates/meticulous",
         "crates/recorder-core",
+        "crates/recorder",
         "crates/storage",
         "crates/fanout",
         "crates/simulator",
@@ -74,6 +75,121 @@ fn workspace_has_every_crate_of_the_design() {
         assert!(
             names.iter().any(|n| n == expected),
             "missing member {expected}"
+        );
+    }
+}
+
+/// `cargo metadata` of the workspace's own packages.
+fn metadata() -> serde_json::Value {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = std::process::Command::new(cargo)
+        .current_dir(root())
+        .args(["metadata", "--format-version", "1", "--no-deps", "--offline"])
+        .output()
+        .expect("cargo metadata runs");
+    assert!(
+        out.status.success(),
+        "cargo metadata: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("cargo metadata answers JSON")
+}
+
+/// Each package's name, its directory relative to the root, its dependencies (name, kind:
+/// `normal`, `dev` or `build`, and path if it is one of ours) and its target kinds.
+type Package = (String, PathBuf, Vec<(String, String, Option<PathBuf>)>, Vec<String>);
+
+fn packages() -> Vec<Package> {
+    let meta = metadata();
+    let rel = |p: &str| {
+        Path::new(p)
+            .strip_prefix(root())
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|_| PathBuf::from(p))
+    };
+    meta["packages"]
+        .as_array()
+        .expect("packages")
+        .iter()
+        .map(|p| {
+            let dir = rel(p["manifest_path"].as_str().unwrap())
+                .parent()
+                .unwrap()
+                .to_path_buf();
+            let deps = p["dependencies"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| {
+                    (
+                        d["name"].as_str().unwrap().to_owned(),
+                        d["kind"].as_str().unwrap_or("normal").to_owned(),
+                        d["path"].as_str().map(rel),
+                    )
+                })
+                .collect();
+            let kinds = p["targets"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .flat_map(|t| t["kind"].as_array().unwrap().iter())
+                .map(|k| k.as_str().unwrap().to_owned())
+                .collect();
+            (p["name"].as_str().unwrap().to_owned(), dir, deps, kinds)
+        })
+        .collect()
+}
+
+#[test]
+fn no_package_depends_on_a_binary_package() {
+    let packages = packages();
+    assert!(packages.len() >= 10, "read the workspace's packages");
+    for (name, dir, deps, kinds) in &packages {
+        for (dep, _, path) in deps {
+            assert!(
+                !path.as_ref().is_some_and(|p| p.starts_with("bins")),
+                "{name} depends on {dep}, a binary package: move what it needs into a library \
+                 crate under crates/"
+            );
+        }
+        if dir.starts_with("bins") {
+            assert!(
+                !kinds.iter().any(|k| k == "lib"),
+                "{name} has a library target: binaries only parse, wire and exit; the library \
+                 belongs under crates/"
+            );
+        }
+    }
+}
+
+#[test]
+fn libraries_have_typed_errors_and_no_cli() {
+    // anyhow and clap belong to binaries (and to the benchmark harness, which is one).
+    for (name, dir, deps, _) in packages() {
+        if !dir.starts_with("crates") || name == "crema-bench" {
+            continue;
+        }
+        for (dep, kind, _) in &deps {
+            assert!(
+                !(kind == "normal" && (dep == "anyhow" || dep == "clap")),
+                "{name} depends on {dep}: a library answers typed errors (thiserror) and parses \
+                 no command line"
+            );
+        }
+    }
+}
+
+#[test]
+fn binaries_stay_thin() {
+    for bin in ["bins/crema-gateway", "bins/crema-recorder"] {
+        let lines: usize = rust_files(&root().join(bin).join("src"))
+            .iter()
+            .map(|f| read(f).lines().count())
+            .sum();
+        assert!(
+            lines < 1_200,
+            "{bin}/src has {lines} lines of Rust: what is not CLI, configuration, wiring or (for \
+             the gateway) HTTP handlers belongs in crates/recorder"
         );
     }
 }

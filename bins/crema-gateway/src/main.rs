@@ -8,19 +8,18 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
 use clap::Parser;
-use crema_recorder::after::{
-    AfterShotFlags, AfterShots, AnalyzerConfig, Configured, WebhookConfig,
-};
-use crema_recorder::process::{LogFormat, init_logs, stop_on_signals};
-use crema_recorder::record::{self, MachineConfig};
 use fanout::Hub;
 use fanout::auth::{Auth, TokenGrant};
 use fanout::ws::{Limits, WsState};
+use recorder::hooks::{AnalyzerConfig, FinishedShots, HookFormat, Hooks, WebhookConfig};
+use recorder::process::{LogFormat, init_logs, stop_on_signals};
+use recorder::record::{self, MachineConfig};
 use storage::{Options, Store};
 use tokio_util::sync::CancellationToken;
 
 mod api;
 mod runs_api;
+mod state;
 
 /// One connection per espresso machine, fanned out to many browsers; every shot recorded.
 #[derive(Debug, Parser)]
@@ -47,10 +46,19 @@ struct Cli {
     /// Listen on a non-loopback address without auth (everyone on the network reads everything).
     #[arg(long)]
     allow_remote: bool,
-    #[command(flatten)]
-    after: AfterShotFlags,
-    /// Log lines as text for people, or JSON for machines.
-    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    /// POST every finished shot's summary as JSON to this URL: `NAME=URL`. Repeatable.
+    #[arg(long = "webhook", value_name = "NAME=URL")]
+    webhooks: Vec<String>,
+    /// Notify an ntfy topic URL (a line of text) of every finished shot: `NAME=URL`.
+    /// Repeatable.
+    #[arg(long = "ntfy", value_name = "NAME=URL")]
+    ntfy: Vec<String>,
+    /// An external analyzer: every finished shot (and every shot of an analysis run) is POSTed
+    /// to it and its JSON answer stored under NAME: `NAME=URL`. Repeatable.
+    #[arg(long = "analyzer", value_name = "NAME=URL")]
+    analyzers: Vec<String>,
+    /// Log lines as `text` for people, or `json` for machines.
+    #[arg(long, default_value = "text")]
     log_format: LogFormat,
 }
 
@@ -160,8 +168,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         );
     }
     let (mut webhooks, mut analyzers) = (config.webhooks, config.analyzers);
-    cli.after.add_to(&mut webhooks, &mut analyzers)?;
-    let after = crema_recorder::after::build(&webhooks, &analyzers)?;
+    for flag in &cli.webhooks {
+        webhooks.push(WebhookConfig::from_flag(flag, HookFormat::Json)?);
+    }
+    for flag in &cli.ntfy {
+        webhooks.push(WebhookConfig::from_flag(flag, HookFormat::Ntfy)?);
+    }
+    for flag in &cli.analyzers {
+        analyzers.push(AnalyzerConfig::from_flag(flag)?);
+    }
+    let hooks = Hooks::new(&webhooks, &analyzers)?;
     let db = cli
         .db
         .or(config.db)
@@ -179,7 +195,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         listen,
         auth,
         config.origins,
-        after,
+        hooks,
         store.clone(),
     ));
     drop(rt);
@@ -195,7 +211,7 @@ async fn serve(
     listen: SocketAddr,
     auth: Auth,
     origins: Option<Vec<String>>,
-    after: Configured,
+    hooks: Hooks,
     store: Arc<Store>,
 ) -> anyhow::Result<()> {
     let _simulator = if let Some(speed) = demo {
@@ -216,7 +232,7 @@ async fn serve(
         .map_or(0, |d| d.as_millis() as u64);
     let hub = Arc::new(Hub::new(epoch, 1024, 4096));
     let stop = CancellationToken::new();
-    let after = AfterShots::start(store.clone(), after.analyzers, after.webhooks);
+    let finished = FinishedShots::start(store.clone(), hooks);
     let mut recorders = Vec::new();
     let mut states = Vec::new();
     let count = machines.len() as u64;
@@ -229,13 +245,13 @@ async fn serve(
         let mut config = MachineConfig::new(name, url);
         // Every machine numbers its recordings apart from the others'.
         config.key_space = (i as u64, count);
-        states.push(api::MachineInfo {
+        states.push(state::MachineInfo {
             name: name.clone(),
             url: url.clone(),
-            status: config.status.clone(),
+            stats: config.stats.clone(),
         });
-        let (stored, finished) = tokio::sync::mpsc::channel(256);
-        tokio::spawn(after.clone().follow(finished));
+        let (stored, notices) = tokio::sync::mpsc::channel(256);
+        tokio::spawn(finished.clone().follow(notices));
         recorders.push(tokio::spawn(record::run(
             config,
             store.clone(),
@@ -247,20 +263,20 @@ async fn serve(
     let ws = WsState::with_auth(hub.clone(), Limits::default(), auth.clone(), origins);
     let targets = machines
         .iter()
-        .map(|(name, url)| crema_recorder::runs::SyncTarget {
+        .map(|(name, url)| recorder::runs::SyncTarget {
             name: name.clone(),
             url: url.clone(),
         })
         .collect();
-    let runs = crema_recorder::runs::Runs::new(store.clone(), targets, after.analyzers().to_vec());
-    let app = api::router(api::AppState {
+    let runs = recorder::runs::Runs::new(store.clone(), targets, finished.analyzers().to_vec());
+    let app = api::router(state::AppState {
         hub: hub.clone(),
         store: store.clone(),
         machines: states,
         auth,
         ws: ws.clone(),
         runs: runs.clone(),
-        after: after.clone(),
+        finished: finished.clone(),
     })
     .merge(fanout::ws::router(ws));
     let listener = tokio::net::TcpListener::bind(listen)
@@ -270,7 +286,11 @@ async fn serve(
         "serving on http://{listen}/ ({} machine(s))",
         machines.len()
     );
-    tokio::spawn(stop_on_signals(stop.clone()));
+    let signals = stop.clone();
+    tokio::spawn(async move {
+        stop_on_signals(signals).await;
+        std::process::exit(130);
+    });
     let graceful = stop.clone();
     let mut server = tokio::spawn(async move {
         axum::serve(fanout::ws::listener(listener), app)
@@ -289,7 +309,7 @@ async fn serve(
     runs.stop(Duration::from_secs(5)).await;
     for r in recorders {
         match r.await {
-            Ok(Err(e)) => tracing::error!("a recorder stopped: {e:#}"),
+            Ok(Err(e)) => tracing::error!("a recorder stopped: {}", recorder::error_chain(&e)),
             Err(e) => tracing::error!("a recorder panicked: {e}"),
             Ok(Ok(())) => {}
         }

@@ -8,20 +8,12 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::Event as SseEvent;
 use axum::response::{IntoResponse, Response};
-use crema_recorder::runs::{RunError, RunRequest, Started};
 use futures_util::StreamExt as _;
+use recorder::runs::{RunError, RunRequest, Started};
 use serde_json::json;
 use storage::RunKind;
 
-use crate::api::AppState;
-
-fn error(status: StatusCode, code: &str, message: impl std::fmt::Display) -> Response {
-    (
-        status,
-        Json(json!({"error": code, "message": message.to_string()})),
-    )
-        .into_response()
-}
+use crate::state::{AppState, error, storage_error};
 
 fn run_error(e: RunError) -> Response {
     match e {
@@ -29,10 +21,7 @@ fn run_error(e: RunError) -> Response {
         RunError::NotFound(id) => {
             error(StatusCode::NOT_FOUND, "no_such_run", format!("no run {id}"))
         }
-        RunError::Storage(e) => {
-            tracing::error!("storage: {e}");
-            error(StatusCode::INTERNAL_SERVER_ERROR, "storage", e)
-        }
+        RunError::Storage(e) => storage_error(e).into_response(),
     }
 }
 

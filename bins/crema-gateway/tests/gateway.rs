@@ -121,19 +121,24 @@ async fn live_events_and_recorded_shots() {
         (shot["machine"].as_str(), shot["sample_count"].as_u64()),
         (Some("kitchen"), Some(214))
     );
-    let id = shot["id"].as_i64().unwrap();
-    let detail = get_json(&gw.addr, &format!("/api/v1/shots/{id}")).await;
+    // One shape: `id` is the machine's UUID once known, `key` the store's; both address it.
+    let key = shot["key"].as_i64().unwrap();
+    let uuid = shot["id"].as_str().unwrap();
+    assert!(uuid.parse::<i64>().is_err(), "the machine's UUID: {uuid}");
+    assert!(shot.get("uuid").is_none(), "{shot}");
+    let detail = get_json(&gw.addr, &format!("/api/v1/shots/{key}")).await;
     assert_eq!(detail["data"].as_array().unwrap().len(), 214);
-    let by_uuid = get_json(
-        &gw.addr,
-        &format!("/api/v1/shots/{}/file", shot["uuid"].as_str().unwrap()),
-    )
-    .await;
+    assert_eq!(
+        (detail["id"].as_str(), detail["key"].as_i64()),
+        (Some(uuid), Some(key))
+    );
+    let by_uuid = get_json(&gw.addr, &format!("/api/v1/shots/{uuid}/file")).await;
     assert_eq!(by_uuid["data"].as_array().unwrap().len(), 214);
+    assert_eq!(by_uuid["id"], uuid);
     // Analyzed in the background once recorded.
     let mut analyses = Value::Null;
     for _ in 0..100 {
-        analyses = get_json(&gw.addr, &format!("/api/v1/shots/{id}/analyses")).await;
+        analyses = get_json(&gw.addr, &format!("/api/v1/shots/{uuid}/analyses")).await;
         if !analyses["analyses"].as_array().unwrap().is_empty() {
             break;
         }

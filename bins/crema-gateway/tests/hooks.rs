@@ -79,7 +79,7 @@ async fn receivers(seen: Arc<Mutex<Seen>>) -> String {
             seen.lock()
                 .unwrap()
                 .analyzed
-                .push((shot["id"].as_i64().unwrap(), samples));
+                .push((shot["key"].as_i64().unwrap(), samples));
             axum::Json(json!({"verdict": "fine", "samples": samples}))
         }
     };
@@ -184,11 +184,11 @@ timeout_s = 5
             .into_iter()
             .filter(|s| s["status"] != "recording")
             .collect();
-        shots.sort_by_key(|s| s["id"].as_i64());
+        shots.sort_by_key(|s| s["key"].as_i64());
         (shots.len() >= 2).then(|| shots[..2].to_vec())
     })
     .await;
-    let ids: Vec<i64> = shots.iter().map(|s| s["id"].as_i64().unwrap()).collect();
+    let ids: Vec<i64> = shots.iter().map(|s| s["key"].as_i64().unwrap()).collect();
     eventually(Duration::from_secs(30), "deliveries", || async {
         let seen = seen.lock().unwrap();
         (seen.accepted.len() >= 2 && seen.ntfy.len() >= 2 && seen.analyzed.len() >= 2).then_some(())
@@ -227,7 +227,11 @@ timeout_s = 5
             assert_eq!(accepted.len(), 1, "{:?}", seen.accepted);
             let body = accepted[0];
             assert_eq!(body["event"], "shot_finished");
-            assert_eq!(body["shot"]["id"], *id);
+            assert_eq!(body["shot"]["key"], *id);
+            assert_eq!(
+                body["shot"]["id"], shot["id"],
+                "the same shape as the REST list"
+            );
             assert_eq!(body["shot"]["machine"], "kitchen");
             assert_eq!(body["facts"]["analyzer"], "shot-facts/1");
             assert_eq!(body["facts"]["samples"], 214);

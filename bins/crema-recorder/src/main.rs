@@ -7,10 +7,11 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
-use crema_recorder::after;
-use crema_recorder::process::{LogFormat, init_logs, stop_on_signals};
-use crema_recorder::record::{self, MachineConfig};
-use crema_recorder::runs::{RunRequest, Runs, Started, SyncTarget};
+use recorder::document;
+use recorder::hooks::{AnalyzerConfig, FinishedShots, HookFormat, Hooks, WebhookConfig};
+use recorder::process::{LogFormat, init_logs, stop_on_signals};
+use recorder::record::{self, MachineConfig};
+use recorder::runs::{RunRequest, Runs, Started, SyncTarget};
 use storage::{Options, Reader, RunKind, RunStatus, Store};
 use tokio_util::sync::CancellationToken;
 
@@ -24,8 +25,8 @@ struct Cli {
     command: Option<Command>,
     #[command(flatten)]
     run: RunArgs,
-    /// Log lines as text for people, or JSON for machines.
-    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    /// Log lines as `text` for people, or `json` for machines.
+    #[arg(long, global = true, default_value = "text")]
     log_format: LogFormat,
 }
 
@@ -40,8 +41,36 @@ struct RunArgs {
     /// Record from a simulated machine started in this process (real time, a shot every ~90 s).
     #[arg(long)]
     demo: bool,
-    #[command(flatten)]
-    after: after::AfterShotFlags,
+    /// POST every finished shot's summary as JSON to this URL: `NAME=URL`. Repeatable.
+    #[arg(long = "webhook", value_name = "NAME=URL")]
+    webhooks: Vec<String>,
+    /// Notify an ntfy topic URL (a line of text) of every finished shot: `NAME=URL`.
+    /// Repeatable.
+    #[arg(long = "ntfy", value_name = "NAME=URL")]
+    ntfy: Vec<String>,
+    /// An external analyzer: every finished shot is POSTed to it and its JSON answer stored
+    /// under NAME: `NAME=URL`. Repeatable.
+    #[arg(long = "analyzer", value_name = "NAME=URL")]
+    analyzers: Vec<String>,
+}
+
+impl RunArgs {
+    /// The webhooks and analyzers the flags configure, checked.
+    fn hooks(&self) -> anyhow::Result<Hooks> {
+        let mut webhooks = Vec::new();
+        for flag in &self.webhooks {
+            webhooks.push(WebhookConfig::from_flag(flag, HookFormat::Json)?);
+        }
+        for flag in &self.ntfy {
+            webhooks.push(WebhookConfig::from_flag(flag, HookFormat::Ntfy)?);
+        }
+        let analyzers = self
+            .analyzers
+            .iter()
+            .map(|flag| AnalyzerConfig::from_flag(flag))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Hooks::new(&webhooks, &analyzers)?)
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -136,9 +165,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         meticulous::api::Api::new(url, Duration::from_secs(1))?;
     }
     let rt = runtime()?;
-    let (mut webhooks, mut analyzers) = (Vec::new(), Vec::new());
-    args.after.add_to(&mut webhooks, &mut analyzers)?;
-    let configured = after::build(&webhooks, &analyzers)?;
+    let hooks = args.hooks()?;
     let store = open_store(&args.db)?;
     let stop = CancellationToken::new();
     let result = rt.block_on(async {
@@ -159,19 +186,17 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
             (Some(url), false) => url.clone(),
             (None, false) => anyhow::bail!("--machine URL is required (or --demo)"),
         };
-        tokio::spawn(stop_on_signals(stop.clone()));
-        let (stored, finished) = tokio::sync::mpsc::channel(256);
-        let after =
-            after::AfterShots::start(store.clone(), configured.analyzers, configured.webhooks);
-        tokio::spawn(after.follow(finished));
-        record::run(
+        tokio::spawn(exit_on_second_signal(stop.clone()));
+        let (stored, notices) = tokio::sync::mpsc::channel(256);
+        tokio::spawn(FinishedShots::start(store.clone(), hooks).follow(notices));
+        Ok(record::run(
             MachineConfig::new("default", &url),
             store.clone(),
             stop,
             Some(stored),
             None,
         )
-        .await
+        .await?)
     });
     drop(rt);
     // Every write was answered; the writer checkpoints the WAL as it closes.
@@ -182,6 +207,12 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         ),
     }
     result
+}
+
+/// The first SIGINT/SIGTERM cancels `stop`; the second exits at once.
+async fn exit_on_second_signal(stop: CancellationToken) {
+    stop_on_signals(stop).await;
+    std::process::exit(130);
 }
 
 fn reader(db: &Path) -> anyhow::Result<Reader> {
@@ -195,22 +226,7 @@ fn shots(db: &Path, json: bool) -> anyhow::Result<()> {
     let shots = reader(db)?.all_shots()?;
     let mut out = std::io::stdout().lock();
     if json {
-        let list: Vec<serde_json::Value> = shots
-            .iter()
-            .map(|s| {
-                serde_json::json!({
-                    "id": s.id.clone().unwrap_or_else(|| s.key.to_string()),
-                    "key": s.key,
-                    "time": s.time,
-                    "name": s.name,
-                    "profile_id": s.profile_id,
-                    "profile_name": s.profile_name,
-                    "source": s.source,
-                    "status": s.status,
-                    "sample_count": s.sample_count,
-                })
-            })
-            .collect();
+        let list: Vec<document::Summary> = shots.iter().map(document::summary).collect();
         serde_json::to_writer(&mut out, &serde_json::json!({ "shots": list }))?;
         writeln!(out)?;
     } else {
@@ -345,7 +361,7 @@ fn follow(
             .watch(run.id)
             .context("the run ended before it could be followed")?;
         let stop = CancellationToken::new();
-        tokio::spawn(stop_on_signals(stop.clone()));
+        tokio::spawn(exit_on_second_signal(stop.clone()));
         let mut cancelled = false;
         loop {
             let now = progress.borrow_and_update().clone();

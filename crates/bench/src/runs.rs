@@ -2,7 +2,7 @@
 //! path.
 //!
 //! * The store: the fixture shot (214 samples) copied into `--shots` history shots.
-//! * The run: `crema_recorder::runs::Runs` (what the gateway and `crema-recorder qa` start), QA
+//! * The run: `recorder::runs::Runs` (what the gateway and `crema-recorder qa` start), QA
 //!   over every shot, its event stream (`Runs::events`, what the SSE endpoint frames) consumed
 //!   as a client would. Shots/s from the run's own start and end, and events/s over the run.
 //! * The floor: a bare rusqlite loop that reads each shot's samples, parses them and runs the
@@ -175,7 +175,7 @@ async fn round(
     let idle = idle.await??;
 
     // The run, followed as a client follows it, with the probe beside it.
-    let runs = crema_recorder::runs::Runs::new(store.clone(), Vec::new(), Vec::new());
+    let runs = recorder::runs::Runs::new(store.clone(), Vec::new(), Vec::new());
     let stop = Arc::new(AtomicBool::new(false));
     let during = tokio::spawn(probe(
         store.clone(),
@@ -184,15 +184,15 @@ async fn round(
         stop.clone(),
     ));
     let run = match runs
-        .start(crema_recorder::runs::RunRequest {
+        .start(recorder::runs::RunRequest {
             kind: RunKind::Qa,
             shots: None,
             machine: None,
         })
         .await?
     {
-        crema_recorder::runs::Started::Started(run) => run,
-        crema_recorder::runs::Started::Busy(run) => anyhow::bail!("run {} is active", run.id),
+        recorder::runs::Started::Started(run) => run,
+        recorder::runs::Started::Busy(run) => anyhow::bail!("run {} is active", run.id),
     };
     let events: Vec<_> = runs.events(run.id, 0)?.collect().await;
     stop.store(true, Ordering::Release);
@@ -267,7 +267,7 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
         println!(
             "event stream: {:.1} events/s (coalesced to at most {:.0}/s)",
             median(&|r| r.events_per_s),
-            1.0 / crema_recorder::runs::COALESCE.as_secs_f64()
+            1.0 / recorder::runs::COALESCE.as_secs_f64()
         );
         let mut idle: Vec<Duration> = all.iter().flat_map(|r| r.idle.clone()).collect();
         let mut during: Vec<Duration> = all.iter().flat_map(|r| r.during.clone()).collect();

@@ -113,8 +113,8 @@ fn live_latency(shots: usize, dir: &std::path::Path) -> anyhow::Result<Vec<Durat
         let store = Arc::new(Store::open(&dir.join("live.db"), Options::default())?);
         let (tx, mut stored) = tokio::sync::mpsc::channel(1024);
         let stop = tokio_util::sync::CancellationToken::new();
-        let recording = tokio::spawn(crema_recorder::record::run(
-            crema_recorder::record::MachineConfig::new("default", &sim.url()),
+        let recording = tokio::spawn(recorder::record::run(
+            recorder::record::MachineConfig::new("default", &sim.url()),
             store.clone(),
             stop.clone(),
             Some(tx),

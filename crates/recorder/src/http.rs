@@ -65,16 +65,20 @@ impl std::fmt::Debug for Poster {
 }
 
 impl Poster {
-    /// Checks `url` (`http` or `https`, with a host).
-    pub(crate) fn new(url: &str, timeout: Duration) -> anyhow::Result<Self> {
-        let parsed = url::Url::parse(url).map_err(|e| anyhow::anyhow!("{url}: {e}"))?;
+    /// Checks `url` (`http` or `https`, with a host); the error says what is wrong with it.
+    pub(crate) fn new(url: &str, timeout: Duration) -> Result<Self, String> {
+        let parsed = url::Url::parse(url).map_err(|e| format!("{url}: {e}"))?;
         let https = match parsed.scheme() {
             "https" => true,
             "http" => false,
-            other => anyhow::bail!("{url}: the scheme must be http or https, not {other}"),
+            other => {
+                return Err(format!(
+                    "{url}: the scheme must be http or https, not {other}"
+                ));
+            }
         };
         if parsed.host_str().is_none() {
-            anyhow::bail!("{url}: no host");
+            return Err(format!("{url}: no host"));
         }
         let mut http = HttpConnector::new();
         http.enforce_http(false);
@@ -114,7 +118,7 @@ impl Poster {
                     .await
                     .map_err(|e| PostError::Unreachable {
                         url: url.clone(),
-                        reason: chain(&e),
+                        reason: crate::error_chain(&e),
                     })?;
             let (head, body) = response.into_parts();
             let body = Limited::new(body, MAX_ANSWER)
@@ -144,18 +148,6 @@ impl Poster {
                 timeout: self.timeout,
             }))
     }
-}
-
-/// An error and its causes, one line.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 /// rustls with ring; the roots only when some URL needs them.

@@ -3,9 +3,28 @@
 use std::collections::BTreeSet;
 use std::fmt;
 
-use anyhow::Context as _;
-use meticulous::api::{Api, HistoryQuery};
-use storage::{Applied, Store, Upserted, Write};
+use meticulous::api::{Api, ApiError, HistoryQuery};
+use storage::{Applied, StorageError, Store, Upserted, Write};
+
+/// Why a sync stopped.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SyncError {
+    /// The machine's history could not be listed.
+    #[error("listing the machine's history: {0}")]
+    List(#[source] ApiError),
+    /// A shot could not be fetched.
+    #[error("fetching shot {id}: {source}")]
+    Fetch {
+        /// The shot's UUID.
+        id: String,
+        /// The machine's API's reason.
+        source: ApiError,
+    },
+    /// The store failed.
+    #[error("storing the history: {0}")]
+    Storage(#[from] StorageError),
+}
 
 /// What a sync did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -42,7 +61,7 @@ pub async fn sync(
     store: &Store,
     machine: &str,
     mut progress: impl FnMut(usize, usize),
-) -> anyhow::Result<SyncReport> {
+) -> Result<SyncReport, SyncError> {
     const PAGE: usize = 100;
     let mut ids: Vec<String> = Vec::new();
     let mut seen = BTreeSet::new();
@@ -56,7 +75,7 @@ pub async fn sync(
                 ..HistoryQuery::default()
             })
             .await
-            .context("listing the machine's history")?;
+            .map_err(SyncError::List)?;
         let count = page.history.len();
         let oldest = page
             .history
@@ -85,11 +104,10 @@ pub async fn sync(
     };
     progress(0, todo.len());
     for (i, id) in todo.iter().enumerate() {
-        match api
-            .shot(id)
-            .await
-            .with_context(|| format!("fetching shot {id}"))?
-        {
+        match api.shot(id).await.map_err(|source| SyncError::Fetch {
+            id: id.to_string(),
+            source,
+        })? {
             Some(entry) => {
                 report.fetched += 1;
                 let applied = store
@@ -97,8 +115,7 @@ pub async fn sync(
                         machine: machine.to_owned(),
                         entry: Box::new(entry),
                     })
-                    .await
-                    .with_context(|| format!("storing shot {id}"))?;
+                    .await?;
                 match applied {
                     Applied::History(Upserted::Inserted) => report.inserted += 1,
                     Applied::History(Upserted::Replaced) => report.replaced += 1,

@@ -12,7 +12,6 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::Context as _;
 use meticulous::Sample;
 use meticulous::analysis::{self, QaShot};
 use meticulous::api::Api;
@@ -22,8 +21,12 @@ use storage::{
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::after::Analyzer;
+use crate::document;
+use crate::hooks::Analyzer;
 use crate::unix_now;
+
+/// Why a run failed: its text is stored as the run's `error`.
+type Failure = Box<dyn std::error::Error + Send + Sync>;
 
 /// Progress is written at most this often.
 pub const PERSIST_EVERY: Duration = Duration::from_millis(250);
@@ -459,7 +462,7 @@ impl Job {
         self.run.total = total;
     }
 
-    fn end(&mut self, result: anyhow::Result<()>) {
+    fn end(&mut self, result: Result<(), Failure>) {
         let stopping = self.stopping.load(std::sync::atomic::Ordering::Acquire);
         match result {
             Ok(()) if self.cancel.is_cancelled() && stopping => {
@@ -470,7 +473,7 @@ impl Job {
             Ok(()) => self.run.status = RunStatus::Succeeded,
             Err(e) => {
                 self.run.status = RunStatus::Failed;
-                self.run.error = Some(format!("{e:#}"));
+                self.run.error = Some(crate::error_chain(&*e));
             }
         }
         self.run.finished_at = Some(unix_now());
@@ -516,7 +519,7 @@ impl Job {
         self.run
     }
 
-    fn shots_inner(&mut self, shots: Option<Vec<i64>>) -> anyhow::Result<()> {
+    fn shots_inner(&mut self, shots: Option<Vec<i64>>) -> Result<(), Failure> {
         let reader = self.store.reader()?;
         let keys = match shots {
             Some(keys) => keys,
@@ -532,7 +535,7 @@ impl Job {
             if self.cancel.is_cancelled() {
                 break;
             }
-            let passed = match load(&reader, key)? {
+            let passed = match document::load(&reader, key)? {
                 None => false,
                 Some((summary, samples)) => match self.run.kind {
                     RunKind::Qa => {
@@ -589,11 +592,11 @@ impl Job {
         reader: &Reader,
         summary: &storage::ShotSummary,
         analyses: &mut Vec<Analysis>,
-    ) -> anyhow::Result<Option<bool>> {
+    ) -> Result<Option<bool>, Failure> {
         if self.analyzers.is_empty() {
             return Ok(Some(true));
         }
-        let Some(document) = crate::after::shot_document(reader, summary)? else {
+        let Some(document) = document::document(reader, summary)? else {
             return Ok(Some(false));
         };
         let mut all = true;
@@ -613,10 +616,10 @@ impl Job {
                     result,
                 }),
                 Some(Err(e)) => {
-                    tracing::warn!(shot = summary.key, "{e:#}");
+                    tracing::warn!(shot = summary.key, "{e}");
                     all = false;
                     self.external_failed += 1;
-                    self.external_error = Some(format!("{e:#}"));
+                    self.external_error = Some(e.to_string());
                 }
             }
         }
@@ -628,20 +631,20 @@ impl Job {
         &mut self,
         qa: &mut Vec<(i64, Vec<QaResult>)>,
         analyses: &mut Vec<Analysis>,
-    ) -> anyhow::Result<()> {
+    ) -> Result<(), Failure> {
         if !qa.is_empty() {
             self.store
                 .write_blocking(Write::QaResults(std::mem::take(qa)))
-                .context("storing QA results")?;
+                .map_err(|e| format!("storing QA results: {e}"))?;
         }
         if !analyses.is_empty() {
             self.store
                 .write_blocking(Write::Analyses(std::mem::take(analyses)))
-                .context("storing analyses")?;
+                .map_err(|e| format!("storing analyses: {e}"))?;
         }
         self.store
             .write_blocking(self.progress())
-            .context("storing the run's progress")?;
+            .map_err(|e| format!("storing the run's progress: {e}"))?;
         self.persisted = Instant::now();
         Ok(())
     }
@@ -658,7 +661,7 @@ impl Job {
         self.run
     }
 
-    async fn sync_inner(&mut self, machines: Vec<SyncTarget>) -> anyhow::Result<()> {
+    async fn sync_inner(&mut self, machines: Vec<SyncTarget>) -> Result<(), Failure> {
         self.machines_count = machines.len();
         self.store.write(self.progress()).await?;
         self.publish();
@@ -677,7 +680,7 @@ impl Job {
             });
             let report = tokio::select! {
                 () = self.cancel.cancelled() => return Ok(()),
-                report = sync => report.with_context(|| format!("syncing {}", machine.name))?,
+                report = sync => report.map_err(|e| format!("syncing {}: {}", machine.name, crate::error_chain(&e)))?,
             };
             let latest = self.tx.borrow().clone();
             (self.run.total, self.run.done, self.run.passed) =
@@ -708,23 +711,6 @@ fn progress_of(run: &Run) -> Write {
         error: run.error.clone(),
         summary: run.summary.clone(),
     })
-}
-
-/// A shot's summary and samples; `None` when it is gone.
-pub(crate) fn load(
-    reader: &Reader,
-    key: i64,
-) -> anyhow::Result<Option<(storage::ShotSummary, Vec<Sample>)>> {
-    let Some(summary) = reader.shot(key)? else {
-        return Ok(None);
-    };
-    let samples = reader
-        .samples(key)?
-        .iter()
-        .map(|raw| serde_json::from_str::<Sample>(raw.get()))
-        .collect::<Result<Vec<_>, _>>()
-        .with_context(|| format!("shot {key} has a sample that does not read"))?;
-    Ok(Some((summary, samples)))
 }
 
 /// The `shot-facts/1` analysis of a shot, ready to store.

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crema_recorder::record::{self, MachineConfig, Stored};
+use recorder::record::{self, MachineConfig, Stored};
 use recorder_core::Output;
 use simulator::{Scenario, Simulator, SimulatorConfig};
 use storage::{Options, ShotSummary, Store};

@@ -3,7 +3,7 @@
 //! analyzers (an HTTP endpoint that gets the shot and answers JSON, stored under its own name).
 //!
 //! The recording loop never waits for any of it: it only offers a notice on a channel
-//! ([`crate::record::Stored`]), and [`AfterShots::follow`] only spawns the work. At most two
+//! ([`crate::record::Stored`]), and [`FinishedShots::follow`] only spawns the work. At most two
 //! shots are read at once, and at most two are with the external analyzers, which come last so
 //! that a slow one delays neither the webhooks nor the next shot's facts. Each webhook delivers
 //! one shot at a time from a queue of its own, retrying with a doubling back-off; a webhook
@@ -13,60 +13,124 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use anyhow::Context as _;
 use bytes::Bytes;
 use http::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use meticulous::analysis::{self, Facts};
 use serde_json::{Value, json};
-use storage::{Analysis, Reader, ShotSummary, Store, Write};
+use storage::{Analysis, ShotSummary, Store, Write};
 use tokio::sync::{Semaphore, mpsc};
 
+use crate::document;
 use crate::http::Poster;
 
 /// How many shots a webhook may have waiting before new ones are dropped.
 pub const HOOK_QUEUE: usize = 64;
 
-/// A shot as its summary says it: what the REST API lists and webhooks send.
-pub fn summary_json(s: &ShotSummary) -> Value {
-    json!({
-        "id": s.key,
-        "uuid": s.id,
-        "machine": s.machine,
-        "time": s.time,
-        "name": s.name,
-        "profile_id": s.profile_id,
-        "profile_name": s.profile_name,
-        "source": s.source,
-        "status": s.status,
-        "sample_count": s.sample_count,
-        "end_reason": s.end_reason,
-    })
+/// Why a webhook or an analyzer cannot be configured as given.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HookError {
+    /// The name is not one crema takes.
+    #[error("{what} name {name:?}: {reason}")]
+    Name {
+        /// `webhook` or `analyzer`.
+        what: &'static str,
+        /// The name given.
+        name: String,
+        /// What is wrong and what to write instead.
+        reason: &'static str,
+    },
+    /// Two of one kind share a name.
+    #[error("two {what}s are named {name:?}: names must differ")]
+    Duplicate {
+        /// `webhook` or `analyzer`.
+        what: &'static str,
+        /// The name.
+        name: String,
+    },
+    /// The URL cannot be used.
+    #[error("{what} {name}: {reason}")]
+    Url {
+        /// `webhook` or `analyzer`.
+        what: &'static str,
+        /// Its name.
+        name: String,
+        /// What is wrong with the URL.
+        reason: String,
+    },
+    /// The token cannot be sent in a header.
+    #[error(
+        "webhook {name}: the token is not a header value (no line breaks or control characters)"
+    )]
+    Token {
+        /// The webhook's name.
+        name: String,
+    },
+    /// `timeout_s` is not a number of seconds.
+    #[error("analyzer {name}: timeout_s = {value} is not a duration in seconds")]
+    Timeout {
+        /// The analyzer's name.
+        name: String,
+        /// The value given.
+        value: f64,
+    },
+    /// A `NAME=URL` flag without its `=`.
+    #[error("{flag:?}: write NAME=URL")]
+    Flag {
+        /// The flag's value.
+        flag: String,
+    },
 }
 
-/// The whole shot: its summary with the machine's `data` (samples) and `profile`. What
-/// `GET /api/v1/shots/{id}` answers and an external analyzer gets. `None` when it is gone.
-pub fn shot_document(
-    reader: &Reader,
-    summary: &ShotSummary,
-) -> Result<Option<Value>, storage::StorageError> {
-    let Some(file) = reader.shot_file(summary.key)? else {
-        return Ok(None);
-    };
-    let mut doc = summary_json(summary);
-    doc["data"] = serde_json::to_value(&file.data).unwrap_or(Value::Null);
-    doc["profile"] = serde_json::to_value(&file.profile).unwrap_or(Value::Null);
-    Ok(Some(doc))
+/// Why an external analyzer gave no analysis.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AnalyzeError {
+    /// No answer: unreachable, too slow, or too large.
+    #[error("analyzer {name}: {reason}")]
+    NoAnswer {
+        /// The analyzer's name.
+        name: String,
+        /// Why.
+        reason: String,
+    },
+    /// An error status.
+    #[error("analyzer {name}: {url} answered HTTP {status}: {excerpt}")]
+    Status {
+        /// The analyzer's name.
+        name: String,
+        /// Its URL.
+        url: String,
+        /// The status code.
+        status: u16,
+        /// The start of the answer.
+        excerpt: String,
+    },
+    /// An answer that is not JSON.
+    #[error("analyzer {name}: {url} answered something that is not JSON: {excerpt}")]
+    NotJson {
+        /// The analyzer's name.
+        name: String,
+        /// Its URL.
+        url: String,
+        /// The start of the answer.
+        excerpt: String,
+    },
 }
 
 /// A name for an analyzer or a webhook: letters, digits, `-`, `_`, `.` and `/`, at most 64.
-fn check_name(what: &str, name: &str) -> anyhow::Result<()> {
+fn check_name(what: &'static str, name: &str) -> Result<(), HookError> {
     if name.is_empty()
         || name.len() > 64
         || !name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c))
     {
-        anyhow::bail!("{what} name {name:?}: use 1 to 64 letters, digits, '-', '_', '.' and '/'");
+        return Err(HookError::Name {
+            what,
+            name: name.to_owned(),
+            reason: "use 1 to 64 letters, digits, '-', '_', '.' and '/'",
+        });
     }
     Ok(())
 }
@@ -87,14 +151,22 @@ pub struct Analyzer {
 
 impl Analyzer {
     /// Checks the name (not `shot-facts…`, which is crema's own) and the URL.
-    pub fn new(name: &str, url: &str, timeout: Duration) -> anyhow::Result<Self> {
+    pub fn new(name: &str, url: &str, timeout: Duration) -> Result<Self, HookError> {
         check_name("analyzer", name)?;
         if name.starts_with("shot-facts") {
-            anyhow::bail!("analyzer name {name:?}: shot-facts is the built-in analyzer's");
+            return Err(HookError::Name {
+                what: "analyzer",
+                name: name.to_owned(),
+                reason: "shot-facts is the built-in analyzer's",
+            });
         }
         Ok(Self {
             name: name.to_owned(),
-            poster: Poster::new(url, timeout).with_context(|| format!("analyzer {name}"))?,
+            poster: Poster::new(url, timeout).map_err(|reason| HookError::Url {
+                what: "analyzer",
+                name: name.to_owned(),
+                reason,
+            })?,
             ok: AtomicU64::new(0),
             failed: AtomicU64::new(0),
         })
@@ -113,9 +185,9 @@ impl Analyzer {
         )
     }
 
-    /// Sends `shot` (a [`shot_document`]) and answers the analysis, compact JSON text. Fails on
-    /// no answer, an error status, or an answer that is not JSON.
-    pub async fn analyze(&self, shot: &Value) -> anyhow::Result<String> {
+    /// Sends `shot` (a [`document::document`]) and answers the analysis, compact JSON text.
+    /// Fails on no answer, an error status, or an answer that is not JSON.
+    pub async fn analyze(&self, shot: &Value) -> Result<String, AnalyzeError> {
         let result = self.exchange(shot).await;
         let counter = if result.is_ok() {
             &self.ok
@@ -126,7 +198,7 @@ impl Analyzer {
         result
     }
 
-    async fn exchange(&self, shot: &Value) -> anyhow::Result<String> {
+    async fn exchange(&self, shot: &Value) -> Result<String, AnalyzeError> {
         let mut headers = HeaderMap::new();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         headers.insert(
@@ -134,29 +206,29 @@ impl Analyzer {
             HeaderValue::from_static("application/json"),
         );
         headers.insert(http::header::USER_AGENT, user_agent());
-        let body = Bytes::from(serde_json::to_vec(shot)?);
+        let body = Bytes::from(shot.to_string());
         let answer = self
             .poster
             .post(headers, body)
             .await
-            .with_context(|| format!("analyzer {}", self.name))?;
+            .map_err(|e| AnalyzeError::NoAnswer {
+                name: self.name.clone(),
+                reason: e.to_string(),
+            })?;
         if !answer.status.is_success() {
-            anyhow::bail!(
-                "analyzer {}: {} answered HTTP {}: {}",
-                self.name,
-                self.poster.url(),
-                answer.status.as_u16(),
-                answer.excerpt()
-            );
+            return Err(AnalyzeError::Status {
+                name: self.name.clone(),
+                url: self.poster.url().to_owned(),
+                status: answer.status.as_u16(),
+                excerpt: answer.excerpt(),
+            });
         }
-        let value: Value = serde_json::from_slice(&answer.body).with_context(|| {
-            format!(
-                "analyzer {}: {} answered something that is not JSON: {}",
-                self.name,
-                self.poster.url(),
-                answer.excerpt()
-            )
-        })?;
+        let value: Value =
+            serde_json::from_slice(&answer.body).map_err(|_| AnalyzeError::NotJson {
+                name: self.name.clone(),
+                url: self.poster.url().to_owned(),
+                excerpt: answer.excerpt(),
+            })?;
         Ok(value.to_string())
     }
 }
@@ -272,11 +344,14 @@ impl Webhook {
         format: HookFormat,
         token: Option<String>,
         retry: Retry,
-    ) -> anyhow::Result<Self> {
+    ) -> Result<Self, HookError> {
         check_name("webhook", name)?;
-        if let Some(t) = &token {
-            HeaderValue::from_str(&format!("Bearer {t}"))
-                .with_context(|| format!("webhook {name}: the token is not a header value"))?;
+        if let Some(t) = &token
+            && HeaderValue::from_str(&format!("Bearer {t}")).is_err()
+        {
+            return Err(HookError::Token {
+                name: name.to_owned(),
+            });
         }
         Ok(Self {
             name: name.to_owned(),
@@ -286,8 +361,11 @@ impl Webhook {
                 attempts: retry.attempts.max(1),
                 ..retry
             },
-            poster: Poster::new(url, Duration::from_secs(10))
-                .with_context(|| format!("webhook {name}"))?,
+            poster: Poster::new(url, Duration::from_secs(10)).map_err(|reason| HookError::Url {
+                what: "webhook",
+                name: name.to_owned(),
+                reason,
+            })?,
             stats: HookStats::default(),
         })
     }
@@ -314,7 +392,7 @@ impl Webhook {
                 let body = json!({
                     "event": "shot_finished",
                     "delivery": shot.delivery(),
-                    "shot": summary_json(&shot.summary),
+                    "shot": document::summary(&shot.summary),
                     "facts": shot.facts,
                 });
                 Bytes::from(body.to_string())
@@ -435,10 +513,23 @@ pub struct AnalyzerConfig {
 
 impl AnalyzerConfig {
     /// The analyzer, checked.
-    pub fn build(&self) -> anyhow::Result<Arc<Analyzer>> {
-        let timeout = Duration::try_from_secs_f64(self.timeout_s.unwrap_or(60.0))
-            .with_context(|| format!("analyzer {}: timeout_s", self.name))?;
+    pub fn build(&self) -> Result<Arc<Analyzer>, HookError> {
+        let value = self.timeout_s.unwrap_or(60.0);
+        let timeout = Duration::try_from_secs_f64(value).map_err(|_| HookError::Timeout {
+            name: self.name.clone(),
+            value,
+        })?;
         Ok(Arc::new(Analyzer::new(&self.name, &self.url, timeout)?))
+    }
+
+    /// An analyzer from a `--analyzer NAME=URL` flag, with the defaults.
+    pub fn from_flag(flag: &str) -> Result<Self, HookError> {
+        let (name, url) = named_url(flag)?;
+        Ok(Self {
+            name,
+            url,
+            timeout_s: None,
+        })
     }
 }
 
@@ -462,7 +553,7 @@ pub struct WebhookConfig {
 
 impl WebhookConfig {
     /// The webhook, checked.
-    pub fn build(&self) -> anyhow::Result<Arc<Webhook>> {
+    pub fn build(&self) -> Result<Arc<Webhook>, HookError> {
         let mut retry = Retry::default();
         if let Some(n) = self.attempts {
             retry.attempts = n;
@@ -477,111 +568,83 @@ impl WebhookConfig {
     }
 }
 
-/// The command-line flags of webhooks and analyzers, the same on both binaries.
-#[derive(Debug, Clone, Default, clap::Args)]
-pub struct AfterShotFlags {
-    /// POST every finished shot's summary as JSON to this URL: `NAME=URL`. Repeatable.
-    #[arg(long = "webhook", value_name = "NAME=URL")]
-    pub webhooks: Vec<String>,
-    /// Notify an ntfy topic URL (a line of text) of every finished shot: `NAME=URL`.
-    /// Repeatable.
-    #[arg(long = "ntfy", value_name = "NAME=URL")]
-    pub ntfy: Vec<String>,
-    /// An external analyzer: every finished shot (and every shot of an analysis run) is POSTed
-    /// to it and its JSON answer stored under NAME: `NAME=URL`. Repeatable.
-    #[arg(long = "analyzer", value_name = "NAME=URL")]
-    pub analyzers: Vec<String>,
-}
-
-impl AfterShotFlags {
-    /// Adds what the flags configure to `webhooks` and `analyzers`.
-    pub fn add_to(
-        &self,
-        webhooks: &mut Vec<WebhookConfig>,
-        analyzers: &mut Vec<AnalyzerConfig>,
-    ) -> anyhow::Result<()> {
-        for (flags, format) in [
-            (&self.webhooks, HookFormat::Json),
-            (&self.ntfy, HookFormat::Ntfy),
-        ] {
-            for flag in flags {
-                let (name, url) = named_url(flag)?;
-                webhooks.push(WebhookConfig {
-                    name,
-                    url,
-                    format,
-                    token: None,
-                    attempts: None,
-                });
-            }
-        }
-        for flag in &self.analyzers {
-            let (name, url) = named_url(flag)?;
-            analyzers.push(AnalyzerConfig {
-                name,
-                url,
-                timeout_s: None,
-            });
-        }
-        Ok(())
+impl WebhookConfig {
+    /// A webhook from a `--webhook NAME=URL` (JSON) or `--ntfy NAME=URL` flag, with the
+    /// defaults.
+    pub fn from_flag(flag: &str, format: HookFormat) -> Result<Self, HookError> {
+        let (name, url) = named_url(flag)?;
+        Ok(Self {
+            name,
+            url,
+            format,
+            token: None,
+            attempts: None,
+        })
     }
 }
 
 /// A `NAME=URL` flag.
-fn named_url(flag: &str) -> anyhow::Result<(String, String)> {
+fn named_url(flag: &str) -> Result<(String, String), HookError> {
     match flag.split_once('=') {
         Some((name, url)) if !name.is_empty() && !name.contains("://") => {
             Ok((name.to_owned(), url.to_owned()))
         }
-        _ => anyhow::bail!("{flag:?}: write NAME=URL"),
+        _ => Err(HookError::Flag {
+            flag: flag.to_owned(),
+        }),
     }
 }
 
 /// A process's webhooks and external analyzers, checked.
 #[derive(Debug, Default)]
-pub struct Configured {
+pub struct Hooks {
     /// The webhooks.
     pub webhooks: Vec<Arc<Webhook>>,
     /// The external analyzers.
     pub analyzers: Vec<Arc<Analyzer>>,
 }
 
-/// Checks and builds what is configured (names are unique among webhooks, and among
-/// analyzers).
-pub fn build(
-    webhooks: &[WebhookConfig],
-    analyzers: &[AnalyzerConfig],
-) -> anyhow::Result<Configured> {
-    for (what, names) in [
-        (
-            "webhook",
-            webhooks.iter().map(|w| &w.name).collect::<Vec<_>>(),
-        ),
-        ("analyzer", analyzers.iter().map(|a| &a.name).collect()),
-    ] {
-        let mut seen = std::collections::BTreeSet::new();
-        for name in names {
-            if !seen.insert(name) {
-                anyhow::bail!("two {what}s are named {name:?}: names must differ");
+impl Hooks {
+    /// Checks and builds what is configured (names are unique among webhooks, and among
+    /// analyzers).
+    pub fn new(
+        webhooks: &[WebhookConfig],
+        analyzers: &[AnalyzerConfig],
+    ) -> Result<Hooks, HookError> {
+        for (what, names) in [
+            (
+                "webhook",
+                webhooks.iter().map(|w| &w.name).collect::<Vec<_>>(),
+            ),
+            ("analyzer", analyzers.iter().map(|a| &a.name).collect()),
+        ] {
+            let mut seen = std::collections::BTreeSet::new();
+            for name in names {
+                if !seen.insert(name) {
+                    return Err(HookError::Duplicate {
+                        what,
+                        name: name.clone(),
+                    });
+                }
             }
         }
+        Ok(Hooks {
+            webhooks: webhooks
+                .iter()
+                .map(WebhookConfig::build)
+                .collect::<Result<_, _>>()?,
+            analyzers: analyzers
+                .iter()
+                .map(AnalyzerConfig::build)
+                .collect::<Result<_, _>>()?,
+        })
     }
-    Ok(Configured {
-        webhooks: webhooks
-            .iter()
-            .map(WebhookConfig::build)
-            .collect::<anyhow::Result<_>>()?,
-        analyzers: analyzers
-            .iter()
-            .map(AnalyzerConfig::build)
-            .collect::<anyhow::Result<_>>()?,
-    })
 }
 
 /// The work after every stored live shot, shared by the recording loops of one process. See
 /// the [module docs](self).
 #[derive(Debug)]
-pub struct AfterShots {
+pub struct FinishedShots {
     store: Arc<Store>,
     analyzers: Vec<Arc<Analyzer>>,
     hooks: Vec<(Arc<Webhook>, mpsc::Sender<Arc<FinishedShot>>)>,
@@ -591,14 +654,14 @@ pub struct AfterShots {
     asking: Semaphore,
 }
 
-impl AfterShots {
+impl FinishedShots {
     /// Starts each webhook's delivery task (on the current runtime).
-    pub fn start(
-        store: Arc<Store>,
-        analyzers: Vec<Arc<Analyzer>>,
-        hooks: Vec<Arc<Webhook>>,
-    ) -> Arc<Self> {
-        let hooks = hooks
+    pub fn start(store: Arc<Store>, hooks: Hooks) -> Arc<Self> {
+        let Hooks {
+            webhooks,
+            analyzers,
+        } = hooks;
+        let hooks = webhooks
             .into_iter()
             .map(|hook| {
                 let (tx, mut rx) = mpsc::channel::<Arc<FinishedShot>>(HOOK_QUEUE);
@@ -641,33 +704,38 @@ impl AfterShots {
             let this = self.clone();
             tokio::spawn(async move {
                 if let Err(e) = this.shot_finished(shot.key).await {
-                    tracing::warn!(shot = shot.key, "after a recorded shot: {e:#}");
+                    tracing::warn!(shot = shot.key, "after a recorded shot: {e}");
                 }
             });
         }
     }
 
-    /// The live shot the recorder numbered `recording_key` ended and is stored.
-    async fn shot_finished(&self, recording_key: u64) -> anyhow::Result<()> {
-        let reading = self.slots.acquire().await?;
+    /// The live shot the recorder numbered `recording_key` ended and is stored. The error is
+    /// the log line's text.
+    async fn shot_finished(&self, recording_key: u64) -> Result<(), String> {
+        let Ok(reading) = self.slots.acquire().await else {
+            return Ok(()); // closed: the process is stopping
+        };
         let store = self.store.clone();
         let want_document = !self.analyzers.is_empty();
-        let loaded = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+        let loaded = tokio::task::spawn_blocking(move || -> Result<_, document::ReadError> {
             let reader = store.reader()?;
             let Some(key) = reader.key_of_recording(recording_key)? else {
                 return Ok(None);
             };
-            let Some((summary, samples)) = crate::runs::load(&reader, key)? else {
+            let Some((summary, samples)) = document::load(&reader, key)? else {
                 return Ok(None);
             };
             let document = if want_document {
-                shot_document(&reader, &summary)?
+                document::document(&reader, &summary)?
             } else {
                 None
             };
             Ok(Some((summary, analysis::shot_facts(&samples), document)))
         })
-        .await??;
+        .await
+        .map_err(|e| format!("reading the shot panicked: {e}"))?
+        .map_err(|e| format!("reading the shot: {}", crate::error_chain(&e)))?;
         let Some((summary, facts, document)) = loaded else {
             return Ok(());
         };
@@ -676,10 +744,10 @@ impl AfterShots {
             .write(Write::Analyses(vec![Analysis {
                 shot: key,
                 analyzer: analysis::SHOT_FACTS.to_owned(),
-                result: serde_json::to_string(&facts)?,
+                result: serde_json::to_string(&facts).unwrap_or_else(|_| "null".into()),
             }]))
             .await
-            .context("storing the shot's facts")?;
+            .map_err(|e| format!("storing the shot's facts: {e}"))?;
         let finished = Arc::new(FinishedShot { summary, facts });
         for (hook, queue) in &self.hooks {
             if queue.try_send(finished.clone()).is_err() {
@@ -696,7 +764,9 @@ impl AfterShots {
             return Ok(());
         };
         // Slow analyzers hold up neither the webhooks (above) nor the next shot's facts.
-        let _asking = self.asking.acquire().await?;
+        let Ok(_asking) = self.asking.acquire().await else {
+            return Ok(());
+        };
         for analyzer in &self.analyzers {
             match analyzer.analyze(&document).await {
                 Ok(result) => {
@@ -707,9 +777,9 @@ impl AfterShots {
                             result,
                         }]))
                         .await
-                        .with_context(|| format!("storing analyzer {}'s answer", analyzer.name))?;
+                        .map_err(|e| format!("storing analyzer {}'s answer: {e}", analyzer.name))?;
                 }
-                Err(e) => tracing::warn!(shot = key, "{e:#}"),
+                Err(e) => tracing::warn!(shot = key, "{e}"),
             }
         }
         Ok(())
@@ -772,14 +842,14 @@ mod tests {
             url: "http://127.0.0.1:9/".into(),
             timeout_s: None,
         };
-        let built = build(&[hook("a"), hook("b")], &[analyzer("a")]).unwrap();
+        let built = Hooks::new(&[hook("a"), hook("b")], &[analyzer("a")]).unwrap();
         assert_eq!((built.webhooks.len(), built.analyzers.len()), (2, 1));
-        let error = build(&[hook("a"), hook("a")], &[]).unwrap_err();
+        let error = Hooks::new(&[hook("a"), hook("a")], &[]).unwrap_err();
         assert!(
             error.to_string().contains("two webhooks are named \"a\""),
             "{error}"
         );
-        assert!(build(&[], &[analyzer("x"), analyzer("x")]).is_err());
+        assert!(Hooks::new(&[], &[analyzer("x"), analyzer("x")]).is_err());
     }
 
     #[test]

@@ -5,19 +5,54 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use anyhow::Context as _;
 use meticulous::MachineEvent;
-use meticulous::api::Api;
+use meticulous::api::{Api, ApiError};
 use recorder_core::{Config, Input, Output, Recorder};
 use socketio::{Auth, Client, ClientConfig, Event};
-use storage::{Store, Write};
+use storage::{StorageError, Store, Write};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::sync::{self, SyncReport};
+use crate::sync::{self, SyncError, SyncReport};
 use crate::unix_now;
 
+/// Why a recording loop stopped before it was asked to.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RecordError {
+    /// The machine's URL cannot be used.
+    #[error(transparent)]
+    Url(#[from] ApiError),
+    /// The socket.io client could not be set up for the URL.
+    #[error("machine URL {url}: {source}")]
+    Client {
+        /// The URL.
+        url: String,
+        /// The client's reason.
+        source: engineio_client::Error,
+    },
+    /// The socket.io client could not open its namespace.
+    #[error("starting the socket.io client: {0}")]
+    Socket(#[source] socketio::Error),
+    /// The socket.io client stopped on its own.
+    #[error("the socket.io client stopped")]
+    ClientStopped,
+    /// The store could not be read at the start.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// The database refused writes for longer than the loop waits.
+    #[error(
+        "the database refused writes for {waited:?}; stopping so nothing is dropped silently \
+         (what was journaled is safe; restart once the disk has room): {source}"
+    )]
+    GaveUp {
+        /// How long it retried.
+        waited: Duration,
+        /// The last refusal.
+        source: StorageError,
+    },
+}
 /// Which machine, and how.
 #[derive(Debug, Clone)]
 pub struct MachineConfig {
@@ -35,7 +70,7 @@ pub struct MachineConfig {
     /// with an error rather than drop it (2 minutes).
     pub give_up_after: Duration,
     /// What the loop is doing now, kept up to date for `/metrics` (clones share it).
-    pub status: Arc<Status>,
+    pub stats: Arc<MachineStats>,
     /// `(i, n)`: this is machine `i` of the `n` recording into the same store, so its shots take
     /// the recording keys `k` with `k % n == i` and never collide with another machine's.
     pub key_space: (u64, u64),
@@ -44,7 +79,7 @@ pub struct MachineConfig {
 /// What a recording loop is doing now: its connection, the shot in progress, its history sync.
 /// Every field is a counter or a gauge anyone may read at any time.
 #[derive(Debug, Default)]
-pub struct Status {
+pub struct MachineStats {
     /// Whether the socket.io connection to the machine is up.
     pub connected: AtomicBool,
     /// Events received from the machine.
@@ -71,7 +106,7 @@ pub struct Status {
     pub last_sync_unix: AtomicU64,
 }
 
-impl Status {
+impl MachineStats {
     fn output(&self, output: &Output) {
         match output {
             Output::Started(_) => {
@@ -105,7 +140,7 @@ impl MachineConfig {
             reconcile_for: Duration::from_secs(30),
             recorder: Config::default(),
             give_up_after: Duration::from_secs(120),
-            status: Arc::new(Status::default()),
+            stats: Arc::new(MachineStats::default()),
             key_space: (0, 1),
         }
     }
@@ -133,7 +168,7 @@ enum Report {
         recorder_core::ShotKey,
         Result<Option<meticulous::CurrentShot>, String>,
     ),
-    Synced(anyhow::Result<SyncReport>),
+    Synced(Result<SyncReport, SyncError>),
 }
 
 /// Records `machine` into `store` until `stop` is cancelled. Returns an error only when it
@@ -144,7 +179,7 @@ pub async fn run(
     stop: CancellationToken,
     stored: Option<mpsc::Sender<Stored>>,
     sink: Option<EventSink>,
-) -> anyhow::Result<()> {
+) -> Result<(), RecordError> {
     let api = Api::new(&machine.url, Duration::from_secs(120))?;
     let lookup_api = Api::new(&machine.url, Duration::from_secs(5))?;
     // Machine `i` of `n` takes the keys `k` with `k % n == i`, from above every stored key:
@@ -160,13 +195,15 @@ pub async fn run(
     {
         recorder.resume_candidate(last.key, last.id.clone(), last.samples);
     }
-    let client = Client::new(
-        ClientConfig::new(&machine.url).with_context(|| format!("machine URL {}", machine.url))?,
-    );
+    let config = ClientConfig::new(&machine.url).map_err(|source| RecordError::Client {
+        url: machine.url.clone(),
+        source,
+    })?;
+    let client = Client::new(config);
     let (_socket, mut events) = client
         .socket("/", Auth::None)
         .await
-        .context("starting the socket.io client")?;
+        .map_err(RecordError::Socket)?;
     let (reports, mut report_rx) = mpsc::channel::<Report>(64);
     let mut next_sync = Instant::now();
     let mut syncing = false;
@@ -217,7 +254,7 @@ pub async fn run(
             if let Some(write) = Write::from_output(&machine.name, &output) {
                 store_durably(&store, write, machine.give_up_after).await?;
             }
-            machine.status.output(&output);
+            machine.stats.output(&output);
             if let Some(tx) = &stored {
                 // A slow listener misses notices; the recording never waits for it.
                 let _ = tx.try_send(Stored {
@@ -251,14 +288,14 @@ pub async fn run(
                 input_at = Instant::now();
                 let now = input_at.into_std();
                 let Some(event) = event else {
-                    anyhow::bail!("the socket.io client stopped");
+                    return Err(RecordError::ClientStopped);
                 };
-                let status = &machine.status;
+                let stats = &machine.stats;
                 match &event {
-                    Event::Connect { .. } => status.connected.store(true, Ordering::Relaxed),
-                    Event::Disconnect(_) => status.connected.store(false, Ordering::Relaxed),
+                    Event::Connect { .. } => stats.connected.store(true, Ordering::Relaxed),
+                    Event::Disconnect(_) => stats.connected.store(false, Ordering::Relaxed),
                     Event::Message(_) => {
-                        status.events.fetch_add(1, Ordering::Relaxed);
+                        stats.events.fetch_add(1, Ordering::Relaxed);
                     }
                     _ => {}
                 }
@@ -280,17 +317,17 @@ pub async fn run(
                     }
                     Report::Synced(result) => {
                         syncing = false;
-                        let status = &machine.status;
-                        status.syncing.store(false, Ordering::Relaxed);
+                        let stats = &machine.stats;
+                        stats.syncing.store(false, Ordering::Relaxed);
                         match result {
                             Ok(report) => {
-                                status.syncs_ok.fetch_add(1, Ordering::Relaxed);
-                                status.last_sync_unix.store(unix_now() as u64, Ordering::Relaxed);
+                                stats.syncs_ok.fetch_add(1, Ordering::Relaxed);
+                                stats.last_sync_unix.store(unix_now() as u64, Ordering::Relaxed);
                                 tracing::info!(machine = %machine.name, "history synced: {report}");
                             }
                             Err(e) => {
-                                status.syncs_failed.fetch_add(1, Ordering::Relaxed);
-                                tracing::warn!(machine = %machine.name, "history sync failed (next try in {:?}): {e:#}", machine.sync_every);
+                                stats.syncs_failed.fetch_add(1, Ordering::Relaxed);
+                                tracing::warn!(machine = %machine.name, "history sync failed (next try in {:?}): {}", machine.sync_every, crate::error_chain(&e));
                             }
                         }
                     }
@@ -300,7 +337,7 @@ pub async fn run(
                 syncing = true;
                 next_sync = Instant::now() + machine.sync_every;
                 let (api, store, name, reports) = (api.clone(), store.clone(), machine.name.clone(), reports.clone());
-                let status = machine.status.clone();
+                let status = machine.stats.clone();
                 status.syncing.store(true, Ordering::Relaxed);
                 tokio::spawn(async move {
                     let result = sync::sync(&api, &store, &name, |done, total| {
@@ -398,22 +435,27 @@ fn input(event: Event) -> Option<Input> {
 
 /// Stores `write`, retrying with backoff while the database refuses it (a full disk, a lock);
 /// gives up with an error after `give_up_after` rather than drop it.
-async fn store_durably(store: &Store, write: Write, give_up_after: Duration) -> anyhow::Result<()> {
+async fn store_durably(
+    store: &Store,
+    write: Write,
+    give_up_after: Duration,
+) -> Result<(), RecordError> {
     let mut delay = Duration::from_millis(250);
     let started = Instant::now();
     loop {
         match store.write(write.clone()).await {
             Ok(_) => return Ok(()),
-            Err(storage::StorageError::Closed) => anyhow::bail!("the database is closed"),
+            Err(StorageError::Closed) => return Err(StorageError::Closed.into()),
             Err(e) if started.elapsed() < give_up_after => {
                 tracing::error!("cannot store a recording write, retrying in {delay:?}: {e}");
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(10));
             }
-            Err(e) => {
-                return Err(e).context(format!(
-                    "the database refused writes for {give_up_after:?}; stopping so nothing is dropped silently (what was journaled is safe; restart once the disk has room)"
-                ));
+            Err(source) => {
+                return Err(RecordError::GaveUp {
+                    waited: give_up_after,
+                    source,
+                });
             }
         }
     }

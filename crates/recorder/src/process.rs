@@ -2,13 +2,26 @@
 
 use tokio_util::sync::CancellationToken;
 
-/// How log lines are written (`--log-format`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+/// How log lines are written (`--log-format text|json`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum LogFormat {
     /// For people.
+    #[default]
     Text,
     /// One JSON object a line, for machines.
     Json,
+}
+
+impl std::str::FromStr for LogFormat {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "text" => Ok(LogFormat::Text),
+            "json" => Ok(LogFormat::Json),
+            other => Err(format!("log format {other:?}: use text or json")),
+        }
+    }
 }
 
 /// Logs to standard error at `info` (or `RUST_LOG`), as text or JSON.
@@ -25,13 +38,13 @@ pub fn init_logs(format: LogFormat) {
 }
 
 /// The first SIGINT/SIGTERM cancels `stop` (the recorders store what they read, the database
-/// checkpoints); a second one exits at once.
+/// checkpoints); returns at the second one, when the caller should exit at once.
 pub async fn stop_on_signals(stop: CancellationToken) {
     let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
         Ok(term) => term,
         Err(e) => {
             tracing::warn!("cannot watch SIGTERM: {e}");
-            return;
+            return std::future::pending().await;
         }
     };
     tokio::select! {
@@ -44,5 +57,4 @@ pub async fn stop_on_signals(stop: CancellationToken) {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
     }
-    std::process::exit(130);
 }

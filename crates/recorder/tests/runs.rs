@@ -4,8 +4,8 @@
 
 use std::sync::Arc;
 
-use crema_recorder::runs::{RunRequest, Runs, Started};
 use meticulous::{Entry, HistoryPage};
+use recorder::runs::{RunRequest, Runs, Started};
 use storage::{Options, RunKind, RunStatus, Store, Write};
 
 fn fixture() -> Entry {

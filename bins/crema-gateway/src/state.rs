@@ -1,0 +1,77 @@
+//! What the HTTP handlers share, and how they answer errors.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use fanout::Hub;
+use fanout::auth::Auth;
+use fanout::ws::WsState;
+use recorder::hooks::FinishedShots;
+use recorder::record::MachineStats;
+use recorder::runs::Runs;
+use serde_json::json;
+use storage::Store;
+
+/// A configured machine.
+#[derive(Debug, Clone)]
+pub(crate) struct MachineInfo {
+    pub(crate) name: String,
+    pub(crate) url: String,
+    /// What its recording loop is doing.
+    pub(crate) stats: Arc<MachineStats>,
+}
+
+/// What the handlers share.
+#[derive(Clone)]
+pub(crate) struct AppState {
+    pub(crate) hub: Arc<Hub>,
+    pub(crate) store: Arc<Store>,
+    pub(crate) machines: Vec<MachineInfo>,
+    pub(crate) auth: Auth,
+    pub(crate) ws: Arc<WsState>,
+    pub(crate) runs: Arc<Runs>,
+    pub(crate) finished: Arc<FinishedShots>,
+}
+
+/// An error answer: `{"error": code, "message": …}` with its status.
+pub(crate) struct ApiError {
+    pub(crate) status: StatusCode,
+    pub(crate) code: &'static str,
+    pub(crate) message: String,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (
+            self.status,
+            Json(json!({"error": self.code, "message": self.message})),
+        )
+            .into_response()
+    }
+}
+
+/// An error answer, ready.
+pub(crate) fn error(
+    status: StatusCode,
+    code: &'static str,
+    message: impl Into<String>,
+) -> Response {
+    ApiError {
+        status,
+        code,
+        message: message.into(),
+    }
+    .into_response()
+}
+
+/// A storage failure: logged, and answered 500.
+pub(crate) fn storage_error(e: storage::StorageError) -> ApiError {
+    tracing::error!("storage: {e}");
+    ApiError {
+        status: StatusCode::INTERNAL_SERVER_ERROR,
+        code: "storage",
+        message: e.to_string(),
+    }
+}

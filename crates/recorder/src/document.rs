@@ -1,0 +1,150 @@
+//! The one JSON shape of a shot. REST (`/api/v1/shots…`), `crema-recorder shots --json`, the
+//! webhooks and the external analyzers all build it here, so a shot has the same keys and the
+//! same `id` everywhere.
+//!
+//! - `id` is the shot's public id: the machine's UUID once it is known (what the machine's own
+//!   app and Visualizer show), the store's key as text until then. Everything that takes a
+//!   shot takes either.
+//! - `key` is the store's key: a number, stable for the life of the store.
+
+use meticulous::Sample;
+use serde::Serialize;
+use serde_json::Value;
+use storage::{Reader, ShotSummary, StorageError};
+
+/// Why a shot could not be read.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReadError {
+    /// The store failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// A stored sample is not a sample (written by a broken or newer version).
+    #[error("shot {key} has a sample that does not read: {source}")]
+    Sample {
+        /// The store's key of the shot.
+        key: i64,
+        /// serde_json's reason.
+        source: serde_json::Error,
+    },
+}
+
+/// A shot's summary: what lists show and webhooks send.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Summary {
+    /// The public id: the machine's UUID, or the store's key as text until it is known.
+    pub id: String,
+    /// The store's key.
+    pub key: i64,
+    /// The machine's name.
+    pub machine: String,
+    /// Start time, Unix seconds.
+    pub time: f64,
+    /// The profile's name, as the machine named the shot.
+    pub name: Option<String>,
+    /// The profile's id.
+    pub profile_id: Option<String>,
+    /// The profile's name, from the stored profile when there is one.
+    pub profile_name: Option<String>,
+    /// `live` or `history`.
+    pub source: String,
+    /// `recording`, `complete` or `partial`.
+    pub status: String,
+    /// How many samples.
+    pub sample_count: i64,
+    /// How a live recording ended (`finished`, `stalled`, `disconnected`, `crash`, …).
+    pub end_reason: Option<String>,
+}
+
+/// The public id of a stored shot (see the [module docs](self)).
+pub fn public_id(s: &ShotSummary) -> String {
+    s.id.clone().unwrap_or_else(|| s.key.to_string())
+}
+
+/// The summary of a stored shot.
+pub fn summary(s: &ShotSummary) -> Summary {
+    Summary {
+        id: public_id(s),
+        key: s.key,
+        machine: s.machine.clone(),
+        time: s.time,
+        name: s.name.clone(),
+        profile_id: s.profile_id.clone(),
+        profile_name: s.profile_name.clone(),
+        source: s.source.clone(),
+        status: s.status.clone(),
+        sample_count: s.sample_count,
+        end_reason: s.end_reason.clone(),
+    }
+}
+
+/// The summary as a JSON value.
+pub fn summary_json(s: &ShotSummary) -> Value {
+    serde_json::to_value(summary(s)).unwrap_or(Value::Null)
+}
+
+/// The whole shot: its [`summary`] with the machine's `data` (samples, as stored) and
+/// `profile`. What `GET /api/v1/shots/{id}` answers and an external analyzer gets. `None` when
+/// it is gone.
+pub fn document(reader: &Reader, s: &ShotSummary) -> Result<Option<Value>, StorageError> {
+    let Some(file) = reader.shot_file(s.key)? else {
+        return Ok(None);
+    };
+    let mut doc = summary_json(s);
+    doc["data"] = serde_json::to_value(&file.data).unwrap_or(Value::Null);
+    doc["profile"] = serde_json::to_value(&file.profile).unwrap_or(Value::Null);
+    Ok(Some(doc))
+}
+
+/// A shot's summary and its samples, read as the model's [`Sample`]s (for QA and analysis);
+/// `None` when it is gone.
+pub fn load(reader: &Reader, key: i64) -> Result<Option<(ShotSummary, Vec<Sample>)>, ReadError> {
+    let Some(summary) = reader.shot(key)? else {
+        return Ok(None);
+    };
+    let samples = reader
+        .samples(key)?
+        .iter()
+        .map(|raw| serde_json::from_str::<Sample>(raw.get()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|source| ReadError::Sample { key, source })?;
+    Ok(Some((summary, samples)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stored(id: Option<&str>) -> ShotSummary {
+        ShotSummary {
+            key: 7,
+            id: id.map(str::to_owned),
+            machine: "kitchen".into(),
+            time: 1.5,
+            name: Some("Classic".into()),
+            profile_id: None,
+            profile_name: Some("Classic".into()),
+            source: "live".into(),
+            status: "recording".into(),
+            sample_count: 3,
+            end_reason: None,
+        }
+    }
+
+    #[test]
+    fn the_public_id_is_the_machines_uuid_once_known() {
+        let before = summary_json(&stored(None));
+        assert_eq!(before["id"], "7");
+        assert_eq!(before["key"], 7);
+        let after = summary_json(&stored(Some("0b5d…")));
+        assert_eq!(after["id"], "0b5d…");
+        assert_eq!(after["key"], 7);
+        let keys: Vec<&String> = after.as_object().unwrap().keys().collect();
+        assert_eq!(
+            keys.len(),
+            11,
+            "one shape, no other spelling of the ids: {keys:?}"
+        );
+        assert!(after.get("uuid").is_none());
+    }
+}

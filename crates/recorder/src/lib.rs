@@ -1,0 +1,50 @@
+//! crema's application layer: everything a process that keeps an espresso machine's record does,
+//! between the pure cores (`recorder-core`, `meticulous`) and the binaries.
+//!
+//! - [`record`]: one machine's recording loop. Its socket.io events go through the pure
+//!   recorder into the store; it answers the recorder's lookups, reconciles each finished shot
+//!   with the machine's history, and starts the periodic history sync as a run.
+//! - [`sync`]: a history sync of one machine (list, then fetch what the store lacks).
+//! - [`runs`]: sync, QA and analysis as tracked background runs, one at a time, with progress.
+//! - [`hooks`]: the work after every finished live shot: its `shot-facts/1`, webhooks, external
+//!   analyzers.
+//! - [`document`]: the one JSON shape of a shot (summary and whole document) for every consumer.
+//! - [`metrics`]: Prometheus text for the loops, the store, the hooks and the runs.
+//! - [`process`]: log set-up and signals, the same for both binaries.
+//!
+//! Errors at this crate's seam are typed ([`record::RecordError`], [`sync::SyncError`],
+//! [`runs::RunError`], [`hooks::HookError`]); each says what failed and on what.
+#![deny(missing_docs)]
+
+pub mod document;
+pub mod hooks;
+mod http;
+pub mod metrics;
+pub mod process;
+pub mod record;
+pub mod runs;
+pub mod sync;
+
+/// Now, in Unix seconds (what the store, the machine and the runs count in).
+pub(crate) fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// An error and its causes, one line (`what: why: deeper why`), for a log line or a stored
+/// run's `error`.
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let next = s.to_string();
+        // thiserror's `#[error("…: {source}")]` already printed it.
+        if !text.ends_with(&next) {
+            text.push_str(": ");
+            text.push_str(&next);
+        }
+        source = s.source();
+    }
+    text
+}
