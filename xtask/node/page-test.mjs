@@ -33,7 +33,8 @@ try {
   await page.click("li.shot");
   await page.waitForSelector("#detail.open", { timeout: 10_000 });
   const href = await page.getAttribute("#export", "href");
-  if (!/^\/api\/v1\/shots\/\d+\/file$/.test(href)) throw new Error(`export link ${href}`);
+  // The shot's public id: the machine's UUID (or the store's key before the machine named it).
+  if (!/^\/api\/v1\/shots\/[0-9A-Za-z-]+\/file$/.test(href)) throw new Error(`export link ${href}`);
   // A QA run started from the page shows its progress from the SSE stream, then its summary.
   await page.click("#run-qa");
   await page.waitForFunction(() => document.body.dataset.run === "qa:succeeded", null, { timeout: 20_000 });

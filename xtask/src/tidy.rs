@@ -84,7 +84,13 @@ fn metadata() -> serde_json::Value {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let out = std::process::Command::new(cargo)
         .current_dir(root())
-        .args(["metadata", "--format-version", "1", "--no-deps", "--offline"])
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--no-deps",
+            "--offline",
+        ])
         .output()
         .expect("cargo metadata runs");
     assert!(
@@ -97,7 +103,12 @@ fn metadata() -> serde_json::Value {
 
 /// Each package's name, its directory relative to the root, its dependencies (name, kind:
 /// `normal`, `dev` or `build`, and path if it is one of ours) and its target kinds.
-type Package = (String, PathBuf, Vec<(String, String, Option<PathBuf>)>, Vec<String>);
+type Package = (
+    String,
+    PathBuf,
+    Vec<(String, String, Option<PathBuf>)>,
+    Vec<String>,
+);
 
 fn packages() -> Vec<Package> {
     let meta = metadata();

@@ -25,7 +25,10 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/api/v1/shots/{id}", get(shot))
         .route("/api/v1/shots/{id}/file", get(shot_file))
         .route("/api/v1/shots/{id}/analyses", get(analyses))
-        .route("/api/v1/runs", axum::routing::post(runs_api::start))
+        .route(
+            "/api/v1/runs",
+            axum::routing::post(runs_api::start).get(runs_api::list),
+        )
         .route("/api/v1/runs/current", get(runs_api::current))
         .route("/api/v1/runs/{id}", get(runs_api::get))
         .route(

@@ -14,8 +14,12 @@ use fanout::ws::{Limits, WsState};
 use recorder::hooks::{AnalyzerConfig, FinishedShots, HookFormat, Hooks, WebhookConfig};
 use recorder::process::{LogFormat, init_logs, stop_on_signals};
 use recorder::record::{self, MachineConfig};
+use recorder::runs::{Runs, SyncTarget};
 use storage::{Options, Store};
 use tokio_util::sync::CancellationToken;
+
+/// How often every machine's history is synced (a `sync` run started by the schedule).
+const SYNC_EVERY: Duration = Duration::from_secs(15 * 60);
 
 mod api;
 mod runs_api;
@@ -261,14 +265,16 @@ async fn serve(
         )));
     }
     let ws = WsState::with_auth(hub.clone(), Limits::default(), auth.clone(), origins);
-    let targets = machines
+    let targets = states
         .iter()
-        .map(|(name, url)| recorder::runs::SyncTarget {
-            name: name.clone(),
-            url: url.clone(),
+        .map(|m| SyncTarget {
+            name: m.name.clone(),
+            url: m.url.clone(),
+            stats: Some(m.stats.clone()),
         })
         .collect();
-    let runs = recorder::runs::Runs::new(store.clone(), targets, finished.analyzers().to_vec());
+    let runs = Runs::new(store.clone(), targets, finished.analyzers().to_vec());
+    tokio::spawn(runs.clone().schedule_sync(SYNC_EVERY, stop.clone()));
     let app = api::router(state::AppState {
         hub: hub.clone(),
         store: store.clone(),

@@ -64,6 +64,7 @@ pub(crate) async fn start(
         kind: body.kind,
         shots,
         machine: body.machine,
+        started_by: "api".into(),
     };
     match state.runs.start(request).await {
         Ok(Started::Started(run)) => (StatusCode::ACCEPTED, Json(run)).into_response(),
@@ -76,6 +77,19 @@ pub(crate) async fn start(
             })),
         )
             .into_response(),
+        Err(e) => run_error(e),
+    }
+}
+
+#[derive(serde::Deserialize)]
+pub(crate) struct ListQuery {
+    limit: Option<usize>,
+}
+
+/// `GET /api/v1/runs?limit=20`: `{"runs":[…]}`, newest first (at most 200).
+pub(crate) async fn list(State(state): State<AppState>, Query(q): Query<ListQuery>) -> Response {
+    match state.runs.list(q.limit.unwrap_or(20).min(200)) {
+        Ok(runs) => Json(json!({ "runs": runs })).into_response(),
         Err(e) => run_error(e),
     }
 }

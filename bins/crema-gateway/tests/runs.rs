@@ -12,15 +12,43 @@ const SHOTS: usize = 600;
 mod common;
 use common::{Gateway, request};
 
-/// The gateway over `db`, with a machine nobody answers at: runs need only the store.
+/// The gateway over `db`, with a machine nobody answers at: runs need only the store. Answers
+/// once the history sync the schedule starts with the gateway has ended (it fails: nobody
+/// answers), so that the runs a test starts are the only ones.
 async fn start(db: &std::path::Path) -> Gateway {
-    common::start(&[
+    let gw = common::start(&[
         "--machine",
         "http://127.0.0.1:9",
         "--db",
         db.to_str().unwrap(),
     ])
-    .await
+    .await;
+    for _ in 0..200 {
+        let (status, list) = get(&gw.addr, "/api/v1/runs?limit=5").await;
+        assert_eq!(status, 200, "{list}");
+        let scheduled = list["runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["started_by"] == "schedule")
+            .cloned();
+        if let Some(run) = scheduled.filter(|r| r["status"] != "queued" && r["status"] != "running")
+        {
+            // The periodic sync is a run like the others, visible in the list.
+            assert_eq!(
+                (run["kind"].as_str(), run["status"].as_str()),
+                (Some("sync"), Some("failed")),
+                "{run}"
+            );
+            assert!(
+                run["error"].as_str().unwrap().contains("127.0.0.1:9"),
+                "{run}"
+            );
+            return gw;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("the scheduled sync did not end");
 }
 
 async fn post(addr: &str, path: &str, body: Value) -> (u16, Value) {
@@ -191,6 +219,17 @@ async fn runs_over_http_and_sse() {
     assert_eq!(last["status"], "cancelled", "{last}");
     assert!(last["done"].as_u64().unwrap() < SHOTS as u64);
     assert_eq!(get(&addr, "/api/v1/runs/current").await.0, 404);
+
+    // The list: newest first, as many as asked for.
+    let (status, list) = get(&addr, "/api/v1/runs?limit=2").await;
+    assert_eq!(status, 200);
+    let listed: Vec<(i64, &str)> = list["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["id"].as_i64().unwrap(), r["status"].as_str().unwrap()))
+        .collect();
+    assert_eq!(listed, [(next, "cancelled"), (id, "succeeded")]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -10,12 +10,15 @@ use clap::{Args, Parser, Subcommand};
 use recorder::document;
 use recorder::hooks::{AnalyzerConfig, FinishedShots, HookFormat, Hooks, WebhookConfig};
 use recorder::process::{LogFormat, init_logs, stop_on_signals};
-use recorder::record::{self, MachineConfig};
+use recorder::record::{MachineConfig, Recording};
 use recorder::runs::{RunRequest, Runs, Started, SyncTarget};
 use storage::{Options, Reader, RunKind, RunStatus, Store};
 use tokio_util::sync::CancellationToken;
 
 mod decode;
+
+/// How often the machine's history is synced (a `sync` run started by the schedule).
+const SYNC_EVERY: Duration = Duration::from_secs(15 * 60);
 
 /// Records every shot of a Meticulous espresso machine into SQLite.
 #[derive(Debug, Parser)]
@@ -188,15 +191,20 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         };
         tokio::spawn(exit_on_second_signal(stop.clone()));
         let (stored, notices) = tokio::sync::mpsc::channel(256);
-        tokio::spawn(FinishedShots::start(store.clone(), hooks).follow(notices));
-        Ok(record::run(
-            MachineConfig::new("default", &url),
-            store.clone(),
-            stop,
-            Some(stored),
-            None,
-        )
-        .await?)
+        let finished = FinishedShots::start(store.clone(), hooks);
+        tokio::spawn(finished.clone().follow(notices));
+        let machine = MachineConfig::new("default", &url);
+        let target = SyncTarget {
+            stats: Some(machine.stats.clone()),
+            ..SyncTarget::new(&machine.name, &url)
+        };
+        let runs = Runs::new(store.clone(), vec![target], finished.analyzers().to_vec());
+        // Fails at once when another process records this machine into this database.
+        let recording = Recording::start(machine, store.clone(), Some(stored), None).await?;
+        tokio::spawn(runs.clone().schedule_sync(SYNC_EVERY, stop.clone()));
+        let result = recording.run(stop).await;
+        runs.stop(Duration::from_secs(5)).await;
+        Ok(result?)
     });
     drop(rt);
     // Every write was answered; the writer checkpoints the WAL as it closes.
@@ -281,15 +289,13 @@ fn export(db: &Path, id: &str, out: Option<&Path>) -> anyhow::Result<()> {
 fn sync_command(machine: &str, db: &Path) -> anyhow::Result<()> {
     // A wrong URL is reported before anything is created.
     meticulous::api::Api::new(machine, Duration::from_secs(1))?;
-    let targets = vec![SyncTarget {
-        name: "default".into(),
-        url: machine.to_owned(),
-    }];
+    let targets = vec![SyncTarget::new("default", machine)];
     let run = follow(db, targets, "syncing history", |_| {
         Ok(RunRequest {
             kind: RunKind::Sync,
             shots: None,
             machine: None,
+            started_by: "cli".into(),
         })
     })?;
     println!("{}", run.summary.unwrap_or_default());
@@ -308,6 +314,7 @@ fn qa_command(db: &Path, all: bool) -> anyhow::Result<()> {
             kind: RunKind::Qa,
             shots,
             machine: None,
+            started_by: "cli".into(),
         })
     })?;
     let store = open_store(db)?;

@@ -188,6 +188,7 @@ async fn round(
             kind: RunKind::Qa,
             shots: None,
             machine: None,
+            started_by: "api".into(),
         })
         .await?
     {

@@ -4,6 +4,8 @@
 //! - [`record`]: one machine's recording loop. Its socket.io events go through the pure
 //!   recorder into the store; it answers the recorder's lookups, reconciles each finished shot
 //!   with the machine's history, and starts the periodic history sync as a run.
+//! - [`lease`]: holding a lease of the store while this process owns a machine or a run, so
+//!   that many processes can share one store.
 //! - [`sync`]: a history sync of one machine (list, then fetch what the store lacks).
 //! - [`runs`]: sync, QA and analysis as tracked background runs, one at a time, with progress.
 //! - [`hooks`]: the work after every finished live shot: its `shot-facts/1`, webhooks, external
@@ -19,6 +21,7 @@
 pub mod document;
 pub mod hooks;
 mod http;
+pub mod lease;
 pub mod metrics;
 pub mod process;
 pub mod record;

@@ -1,5 +1,8 @@
-//! Recording one machine: its socket.io events through the pure recorder into the store, the
-//! lookups and history reconciliation it asks for, and a history sync every 15 minutes.
+//! Recording one machine: its socket.io events through the pure recorder into the store, and
+//! the lookups and history reconciliation it asks for. The loop owns the machine's live shots
+//! through the store's `machine:<name>` lease ([`crate::lease`]): a second process cannot
+//! record the same machine into the same store, and every write is fenced with the lease. The
+//! periodic history sync is a run ([`crate::runs::Runs::schedule_sync`]).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -14,7 +17,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::sync::{self, SyncError, SyncReport};
+use crate::lease::{Held, LeaseError};
 use crate::unix_now;
 
 /// Why a recording loop stopped before it was asked to.
@@ -41,6 +44,22 @@ pub enum RecordError {
     /// The store could not be read at the start.
     #[error(transparent)]
     Storage(#[from] StorageError),
+    /// Another process records this machine into this store.
+    #[error(
+        "machine {machine}: {holder}; stop that process first, or record into another database"
+    )]
+    Owned {
+        /// The machine's name.
+        machine: String,
+        /// Who records it.
+        holder: storage::Holder,
+    },
+    /// Another process took this machine over (this one stalled past its lease).
+    #[error("machine {machine}: another process took the recording over; stopping")]
+    LeaseLost {
+        /// The machine's name.
+        machine: String,
+    },
     /// The database refused writes for longer than the loop waits.
     #[error(
         "the database refused writes for {waited:?}; stopping so nothing is dropped silently \
@@ -60,8 +79,6 @@ pub struct MachineConfig {
     pub name: String,
     /// Its base URL (`http://meticulous.local`).
     pub url: String,
-    /// How often the history is synced while running.
-    pub sync_every: Duration,
     /// How long to keep asking the history for a shot that just ended.
     pub reconcile_for: Duration,
     /// The recorder's limits.
@@ -76,7 +93,8 @@ pub struct MachineConfig {
     pub key_space: (u64, u64),
 }
 
-/// What a recording loop is doing now: its connection, the shot in progress, its history sync.
+/// What a recording loop is doing now: its connection, the shot in progress, and the history
+/// syncs of its machine (kept by the sync runs).
 /// Every field is a counter or a gauge anyone may read at any time.
 #[derive(Debug, Default)]
 pub struct MachineStats {
@@ -131,12 +149,11 @@ impl MachineStats {
 }
 
 impl MachineConfig {
-    /// The defaults: sync every 15 minutes, reconcile each shot for 30 s.
+    /// The defaults: reconcile each shot for 30 s, retry refused writes for 2 minutes.
     pub fn new(name: &str, url: &str) -> Self {
         Self {
             name: name.to_owned(),
             url: url.to_owned(),
-            sync_every: Duration::from_secs(15 * 60),
             reconcile_for: Duration::from_secs(30),
             recorder: Config::default(),
             give_up_after: Duration::from_secs(120),
@@ -168,11 +185,10 @@ enum Report {
         recorder_core::ShotKey,
         Result<Option<meticulous::CurrentShot>, String>,
     ),
-    Synced(Result<SyncReport, SyncError>),
 }
 
-/// Records `machine` into `store` until `stop` is cancelled. Returns an error only when it
-/// cannot go on (the database refuses writes for minutes): samples are never dropped silently.
+/// Records `machine` into `store` until `stop` is cancelled: [`Recording::start`], then
+/// [`Recording::run`].
 pub async fn run(
     machine: MachineConfig,
     store: Arc<Store>,
@@ -180,45 +196,217 @@ pub async fn run(
     stored: Option<mpsc::Sender<Stored>>,
     sink: Option<EventSink>,
 ) -> Result<(), RecordError> {
-    let api = Api::new(&machine.url, Duration::from_secs(120))?;
-    let lookup_api = Api::new(&machine.url, Duration::from_secs(5))?;
-    // Machine `i` of `n` takes the keys `k` with `k % n == i`, from above every stored key:
-    // another machine's keys can never be among them, whenever each loop starts.
-    let (index, machines) = (machine.key_space.0, machine.key_space.1.max(1));
-    let above = store.reader()?.max_recording_key()? + 1;
-    let first_key = above + (index + machines - above % machines) % machines;
-    let mut recorder = Recorder::new(machine.recorder.clone(), first_key).with_key_stride(machines);
-    if let Some(last) = store
-        .recovered()
-        .iter()
-        .rfind(|r| r.machine == machine.name)
-    {
-        recorder.resume_candidate(last.key, last.id.clone(), last.samples);
-    }
-    let config = ClientConfig::new(&machine.url).map_err(|source| RecordError::Client {
-        url: machine.url.clone(),
-        source,
-    })?;
-    let client = Client::new(config);
-    let (_socket, mut events) = client
-        .socket("/", Auth::None)
+    Recording::start(machine, store, stored, sink)
+        .await?
+        .run(stop)
         .await
-        .map_err(RecordError::Socket)?;
-    let (reports, mut report_rx) = mpsc::channel::<Report>(64);
-    let mut next_sync = Instant::now();
-    let mut syncing = false;
-    let mut armed: Option<Instant> = None;
-    let timer = tokio::time::sleep_until(Instant::now() + FAR);
-    tokio::pin!(timer);
-    tracing::info!(machine = %machine.name, url = %machine.url, "recording");
-    // When the input being handled arrived.
-    let mut input_at = Instant::now();
-    loop {
-        // Do what the recorder asks, in order; a write is retried until it is stored.
-        while let Some(output) = recorder.poll_output() {
+}
+
+impl Recording {
+    /// Takes the machine's lease and connects. Fails when another process records the machine
+    /// into this store, or the URL cannot be used. `stored` gets a notice of every output once
+    /// it is stored (offered, never waited for); `sink` gets every event from the machine.
+    pub async fn start(
+        machine: MachineConfig,
+        store: Arc<Store>,
+        stored: Option<mpsc::Sender<Stored>>,
+        sink: Option<EventSink>,
+    ) -> Result<Recording, RecordError> {
+        let api = Api::new(&machine.url, Duration::from_secs(120))?;
+        let lookup_api = Api::new(&machine.url, Duration::from_secs(5))?;
+        let config = ClientConfig::new(&machine.url).map_err(|source| RecordError::Client {
+            url: machine.url.clone(),
+            source,
+        })?;
+        let lease = match Held::take(store.clone(), &storage::lease::machine(&machine.name)).await {
+            Ok(lease) => lease,
+            Err(LeaseError::Held(holder)) => {
+                return Err(RecordError::Owned {
+                    machine: machine.name,
+                    holder,
+                });
+            }
+            Err(LeaseError::Storage(e)) => return Err(e.into()),
+        };
+        // Machine `i` of `n` takes the keys `k` with `k % n == i`, from above every stored key:
+        // another machine's keys can never be among them, whenever each loop starts.
+        let (index, machines) = (machine.key_space.0, machine.key_space.1.max(1));
+        let above = store.reader()?.max_recording_key()? + 1;
+        let first_key = above + (index + machines - above % machines) % machines;
+        let mut recorder =
+            Recorder::new(machine.recorder.clone(), first_key).with_key_stride(machines);
+        // The last shot a crash cut: finished as partial when this store was opened, or as the
+        // lease changed hands. The recorder goes on in it if the machine is still in that shot.
+        if let Some(last) = store
+            .recovered()
+            .iter()
+            .chain(lease.recovered())
+            .filter(|r| r.machine == machine.name)
+            .max_by_key(|r| r.key)
+        {
+            recorder.resume_candidate(last.key, last.id.clone(), last.samples);
+        }
+        let client = Client::new(config);
+        let (socket, events) = client
+            .socket("/", Auth::None)
+            .await
+            .map_err(RecordError::Socket)?;
+        let (reports, report_rx) = mpsc::channel::<Report>(64);
+        Ok(Recording {
+            recorder,
+            lease,
+            store,
+            api,
+            lookup_api,
+            reports,
+            stored,
+            sink,
+            input_at: Instant::now(),
+            machine,
+            connection: Some((client, socket, events, report_rx)),
+        })
+    }
+
+    /// Records until `stop` is cancelled; then stores every sample read. Fails when it cannot
+    /// go on (the database refuses writes for minutes, the lease was lost): samples are never
+    /// dropped silently.
+    pub async fn run(mut self, stop: CancellationToken) -> Result<(), RecordError> {
+        let recording = &mut self;
+        let Some((client, _socket, mut events, mut report_rx)) = recording.connection.take() else {
+            return Ok(());
+        };
+        let mut armed: Option<Instant> = None;
+        let timer = tokio::time::sleep_until(Instant::now() + FAR);
+        tokio::pin!(timer);
+        tracing::info!(machine = %recording.machine.name, url = %recording.machine.url, "recording");
+        let lost = recording.lease.lost().clone();
+        loop {
+            recording.do_outputs().await?;
+            let deadline = recording.recorder.poll_timeout().map(Instant::from_std);
+            if deadline != armed {
+                armed = deadline;
+                timer
+                    .as_mut()
+                    .reset(deadline.unwrap_or_else(|| Instant::now() + FAR));
+            }
+            tokio::select! {
+                () = stop.cancelled() => break,
+                () = lost.cancelled() => {
+                    return Err(RecordError::LeaseLost { machine: recording.machine.name.clone() });
+                }
+                event = events.recv() => {
+                    let Some(event) = event else {
+                        return Err(RecordError::ClientStopped);
+                    };
+                    recording.on_event(event);
+                }
+                Some(report) = report_rx.recv() => recording.on_report(report),
+                () = &mut timer, if armed.is_some() => {
+                    armed = None;
+                    recording.on_timeout();
+                }
+            }
+        }
+        recording.stop().await?;
+        client.close();
+        tracing::info!(machine = %recording.machine.name, "stopped recording");
+        Ok(())
+    }
+}
+
+/// The socket.io client, its namespace, its events, and the reports of the tasks beside.
+type Connection = (
+    Client,
+    socketio::Socket,
+    socketio::Events,
+    mpsc::Receiver<Report>,
+);
+
+/// One machine's recording: the pure recorder and what its outputs need.
+pub struct Recording {
+    machine: MachineConfig,
+    recorder: Recorder,
+    /// The machine's lease: every write is fenced with it.
+    lease: Held,
+    store: Arc<Store>,
+    /// The machine's history (reconciliation), and its shot in progress (lookups, which must
+    /// answer quickly).
+    api: Api,
+    lookup_api: Api,
+    reports: mpsc::Sender<Report>,
+    stored: Option<mpsc::Sender<Stored>>,
+    sink: Option<EventSink>,
+    /// When the input being handled arrived.
+    input_at: Instant,
+    /// Until [`Recording::run`] takes it.
+    connection: Option<Connection>,
+}
+
+impl std::fmt::Debug for Recording {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Recording")
+            .field("machine", &self.machine.name)
+            .field("lease", &self.lease)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Recording {
+    /// The machine's name.
+    pub fn machine(&self) -> &str {
+        &self.machine.name
+    }
+
+    /// An event from the machine's socket.io connection.
+    fn on_event(&mut self, event: Event) {
+        self.input_at = Instant::now();
+        let stats = &self.machine.stats;
+        match &event {
+            Event::Connect { .. } => stats.connected.store(true, Ordering::Relaxed),
+            Event::Disconnect(_) => stats.connected.store(false, Ordering::Relaxed),
+            Event::Message(_) => {
+                stats.events.fetch_add(1, Ordering::Relaxed);
+            }
+            _ => {}
+        }
+        if let Some(sink) = &self.sink {
+            forward(sink, &event, &self.machine.url);
+        }
+        if let Some(input) = input(event) {
+            self.recorder.handle_input(self.input_at.into_std(), input);
+        }
+    }
+
+    /// A task beside the loop answered.
+    fn on_report(&mut self, report: Report) {
+        self.input_at = Instant::now();
+        match report {
+            Report::Lookup(key, result) => {
+                if let Err(e) = &result {
+                    tracing::warn!(
+                        machine = %self.machine.name,
+                        "cannot ask the machine for the shot in progress: {e}"
+                    );
+                }
+                self.recorder
+                    .handle_input(self.input_at.into_std(), Input::CurrentShot { key, result });
+            }
+        }
+    }
+
+    /// The recorder's deadline passed.
+    fn on_timeout(&mut self) {
+        self.input_at = Instant::now();
+        self.recorder.handle_timeout(self.input_at.into_std());
+    }
+
+    /// Does what the recorder asks, in order; a write is retried until it is stored.
+    async fn do_outputs(&mut self) -> Result<(), RecordError> {
+        while let Some(output) = self.recorder.poll_output() {
+            let name = &self.machine.name;
             match &output {
                 Output::LookupCurrentShot { key } => {
-                    let (api, reports, key) = (lookup_api.clone(), reports.clone(), *key);
+                    let (api, reports, key) = (self.lookup_api.clone(), self.reports.clone(), *key);
                     tokio::spawn(async move {
                         let mut result = Err(String::new());
                         // A few tries: the shot's record appears with its first frame.
@@ -233,33 +421,29 @@ pub async fn run(
                     });
                 }
                 Output::Started(start) => tracing::info!(
-                    machine = %machine.name, shot = start.key,
+                    machine = %name, shot = start.key,
                     profile = start.profile_name.as_deref().unwrap_or("?"), "shot started"
                 ),
                 Output::Stalled { key, last_time } => tracing::warn!(
-                    machine = %machine.name, shot = key,
+                    machine = %name, shot = key,
                     "the machine's controller stalled: no new sample since time {last_time} ms"
                 ),
                 Output::Discard { key, reason } => tracing::info!(
-                    machine = %machine.name, shot = key, "not keeping a shot: {reason}"
+                    machine = %name, shot = key, "not keeping a shot: {reason}"
                 ),
-                Output::Finish(shot) => {
-                    tracing::info!(
-                        machine = %machine.name, shot = shot.key, id = ?shot.id,
-                        samples = shot.samples, status = ?shot.status, "shot recorded"
-                    );
-                }
+                Output::Finish(shot) => tracing::info!(
+                    machine = %name, shot = shot.key, id = ?shot.id,
+                    samples = shot.samples, status = ?shot.status, "shot recorded"
+                ),
                 _ => {}
             }
-            if let Some(write) = Write::from_output(&machine.name, &output) {
-                store_durably(&store, write, machine.give_up_after).await?;
-            }
-            machine.stats.output(&output);
-            if let Some(tx) = &stored {
+            self.store_output(&output).await?;
+            self.machine.stats.output(&output);
+            if let Some(tx) = &self.stored {
                 // A slow listener misses notices; the recording never waits for it.
                 let _ = tx.try_send(Stored {
                     output: output.clone(),
-                    caused_at: input_at,
+                    caused_at: self.input_at,
                     at: Instant::now(),
                 });
             }
@@ -267,103 +451,47 @@ pub async fn run(
                 && let Some(id) = shot.id.clone()
             {
                 tokio::spawn(reconcile(
-                    api.clone(),
-                    store.clone(),
-                    machine.name.clone(),
+                    self.api.clone(),
+                    self.store.clone(),
+                    self.machine.name.clone(),
                     id,
-                    machine.reconcile_for,
+                    self.machine.reconcile_for,
                 ));
             }
         }
-        let deadline = recorder.poll_timeout().map(Instant::from_std);
-        if deadline != armed {
-            armed = deadline;
-            timer
-                .as_mut()
-                .reset(deadline.unwrap_or_else(|| Instant::now() + FAR));
-        }
-        tokio::select! {
-            () = stop.cancelled() => break,
-            event = events.recv() => {
-                input_at = Instant::now();
-                let now = input_at.into_std();
-                let Some(event) = event else {
-                    return Err(RecordError::ClientStopped);
-                };
-                let stats = &machine.stats;
-                match &event {
-                    Event::Connect { .. } => stats.connected.store(true, Ordering::Relaxed),
-                    Event::Disconnect(_) => stats.connected.store(false, Ordering::Relaxed),
-                    Event::Message(_) => {
-                        stats.events.fetch_add(1, Ordering::Relaxed);
-                    }
-                    _ => {}
-                }
-                if let Some(sink) = &sink {
-                    forward(sink, &event, &machine.url);
-                }
-                if let Some(input) = input(event) {
-                    recorder.handle_input(now, input);
-                }
-            }
-            Some(report) = report_rx.recv() => {
-                input_at = Instant::now();
-                match report {
-                    Report::Lookup(key, result) => {
-                        if let Err(e) = &result {
-                            tracing::warn!(machine = %machine.name, "cannot ask the machine for the shot in progress: {e}");
-                        }
-                        recorder.handle_input(Instant::now().into_std(), Input::CurrentShot { key, result });
-                    }
-                    Report::Synced(result) => {
-                        syncing = false;
-                        let stats = &machine.stats;
-                        stats.syncing.store(false, Ordering::Relaxed);
-                        match result {
-                            Ok(report) => {
-                                stats.syncs_ok.fetch_add(1, Ordering::Relaxed);
-                                stats.last_sync_unix.store(unix_now() as u64, Ordering::Relaxed);
-                                tracing::info!(machine = %machine.name, "history synced: {report}");
-                            }
-                            Err(e) => {
-                                stats.syncs_failed.fetch_add(1, Ordering::Relaxed);
-                                tracing::warn!(machine = %machine.name, "history sync failed (next try in {:?}): {}", machine.sync_every, crate::error_chain(&e));
-                            }
-                        }
-                    }
-                }
-            }
-            () = tokio::time::sleep_until(next_sync), if !syncing => {
-                syncing = true;
-                next_sync = Instant::now() + machine.sync_every;
-                let (api, store, name, reports) = (api.clone(), store.clone(), machine.name.clone(), reports.clone());
-                let status = machine.stats.clone();
-                status.syncing.store(true, Ordering::Relaxed);
-                tokio::spawn(async move {
-                    let result = sync::sync(&api, &store, &name, |done, total| {
-                        status.sync_done.store(done as u64, Ordering::Relaxed);
-                        status.sync_total.store(total as u64, Ordering::Relaxed);
-                    }).await;
-                    let _ = reports.send(Report::Synced(result)).await;
-                });
-            }
-            () = &mut timer, if armed.is_some() => {
-                input_at = Instant::now();
-                armed = None;
-                recorder.handle_timeout(Instant::now().into_std());
-            }
+        Ok(())
+    }
+
+    /// Stores what `output` changes, fenced with the machine's lease.
+    async fn store_output(&self, output: &Output) -> Result<(), RecordError> {
+        let Some(write) = Write::from_output(&self.machine.name, output) else {
+            return Ok(());
+        };
+        match store_durably(
+            &self.store,
+            self.lease.fence(write),
+            self.machine.give_up_after,
+        )
+        .await
+        {
+            Err(RecordError::GaveUp {
+                source: StorageError::LeaseLost { .. },
+                ..
+            }) => Err(RecordError::LeaseLost {
+                machine: self.machine.name.clone(),
+            }),
+            other => other,
         }
     }
-    // Stopping: every sample read so far is stored before we go.
-    recorder.flush_journal();
-    while let Some(output) = recorder.poll_output() {
-        if let Some(write) = Write::from_output(&machine.name, &output) {
-            store_durably(&store, write, machine.give_up_after).await?;
+
+    /// Stopping: every sample read so far is stored before we go.
+    async fn stop(&mut self) -> Result<(), RecordError> {
+        self.recorder.flush_journal();
+        while let Some(output) = self.recorder.poll_output() {
+            self.store_output(&output).await?;
         }
+        Ok(())
     }
-    client.close();
-    tracing::info!(machine = %machine.name, "stopped recording");
-    Ok(())
 }
 
 /// A timer far enough away to mean "none".
@@ -446,6 +574,13 @@ async fn store_durably(
         match store.write(write.clone()).await {
             Ok(_) => return Ok(()),
             Err(StorageError::Closed) => return Err(StorageError::Closed.into()),
+            // Another process records the machine now: retrying cannot help.
+            Err(source @ StorageError::LeaseLost { .. }) => {
+                return Err(RecordError::GaveUp {
+                    waited: started.elapsed(),
+                    source,
+                });
+            }
             Err(e) if started.elapsed() < give_up_after => {
                 tracing::error!("cannot store a recording write, retrying in {delay:?}: {e}");
                 tokio::time::sleep(delay).await;

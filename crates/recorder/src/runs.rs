@@ -9,6 +9,7 @@
 //! their own: the live path only shares the writer with them, and the batches are small so that
 //! a live write never waits long behind one (`cargo xtask bench runs` measures it).
 
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -23,6 +24,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::document;
 use crate::hooks::Analyzer;
+use crate::lease::Held;
+use crate::record::MachineStats;
 use crate::unix_now;
 
 /// Why a run failed: its text is stored as the run's `error`.
@@ -94,6 +97,8 @@ pub struct RunRequest {
     pub shots: Option<Vec<String>>,
     /// For a sync: one machine (`None`: every configured machine).
     pub machine: Option<String>,
+    /// What starts it: `api`, `cli` or `schedule` (stored with the run).
+    pub started_by: String,
 }
 
 /// What [`Runs::start`] did.
@@ -126,6 +131,19 @@ pub struct SyncTarget {
     pub name: String,
     /// Its base URL.
     pub url: String,
+    /// Its recording loop's stats, whose `sync_*` gauges each sync of it keeps.
+    pub stats: Option<Arc<MachineStats>>,
+}
+
+impl SyncTarget {
+    /// Machine `name` at `url`, without stats.
+    pub fn new(name: &str, url: &str) -> Self {
+        Self {
+            name: name.to_owned(),
+            url: url.to_owned(),
+            stats: None,
+        }
+    }
 }
 
 struct Active {
@@ -180,7 +198,7 @@ impl Runs {
     /// Creates the run and starts it in the background, or answers the active run.
     pub async fn start(self: &Arc<Self>, request: RunRequest) -> Result<Started, RunError> {
         let _followed_before_known = self.starting.lock().await;
-        if self.stopping.load(std::sync::atomic::Ordering::Acquire) {
+        if self.stopping.load(Ordering::Acquire) {
             return Err(RunError::BadRequest("the process is stopping".into()));
         }
         let reader = self.reader()?;
@@ -225,6 +243,7 @@ impl Runs {
                 kind: request.kind,
                 machine: request.machine.clone(),
                 shots: shots.clone(),
+                started_by: request.started_by.clone(),
             })
             .await?;
         let id = match created {
@@ -245,7 +264,23 @@ impl Runs {
         });
         let runs = self.clone();
         let snapshot = run.clone();
+        // The run is this process's while it holds the runs lease: renewed until the run ends.
+        let lease = Held::take(self.store.clone(), storage::lease::RUNS).await;
         tokio::spawn(async move {
+            let lease = match lease {
+                Ok(lease) => {
+                    let (lost, cancel) = (lease.lost().clone(), cancel.clone());
+                    tokio::spawn(async move {
+                        lost.cancelled().await;
+                        cancel.cancel();
+                    });
+                    Some(lease)
+                }
+                Err(e) => {
+                    tracing::warn!("run {id}: cannot hold the runs lease: {e}");
+                    None
+                }
+            };
             let job = Job {
                 store: runs.store.clone(),
                 run: run.clone(),
@@ -280,6 +315,7 @@ impl Runs {
                     }
                 }
             };
+            drop(lease);
             let mut active = runs.active.lock().unwrap_or_else(|e| e.into_inner());
             if active.as_ref().is_some_and(|a| a.id == id) {
                 *active = None;
@@ -295,6 +331,65 @@ impl Runs {
             );
         });
         Ok(Started::Started(snapshot))
+    }
+
+    /// The runs stored, newest first, at most `limit`; the active one as it stands now.
+    pub fn list(&self, limit: usize) -> Result<Vec<Run>, RunError> {
+        let mut runs = self.reader()?.runs(limit)?;
+        if let Some(live) = self.current()? {
+            for run in runs.iter_mut().filter(|r| r.id == live.id) {
+                *run = live.clone();
+            }
+        }
+        Ok(runs)
+    }
+
+    /// Syncs every machine's history now and then every `every` after the last sync ended,
+    /// as runs (`started_by: schedule`) under the one-active-run rule: while another run is
+    /// active (in this process or another one on the store), the schedule waits for it. Ends
+    /// when `stop` is cancelled.
+    pub async fn schedule_sync(self: Arc<Self>, every: Duration, stop: CancellationToken) {
+        const RETRY: Duration = Duration::from_secs(2);
+        loop {
+            let request = RunRequest {
+                kind: RunKind::Sync,
+                shots: None,
+                machine: None,
+                started_by: "schedule".into(),
+            };
+            let wait = match self.start(request).await {
+                Ok(Started::Started(run)) => {
+                    if let Some(mut progress) = self.watch(run.id) {
+                        tokio::select! {
+                            () = stop.cancelled() => return,
+                            _ = progress.wait_for(|r| !r.status.is_active()) => {}
+                        }
+                    }
+                    every
+                }
+                // Another run is active: try again soon after.
+                Ok(Started::Busy(active)) => {
+                    tracing::debug!(
+                        run = active.id,
+                        "the scheduled sync waits for run {}",
+                        active.id
+                    );
+                    RETRY
+                }
+                Err(RunError::BadRequest(reason)) => {
+                    tracing::info!("no scheduled sync: {reason}");
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!("cannot start the scheduled sync (next try in {every:?}): {e}");
+                    every
+                }
+            };
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = tokio::time::sleep(wait) => {}
+            }
+        }
     }
 
     /// The run's latest snapshot: the live one if it is active, else the stored one.
@@ -393,8 +488,7 @@ impl Runs {
     /// The process is stopping: the active run stops and is stored as `interrupted` (waiting at
     /// most `wait` for it), and no new run starts.
     pub async fn stop(&self, wait: Duration) {
-        self.stopping
-            .store(true, std::sync::atomic::Ordering::Release);
+        self.stopping.store(true, Ordering::Release);
         let rx = {
             let active = self.active.lock().unwrap_or_else(|e| e.into_inner());
             active.as_ref().map(|a| {
@@ -463,7 +557,7 @@ impl Job {
     }
 
     fn end(&mut self, result: Result<(), Failure>) {
-        let stopping = self.stopping.load(std::sync::atomic::Ordering::Acquire);
+        let stopping = self.stopping.load(Ordering::Acquire);
         match result {
             Ok(()) if self.cancel.is_cancelled() && stopping => {
                 self.run.status = RunStatus::Interrupted;
@@ -671,17 +765,45 @@ impl Job {
             let base = (self.run.done, self.run.total);
             let progress = self.tx.clone();
             let snapshot = self.run.clone();
+            let stats = machine.stats.clone();
+            if let Some(stats) = &stats {
+                stats.syncing.store(true, Ordering::Relaxed);
+            }
             let sync = crate::sync::sync(&api, &self.store, &machine.name, |done, total| {
                 let mut run = snapshot.clone();
                 run.total = base.1 + total as u64;
                 run.done = base.0 + done as u64;
                 run.passed = snapshot.passed + done as u64;
                 progress.send_replace(run);
+                if let Some(stats) = &stats {
+                    stats.sync_done.store(done as u64, Ordering::Relaxed);
+                    stats.sync_total.store(total as u64, Ordering::Relaxed);
+                }
             });
-            let report = tokio::select! {
-                () = self.cancel.cancelled() => return Ok(()),
-                report = sync => report.map_err(|e| format!("syncing {}: {}", machine.name, crate::error_chain(&e)))?,
+            let result = tokio::select! {
+                () = self.cancel.cancelled() => None,
+                report = sync => Some(report),
             };
+            if let Some(stats) = &stats {
+                stats.syncing.store(false, Ordering::Relaxed);
+                match &result {
+                    Some(Ok(_)) => {
+                        stats.syncs_ok.fetch_add(1, Ordering::Relaxed);
+                        stats
+                            .last_sync_unix
+                            .store(unix_now() as u64, Ordering::Relaxed);
+                    }
+                    Some(Err(_)) => {
+                        stats.syncs_failed.fetch_add(1, Ordering::Relaxed);
+                    }
+                    None => {}
+                }
+            }
+            let Some(result) = result else {
+                return Ok(());
+            };
+            let report = result
+                .map_err(|e| format!("syncing {}: {}", machine.name, crate::error_chain(&e)))?;
             let latest = self.tx.borrow().clone();
             (self.run.total, self.run.done, self.run.passed) =
                 (latest.total, latest.done, latest.passed);

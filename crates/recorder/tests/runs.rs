@@ -59,6 +59,7 @@ fn request(kind: RunKind) -> RunRequest {
         kind,
         shots: None,
         machine: None,
+        started_by: "api".into(),
     }
 }
 
@@ -140,6 +141,7 @@ async fn analysis_stores_shot_facts_for_the_shots_asked() {
         kind: RunKind::Analyze,
         shots: Some(vec![shots[0].0.clone()]),
         machine: None,
+        started_by: "api".into(),
     };
     let Started::Started(run) = runs.start(ask).await.unwrap() else {
         panic!()
@@ -163,6 +165,7 @@ async fn analysis_stores_shot_facts_for_the_shots_asked() {
         kind: RunKind::Qa,
         shots: Some(vec!["nope".into()]),
         machine: None,
+        started_by: "api".into(),
     };
     assert!(
         runs.start(bad)

@@ -16,6 +16,7 @@
 //!   is idempotent.
 #![deny(missing_docs)]
 
+pub mod lease;
 mod read;
 mod runs;
 mod schema;
@@ -30,6 +31,7 @@ use meticulous::{Entry, Sample};
 use recorder_core::{Shot, ShotKey, ShotStart};
 use tokio::sync::{mpsc, oneshot};
 
+pub use lease::{Holder, Owner};
 pub use read::{Reader, ShotFile, ShotSummary, ShotsPage};
 pub use runs::{Analysis, QaResult, Run, RunKind, RunProgress, RunStatus};
 pub use stats::{COMMIT_BUCKETS, CommitStats};
@@ -81,6 +83,21 @@ pub enum StorageError {
     /// The writer thread is gone (the store was closed, or it panicked).
     #[error("the database writer has stopped")]
     Closed,
+    /// A fenced write was refused: this process no longer holds the lease it was fenced with.
+    #[error("lost the lease {lease}{}", lost_to(.holder))]
+    LeaseLost {
+        /// The lease.
+        lease: String,
+        /// Who holds it now, if anyone.
+        holder: Option<Holder>,
+    },
+}
+
+fn lost_to(holder: &Option<Holder>) -> String {
+    holder
+        .as_ref()
+        .map(|h| format!(": {h}"))
+        .unwrap_or_default()
 }
 
 pub(crate) fn sql(what: &'static str) -> impl FnOnce(rusqlite::Error) -> StorageError {
@@ -135,8 +152,10 @@ pub enum Write {
         /// The history entry, with its samples.
         entry: Box<Entry>,
     },
-    /// A new run, queued: answers [`Applied::RunCreated`], or [`Applied::RunBusy`] with the
-    /// run already active (at most one is).
+    /// A new run, queued and executed by this process, which takes the [`lease::RUNS`]
+    /// lease: answers [`Applied::RunCreated`], or [`Applied::RunBusy`] with the run already
+    /// active (at most one is). An active run whose process no longer holds the lease is
+    /// interrupted first.
     CreateRun {
         /// What it does.
         kind: RunKind,
@@ -144,6 +163,8 @@ pub enum Write {
         machine: Option<String>,
         /// The shots it covers (`None`: every stored shot).
         shots: Option<Vec<i64>>,
+        /// What started it (`api`, `cli`, `schedule`).
+        started_by: String,
     },
     /// A run's progress (or its end). Ignored once the run has finished.
     RunProgress(RunProgress),
@@ -152,6 +173,31 @@ pub enum Write {
     QaResults(Vec<(i64, Vec<QaResult>)>),
     /// Analyses of shots, each replacing an earlier one of the same shot by the same analyzer.
     Analyses(Vec<Analysis>),
+    /// Takes or renews lease `name` for this process until `ttl` from now ([`lease`]): answers
+    /// [`Applied::Leased`] or [`Applied::LeaseHeld`]. Taking `machine:<m>` from nobody (or
+    /// from a dead or expired holder) finishes `m`'s shots left recording as partial, in the
+    /// same transaction.
+    Lease {
+        /// The lease ([`lease::machine`], [`lease::RUNS`]).
+        name: String,
+        /// How long it lasts unless renewed.
+        ttl: std::time::Duration,
+    },
+    /// Gives lease `name` up, if this process holds it.
+    Release {
+        /// The lease.
+        name: String,
+    },
+    /// `write`, applied only while this process still holds lease `lease` with `token`
+    /// (otherwise [`StorageError::LeaseLost`], and nothing is written).
+    Fenced {
+        /// The lease.
+        lease: String,
+        /// The token [`Applied::Leased`] gave.
+        token: u64,
+        /// The write.
+        write: Box<Write>,
+    },
 }
 
 impl Write {
@@ -199,7 +245,7 @@ pub enum Upserted {
 }
 
 /// What a write did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Applied {
     /// Done (or nothing to do: writes are idempotent).
     Done,
@@ -215,6 +261,16 @@ pub enum Applied {
         /// The active run's id.
         active: i64,
     },
+    /// This process holds the lease.
+    Leased {
+        /// Its fencing token: larger with every new holder.
+        token: u64,
+        /// Shots left recording by the machine's previous holder, finished as partial now
+        /// (a `machine:` lease taken from nobody, or from a dead or expired holder).
+        recovered: Vec<Recovered>,
+    },
+    /// Another process holds the lease.
+    LeaseHeld(Holder),
 }
 
 /// Test hook: decides, for the n-th commit (from 1), whether SQLite must refuse it.
@@ -229,6 +285,8 @@ pub struct Options {
     pub batch: usize,
     /// Fault injection for tests: make chosen commits fail as a full disk would.
     pub fail_commit: Option<CommitFault>,
+    /// This process, as a lease holder ([`Owner::this_process`]).
+    pub owner: Owner,
 }
 
 impl Default for Options {
@@ -237,6 +295,7 @@ impl Default for Options {
             queue: 1024,
             batch: 256,
             fail_commit: None,
+            owner: Owner::this_process(),
         }
     }
 }
@@ -247,6 +306,7 @@ impl std::fmt::Debug for Options {
             .field("queue", &self.queue)
             .field("batch", &self.batch)
             .field("fail_commit", &self.fail_commit.is_some())
+            .field("owner", &self.owner)
             .finish()
     }
 }
@@ -265,6 +325,7 @@ pub struct Store {
     writer: Option<JoinHandle<()>>,
     recovered: Vec<Recovered>,
     stats: Arc<stats::Stats>,
+    owner: Owner,
 }
 
 /// A live shot a crash left recording, finished as partial by [`Store::open`].
@@ -281,11 +342,13 @@ pub struct Recovered {
 }
 
 impl Store {
-    /// Opens (creating if needed) the database at `path`, migrates it, and finishes as `partial`
-    /// every live shot a crash left recording ([`Store::recovered`]).
+    /// Opens (creating if needed) the database at `path`, migrates it, and finishes what a
+    /// stopped process left open, but only what no live process holds ([`lease`]): shots left
+    /// recording become `partial` ([`Store::recovered`]), active runs `interrupted`. A
+    /// recorder or gateway running beside keeps its live shots and its run.
     pub fn open(path: &Path, options: Options) -> Result<Store, StorageError> {
         let mut conn = write::open_writer(path)?;
-        let (recovered, interrupted) = write::recover(&mut conn)?;
+        let (recovered, interrupted) = write::recover(&mut conn, &options.owner)?;
         if !interrupted.is_empty() {
             tracing::warn!(
                 runs = ?interrupted,
@@ -311,9 +374,10 @@ impl Store {
         let batch = options.batch.max(1);
         let stats = Arc::new(stats::Stats::default());
         let writer_stats = stats.clone();
+        let owner = options.owner.clone();
         let writer = std::thread::Builder::new()
             .name("crema-storage-writer".into())
-            .spawn(move || write::run(conn, rx, batch, &writer_stats))
+            .spawn(move || write::run(conn, rx, batch, &writer_stats, &owner))
             .map_err(|source| StorageError::Io {
                 path: path.to_owned(),
                 source,
@@ -324,7 +388,13 @@ impl Store {
             writer: Some(writer),
             recovered,
             stats,
+            owner: options.owner,
         })
+    }
+
+    /// This process, as a lease holder.
+    pub fn owner(&self) -> &Owner {
+        &self.owner
     }
 
     /// The shots [`Store::open`] found recording and finished as partial, by key.

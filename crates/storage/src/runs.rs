@@ -6,6 +6,7 @@
 use rusqlite::{Connection, OptionalExtension as _, params};
 use serde::{Deserialize, Serialize};
 
+use crate::lease::{self, Owner};
 use crate::{StorageError, sql};
 
 /// What a run does.
@@ -119,6 +120,8 @@ pub struct Run {
     pub error: Option<String>,
     /// What it did, for a person (once finished).
     pub summary: Option<String>,
+    /// What started it: `api`, `cli` or `schedule` (`None` for runs older than that record).
+    pub started_by: Option<String>,
 }
 
 /// Progress of a run, as written.
@@ -165,7 +168,7 @@ pub struct Analysis {
 }
 
 const RUN: &str = "SELECT id, kind, status, machine, shots, total, done, passed, failed,
-    created_at, started_at, finished_at, error, summary FROM runs";
+    created_at, started_at, finished_at, error, summary, started_by, owner FROM runs";
 
 fn run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Run> {
     let bad = |i: usize, what: &str| {
@@ -193,6 +196,7 @@ fn run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Run> {
         finished_at: r.get(11)?,
         error: r.get(12)?,
         summary: r.get(13)?,
+        started_by: r.get(14)?,
     })
 }
 
@@ -222,21 +226,59 @@ pub(crate) fn latest(conn: &Connection, limit: usize) -> Result<Vec<Run>, Storag
     rows.collect::<Result<_, _>>().map_err(sql("listing runs"))
 }
 
-/// Creates a queued run, or answers the active one.
+/// A run to create.
+pub(crate) struct NewRun<'a> {
+    pub(crate) kind: RunKind,
+    pub(crate) machine: Option<&'a str>,
+    pub(crate) shots: Option<&'a [i64]>,
+    pub(crate) started_by: &'a str,
+}
+
+/// The active run's id and the process executing it.
+fn active_owner(conn: &Connection) -> Result<Option<(i64, Option<String>)>, StorageError> {
+    conn.query_row(
+        "SELECT id, owner FROM runs WHERE status IN ('queued', 'running') LIMIT 1",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+    .optional()
+    .map_err(sql("reading the active run"))
+}
+
+/// Creates a queued run executed by `me` (who takes the runs lease), or answers the active
+/// one. An active run whose process holds no lease any more is interrupted first.
 pub(crate) fn create(
     tx: &Connection,
-    kind: RunKind,
-    machine: Option<&str>,
-    shots: Option<&[i64]>,
+    run: NewRun<'_>,
+    me: &Owner,
     now: f64,
 ) -> Result<crate::Applied, StorageError> {
-    if let Some(run) = active(tx)? {
-        return Ok(crate::Applied::RunBusy { active: run.id });
+    if let Some((id, owner)) = active_owner(tx)? {
+        let alive = match &owner {
+            Some(owner) => lease::held_by(tx, lease::RUNS, owner, me, now)?,
+            None => false,
+        };
+        if alive {
+            return Ok(crate::Applied::RunBusy { active: id });
+        }
+        interrupt(tx, id, now)?;
     }
-    let shots = shots.map(|s| serde_json::to_string(s).unwrap_or_else(|_| "[]".into()));
+    // No run is active: whoever held the runs lease holds nothing any more.
+    lease::take_over(tx, lease::RUNS, me, lease::TTL.as_secs_f64(), now)?;
+    let shots = run
+        .shots
+        .map(|s| serde_json::to_string(s).unwrap_or_else(|_| "[]".into()));
     tx.execute(
-        "INSERT INTO runs (kind, status, machine, shots, created_at) VALUES (?1, 'queued', ?2, ?3, ?4)",
-        params![kind.as_str(), machine, shots, now],
+        "INSERT INTO runs (kind, status, machine, shots, created_at, owner, started_by)
+         VALUES (?1, 'queued', ?2, ?3, ?4, ?5, ?6)",
+        params![
+            run.kind.as_str(),
+            run.machine,
+            shots,
+            now,
+            me.id,
+            run.started_by
+        ],
     )
     .map_err(sql("creating a run"))?;
     Ok(crate::Applied::RunCreated {
@@ -245,7 +287,12 @@ pub(crate) fn create(
 }
 
 /// Writes a run's progress, unless it already finished (a late write never revives it).
-pub(crate) fn progress(tx: &Connection, p: &RunProgress, now: f64) -> Result<(), StorageError> {
+pub(crate) fn progress(
+    tx: &Connection,
+    p: &RunProgress,
+    me: &Owner,
+    now: f64,
+) -> Result<(), StorageError> {
     let finished = !p.status.is_active();
     tx.execute(
         "UPDATE runs SET status = ?2, total = ?3, done = ?4, passed = ?5, failed = ?6,
@@ -267,24 +314,50 @@ pub(crate) fn progress(tx: &Connection, p: &RunProgress, now: f64) -> Result<(),
         ],
     )
     .map_err(sql("recording a run's progress"))?;
+    if finished {
+        lease::release(tx, lease::RUNS, me)?;
+    }
     Ok(())
 }
 
-/// At start: every run still active was cut by the stop before. Returns their ids.
-pub(crate) fn interrupt(tx: &Connection, now: f64) -> Result<Vec<i64>, StorageError> {
-    let what = "marking unfinished runs as interrupted";
-    let mut stmt = tx
-        .prepare(
-            "UPDATE runs SET status = 'interrupted', finished_at = ?1,
-                error = 'the process stopped while the run was active'
-             WHERE status IN ('queued', 'running') RETURNING id",
-        )
-        .map_err(sql(what))?;
-    let ids = stmt
-        .query_map([now], |r| r.get(0))
-        .map_err(sql(what))?
-        .collect::<Result<Vec<i64>, _>>()
-        .map_err(sql(what))?;
+/// Marks run `id` interrupted: the process executing it stopped.
+fn interrupt(tx: &Connection, id: i64, now: f64) -> Result<(), StorageError> {
+    tx.execute(
+        "UPDATE runs SET status = 'interrupted', finished_at = ?2,
+            error = 'the process executing the run stopped while it was active'
+         WHERE id = ?1 AND status IN ('queued', 'running')",
+        params![id, now],
+    )
+    .map_err(sql("marking a run interrupted"))?;
+    Ok(())
+}
+
+/// At start: the active run, if its process no longer holds the runs lease (it stopped
+/// before it could end the run), is interrupted. Returns the ids interrupted.
+pub(crate) fn interrupt_orphans(
+    tx: &Connection,
+    me: &Owner,
+    now: f64,
+) -> Result<Vec<i64>, StorageError> {
+    let mut ids = Vec::new();
+    // At most one is active, but a store from before that rule may hold more.
+    let active: Vec<(i64, Option<String>)> = tx
+        .prepare("SELECT id, owner FROM runs WHERE status IN ('queued', 'running')")
+        .map_err(sql("reading active runs"))?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .map_err(sql("reading active runs"))?
+        .collect::<Result<_, _>>()
+        .map_err(sql("reading active runs"))?;
+    for (id, owner) in active {
+        let alive = match &owner {
+            Some(owner) => lease::held_by(tx, lease::RUNS, owner, me, now)?,
+            None => false,
+        };
+        if !alive {
+            interrupt(tx, id, now)?;
+            ids.push(id);
+        }
+    }
     Ok(ids)
 }
 

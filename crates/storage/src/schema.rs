@@ -127,6 +127,28 @@ pub(crate) fn migrations() -> Migrations<'static> {
             DROP TABLE runs;
             ALTER TABLE runs_v1 RENAME TO runs;",
         ),
+        // 3: many processes on one store. A lease names what a process owns (`machine:<name>`:
+        // its live shots; `runs`: the active run) until it expires; `token` grows with every
+        // new holder (fencing). Runs remember the process that executes them and what started
+        // them.
+        M::up(
+            "CREATE TABLE leases (
+                name TEXT PRIMARY KEY,
+                -- The holder: unique per process (host, pid and start time).
+                owner TEXT NOT NULL,
+                pid INTEGER NOT NULL,
+                host TEXT NOT NULL,
+                expires_at REAL NOT NULL,
+                token INTEGER NOT NULL
+            ) STRICT;
+            ALTER TABLE runs ADD COLUMN owner TEXT;
+            ALTER TABLE runs ADD COLUMN started_by TEXT;",
+        )
+        .down(
+            "ALTER TABLE runs DROP COLUMN started_by;
+            ALTER TABLE runs DROP COLUMN owner;
+            DROP TABLE leases;",
+        ),
     ])
 }
 

@@ -6,6 +6,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use rusqlite::{Connection, OptionalExtension as _, TransactionBehavior, params};
 use tokio::sync::mpsc;
 
+use crate::lease::{self, Owner, Taken};
 use crate::{Applied, Job, StorageError, Upserted, Write, schema, sql};
 use recorder_core::{EndReason, ShotKey, ShotStatus};
 
@@ -43,51 +44,75 @@ pub(crate) fn open_writer(path: &Path) -> Result<Connection, StorageError> {
     Ok(conn)
 }
 
-/// Finishes as `partial` every live shot still `recording`; returns them.
-/// Finishes what a crash left open: live shots still recording become partial, and runs still
-/// active become interrupted (their ids are the second part of the answer).
+/// Finishes what a stopped process left open and no live process holds: live shots still
+/// recording become partial, and runs still active become interrupted (their ids are the
+/// second part of the answer).
 pub(crate) fn recover(
     conn: &mut Connection,
+    me: &Owner,
 ) -> Result<(Vec<crate::Recovered>, Vec<i64>), StorageError> {
     let what = "recovering unfinished shots";
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(sql(what))?;
-    let recovered = {
-        let mut stmt = tx
-            .prepare(
-                "UPDATE shots SET status = 'partial', end_reason = 'crash', updated_at = ?1
-                 WHERE status = 'recording' RETURNING recording_key, id, sample_count, machine",
-            )
-            .map_err(sql(what))?;
-        let rows = stmt
-            .query_map([unix_now()], |r| {
-                Ok((
-                    r.get::<_, Option<i64>>(0)?,
-                    r.get::<_, Option<String>>(1)?,
-                    r.get::<_, i64>(2)?,
-                    r.get::<_, String>(3)?,
-                ))
-            })
-            .map_err(sql(what))?;
-        let mut recovered = Vec::new();
-        for row in rows {
-            let (key, id, samples, machine) = row.map_err(sql(what))?;
-            if let Some(key) = key {
-                recovered.push(crate::Recovered {
-                    machine,
-                    key: key as ShotKey,
-                    id,
-                    samples: samples.max(0) as usize,
-                });
-            }
+    let now = unix_now();
+    let machines: Vec<String> = tx
+        .prepare("SELECT DISTINCT machine FROM shots WHERE status = 'recording'")
+        .map_err(sql(what))?
+        .query_map([], |r| r.get(0))
+        .map_err(sql(what))?
+        .collect::<Result<_, _>>()
+        .map_err(sql(what))?;
+    let mut recovered = Vec::new();
+    for machine in machines {
+        if !lease::held_by_other(&tx, &lease::machine(&machine), me, now)? {
+            recovered.extend(finish_recording(&tx, &machine, now)?);
         }
-        recovered.sort_by_key(|r| r.key);
-        recovered
-    };
-    let interrupted = crate::runs::interrupt(&tx, unix_now())?;
+    }
+    recovered.sort_by_key(|r| r.key);
+    let interrupted = crate::runs::interrupt_orphans(&tx, me, now)?;
     tx.commit().map_err(sql(what))?;
     Ok((recovered, interrupted))
+}
+
+/// Finishes `machine`'s live shots still recording as partial (`end_reason = crash`); returns
+/// them.
+fn finish_recording(
+    tx: &Connection,
+    machine: &str,
+    now: f64,
+) -> Result<Vec<crate::Recovered>, StorageError> {
+    let what = "recovering unfinished shots";
+    let mut stmt = tx
+        .prepare(
+            "UPDATE shots SET status = 'partial', end_reason = 'crash', updated_at = ?1
+             WHERE status = 'recording' AND machine = ?2
+             RETURNING recording_key, id, sample_count",
+        )
+        .map_err(sql(what))?;
+    let rows = stmt
+        .query_map(params![now, machine], |r| {
+            Ok((
+                r.get::<_, Option<i64>>(0)?,
+                r.get::<_, Option<String>>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
+        })
+        .map_err(sql(what))?;
+    let mut recovered = Vec::new();
+    for row in rows {
+        let (key, id, samples) = row.map_err(sql(what))?;
+        if let Some(key) = key {
+            recovered.push(crate::Recovered {
+                machine: machine.to_owned(),
+                key: key as ShotKey,
+                id,
+                samples: samples.max(0) as usize,
+            });
+        }
+    }
+    recovered.sort_by_key(|r| r.key);
+    Ok(recovered)
 }
 
 /// The writer loop: a batch of waiting writes per transaction, answers after the commit.
@@ -96,6 +121,7 @@ pub(crate) fn run(
     mut jobs: mpsc::Receiver<Job>,
     batch: usize,
     stats: &crate::stats::Stats,
+    me: &Owner,
 ) {
     let mut waiting: Vec<Job> = Vec::with_capacity(batch);
     while let Some(first) = jobs.blocking_recv() {
@@ -107,7 +133,7 @@ pub(crate) fn run(
             }
         }
         let began = std::time::Instant::now();
-        let results = apply_batch(&mut conn, &waiting);
+        let results = apply_batch(&mut conn, &waiting, me);
         stats.record(began.elapsed(), results.iter().all(Result::is_ok));
         for (job, result) in waiting.drain(..).zip(results) {
             // The caller may have given up waiting; the write stands either way.
@@ -119,7 +145,11 @@ pub(crate) fn run(
     }
 }
 
-fn apply_batch(conn: &mut Connection, jobs: &[Job]) -> Vec<Result<Applied, StorageError>> {
+fn apply_batch(
+    conn: &mut Connection,
+    jobs: &[Job],
+    me: &Owner,
+) -> Vec<Result<Applied, StorageError>> {
     let mut tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
         Ok(tx) => tx,
         Err(e) => {
@@ -133,7 +163,7 @@ fn apply_batch(conn: &mut Connection, jobs: &[Job]) -> Vec<Result<Applied, Stora
     let mut results = Vec::with_capacity(jobs.len());
     for job in jobs {
         let result = match tx.savepoint() {
-            Ok(sp) => match apply(&sp, &job.write) {
+            Ok(sp) => match apply(&sp, &job.write, me) {
                 Ok(applied) => sp.commit().map(|()| applied).map_err(sql("saving a write")),
                 // The savepoint rolls back when dropped: this write alone is undone.
                 Err(e) => Err(e),
@@ -178,22 +208,54 @@ fn live_row(tx: &Connection, key: ShotKey) -> Result<Option<(i64, bool, String)>
     .map_err(sql("finding a live shot"))
 }
 
-fn apply(tx: &Connection, write: &Write) -> Result<Applied, StorageError> {
+fn apply(tx: &Connection, write: &Write, me: &Owner) -> Result<Applied, StorageError> {
     match write {
+        Write::Fenced {
+            lease: name,
+            token,
+            write,
+        } => {
+            return match lease::check(tx, name, *token, me)? {
+                Ok(()) => apply(tx, write, me),
+                Err(holder) => Err(StorageError::LeaseLost {
+                    lease: name.clone(),
+                    holder,
+                }),
+            };
+        }
+        Write::Lease { name, ttl } => {
+            let now = unix_now();
+            return Ok(match lease::take(tx, name, me, ttl.as_secs_f64(), now)? {
+                Taken::Refused(holder) => Applied::LeaseHeld(holder),
+                Taken::Held { token, new } => {
+                    let recovered = match name.strip_prefix("machine:") {
+                        Some(machine) if new => finish_recording(tx, machine, now)?,
+                        _ => Vec::new(),
+                    };
+                    Applied::Leased { token, recovered }
+                }
+            });
+        }
+        Write::Release { name } => lease::release(tx, name, me)?,
         Write::CreateRun {
             kind,
             machine,
             shots,
+            started_by,
         } => {
             return crate::runs::create(
                 tx,
-                *kind,
-                machine.as_deref(),
-                shots.as_deref(),
+                crate::runs::NewRun {
+                    kind: *kind,
+                    machine: machine.as_deref(),
+                    shots: shots.as_deref(),
+                    started_by,
+                },
+                me,
                 unix_now(),
             );
         }
-        Write::RunProgress(progress) => crate::runs::progress(tx, progress, unix_now())?,
+        Write::RunProgress(progress) => crate::runs::progress(tx, progress, me, unix_now())?,
         Write::QaResults(shots) => {
             for (shot, results) in shots {
                 crate::runs::store_qa(tx, *shot, results, unix_now())?;

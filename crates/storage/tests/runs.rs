@@ -24,6 +24,7 @@ fn create(store: &Store, kind: RunKind) -> Applied {
             kind,
             machine: None,
             shots: Some(vec![3, 1, 2]),
+            started_by: "api".into(),
         })
         .unwrap()
 }
@@ -98,8 +99,20 @@ fn one_active_run_and_its_life() {
 fn an_active_run_is_interrupted_by_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("crema.db");
+    // The first process is one of this host's that has exited since (as a killed one has).
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let gone = storage::Owner {
+        id: "gone".into(),
+        pid: child.id(),
+        host: storage::Owner::this_process().host,
+    };
+    child.wait().unwrap();
     let id = {
-        let store = Store::open(&path, Options::default()).unwrap();
+        let options = Options {
+            owner: gone,
+            ..Options::default()
+        };
+        let store = Store::open(&path, options).unwrap();
         let Applied::RunCreated { id } = create(&store, RunKind::Qa) else {
             panic!()
         };

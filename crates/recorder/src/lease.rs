@@ -1,0 +1,127 @@
+//! Holding a lease of the store ([`storage::lease`]) while this process owns something: a
+//! machine it records, the run it executes. The holder renews it every third of its life in
+//! the background; when a renewal finds another holder, [`Held::lost`] fires and the owner
+//! stops (its fenced writes would be refused anyway).
+
+use std::sync::Arc;
+
+use storage::{Applied, Holder, Recovered, StorageError, Store, Write, lease::TTL};
+use tokio_util::sync::{CancellationToken, DropGuard};
+
+/// Why a lease could not be taken.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LeaseError {
+    /// Another live process holds it.
+    #[error("{0}")]
+    Held(Holder),
+    /// The store failed.
+    #[error("taking the lease: {0}")]
+    Storage(#[from] StorageError),
+}
+
+/// A lease this process holds, renewed until dropped (then given up).
+#[derive(Debug)]
+pub struct Held {
+    name: String,
+    token: u64,
+    recovered: Vec<Recovered>,
+    lost: CancellationToken,
+    _renewing: DropGuard,
+}
+
+impl Held {
+    /// Takes lease `name` and keeps renewing it (every [`TTL`] / 3) until dropped; on drop it
+    /// is given up.
+    pub async fn take(store: Arc<Store>, name: &str) -> Result<Held, LeaseError> {
+        let take = Write::Lease {
+            name: name.to_owned(),
+            ttl: TTL,
+        };
+        let (token, recovered) = match store.write(take.clone()).await? {
+            Applied::Leased { token, recovered } => (token, recovered),
+            Applied::LeaseHeld(holder) => return Err(LeaseError::Held(holder)),
+            other => unreachable!("taking a lease answered {other:?}"),
+        };
+        let lost = CancellationToken::new();
+        let stop = CancellationToken::new();
+        tokio::spawn(renew(
+            store,
+            name.to_owned(),
+            take,
+            lost.clone(),
+            stop.clone(),
+        ));
+        Ok(Held {
+            name: name.to_owned(),
+            token,
+            recovered,
+            lost,
+            _renewing: stop.drop_guard(),
+        })
+    }
+
+    /// Its name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Its fencing token: wrap each write with [`Held::fence`].
+    pub fn token(&self) -> u64 {
+        self.token
+    }
+
+    /// What the previous holder of a `machine:` lease left recording, finished as partial as
+    /// the lease changed hands.
+    pub fn recovered(&self) -> &[Recovered] {
+        &self.recovered
+    }
+
+    /// Fires when another process has taken the lease (this one stalled past its life).
+    pub fn lost(&self) -> &CancellationToken {
+        &self.lost
+    }
+
+    /// `write`, applied only while this process holds the lease.
+    pub fn fence(&self, write: Write) -> Write {
+        Write::Fenced {
+            lease: self.name.clone(),
+            token: self.token,
+            write: Box::new(write),
+        }
+    }
+}
+
+async fn renew(
+    store: Arc<Store>,
+    name: String,
+    take: Write,
+    lost: CancellationToken,
+    stop: CancellationToken,
+) {
+    let every = TTL / 3;
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => break,
+            () = tokio::time::sleep(every) => {}
+        }
+        match store.write(take.clone()).await {
+            Ok(Applied::Leased { .. }) => {}
+            Ok(Applied::LeaseHeld(holder)) => {
+                tracing::error!("lost the lease {name}: {holder}; stopping what it covered");
+                lost.cancel();
+                return;
+            }
+            Ok(other) => unreachable!("renewing a lease answered {other:?}"),
+            Err(StorageError::Closed) => return,
+            // A full disk, say: the next renewal may go through; if none does before the lease
+            // expires, another process may take it and the fenced writes say so.
+            Err(e) => tracing::warn!("cannot renew the lease {name} (retrying in {every:?}): {e}"),
+        }
+    }
+    if let Err(e) = store.write(Write::Release { name: name.clone() }).await
+        && !matches!(e, StorageError::Closed)
+    {
+        tracing::warn!("cannot give up the lease {name}: {e}; it expires within {TTL:?}");
+    }
+}

@@ -1,0 +1,279 @@
+//! Many processes on one store: leases (taken, refused, renewed, released, expired, freed by a
+//! dead holder), fencing, and recovery that leaves alone what a live process holds.
+
+use std::time::Duration;
+
+use recorder_core::ShotStart;
+use storage::lease::{self, Owner};
+use storage::{Applied, Options, RunKind, RunStatus, StorageError, Store, Write};
+
+/// A process on another host (its liveness cannot be checked here: only expiry frees it).
+fn elsewhere(id: &str) -> Owner {
+    Owner {
+        id: id.into(),
+        pid: 1,
+        host: "another-host".into(),
+    }
+}
+
+/// A process of this host that has exited.
+fn dead_here() -> Owner {
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let pid = child.id();
+    child.wait().unwrap();
+    Owner {
+        id: "dead".into(),
+        pid,
+        host: Owner::this_process().host,
+    }
+}
+
+fn open(dir: &tempfile::TempDir, owner: Owner) -> Store {
+    Store::open(
+        &dir.path().join("crema.db"),
+        Options {
+            owner,
+            ..Options::default()
+        },
+    )
+    .unwrap()
+}
+
+fn take(store: &Store, name: &str, ttl: Duration) -> Applied {
+    store
+        .write_blocking(Write::Lease {
+            name: name.into(),
+            ttl,
+        })
+        .unwrap()
+}
+
+fn start(key: u64) -> Write {
+    Write::StartShot {
+        machine: "kitchen".into(),
+        start: ShotStart {
+            key,
+            started_unix_s: 1_767_254_415.0,
+            profile_name: None,
+            profile_id: None,
+        },
+    }
+}
+
+fn journal(key: u64) -> Write {
+    let sample: meticulous::Sample = serde_json::from_str(
+        r#"{"shot":{"pressure":1,"flow":0,"weight":0,"temperature":90,"gravimetric_flow":0},"time":100,"status":"x","sensors":{},"profile_time":0}"#,
+    )
+    .unwrap();
+    Write::Journal {
+        key,
+        samples: vec![sample],
+    }
+}
+
+fn recording(store: &Store) -> Vec<(i64, String)> {
+    store
+        .reader()
+        .unwrap()
+        .all_shots()
+        .unwrap()
+        .into_iter()
+        .map(|s| (s.key, s.status))
+        .collect()
+}
+
+#[test]
+fn a_lease_is_refused_while_held_and_fences_the_old_holder_once_taken() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = open(&dir, elsewhere("a"));
+    let b = open(&dir, elsewhere("b"));
+    let name = lease::machine("kitchen");
+    let Applied::Leased { token: first, .. } = take(&a, &name, Duration::from_secs(60)) else {
+        panic!("a takes it")
+    };
+    // Renewing keeps the token.
+    assert!(matches!(
+        take(&a, &name, Duration::from_secs(60)),
+        Applied::Leased { token, .. } if token == first
+    ));
+    let Applied::LeaseHeld(holder) = take(&b, &name, Duration::from_secs(60)) else {
+        panic!("b is refused")
+    };
+    assert_eq!(
+        (holder.owner.as_str(), holder.host.as_str()),
+        ("a", "another-host")
+    );
+    assert!(
+        holder
+            .to_string()
+            .contains("held by process 1 on another-host"),
+        "{holder}"
+    );
+    // A fenced write of a's goes through while a holds it.
+    a.write_blocking(Write::Fenced {
+        lease: name.clone(),
+        token: first,
+        write: Box::new(start(1)),
+    })
+    .unwrap();
+    a.write_blocking(Write::Release { name: name.clone() })
+        .unwrap();
+    let Applied::Leased { token: second, .. } = take(&b, &name, Duration::from_secs(60)) else {
+        panic!("b takes it once released")
+    };
+    assert!(second > first, "a new holder gets a larger token");
+    // a lost it: its fenced writes are refused and change nothing.
+    let refused = a
+        .write_blocking(Write::Fenced {
+            lease: name.clone(),
+            token: first,
+            write: Box::new(journal(1)),
+        })
+        .unwrap_err();
+    assert!(
+        matches!(&refused, StorageError::LeaseLost { holder: Some(h), .. } if h.owner == "b"),
+        "{refused}"
+    );
+    assert_eq!(
+        a.reader().unwrap().shot(1).unwrap().unwrap().sample_count,
+        0
+    );
+}
+
+#[test]
+fn an_expired_lease_or_a_dead_holder_frees_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = open(&dir, elsewhere("a"));
+    let b = open(&dir, elsewhere("b"));
+    assert!(matches!(
+        take(&a, "machine:x", Duration::from_millis(50)),
+        Applied::Leased { .. }
+    ));
+    assert!(matches!(
+        take(&b, "machine:x", Duration::from_secs(60)),
+        Applied::LeaseHeld(_)
+    ));
+    std::thread::sleep(Duration::from_millis(80));
+    assert!(matches!(
+        take(&b, "machine:x", Duration::from_secs(60)),
+        Applied::Leased { token: 2, .. }
+    ));
+    // A holder of this host whose process is gone holds nothing, expiry or not.
+    let dead = open(&dir, dead_here());
+    assert!(matches!(
+        take(&dead, "machine:y", Duration::from_secs(600)),
+        Applied::Leased { .. }
+    ));
+    assert!(
+        matches!(
+            take(&b, "machine:y", Duration::from_secs(60)),
+            Applied::LeaseHeld(_)
+        ),
+        "from another host only the expiry tells"
+    );
+    let here = open(&dir, Owner::this_process());
+    assert!(matches!(
+        take(&here, "machine:y", Duration::from_secs(60)),
+        Applied::Leased { .. }
+    ));
+}
+
+#[test]
+fn opening_recovers_only_what_no_live_process_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let recorder = open(&dir, elsewhere("recorder"));
+    assert!(matches!(
+        take(
+            &recorder,
+            &lease::machine("kitchen"),
+            Duration::from_secs(60)
+        ),
+        Applied::Leased { .. }
+    ));
+    recorder.write_blocking(start(7)).unwrap();
+    recorder.write_blocking(journal(7)).unwrap();
+    // A second process (the CLI's `qa`, say) opens the store mid-shot.
+    let cli = open(&dir, Owner::this_process());
+    assert!(cli.recovered().is_empty(), "{:?}", cli.recovered());
+    assert_eq!(recording(&cli), [(1, "recording".into())]);
+    drop(cli);
+    // The recorder dies without ending the shot; its lease runs out.
+    recorder
+        .write_blocking(Write::Lease {
+            name: lease::machine("kitchen"),
+            ttl: Duration::ZERO,
+        })
+        .unwrap();
+    let next = open(&dir, elsewhere("next"));
+    assert_eq!(next.recovered().len(), 1);
+    assert_eq!(next.recovered()[0].key, 7);
+    assert_eq!(recording(&next), [(1, "partial".into())]);
+}
+
+#[test]
+fn taking_a_machine_from_a_dead_holder_finishes_its_shot() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = open(&dir, elsewhere("old"));
+    assert!(matches!(
+        take(&old, &lease::machine("kitchen"), Duration::from_millis(30)),
+        Applied::Leased { .. }
+    ));
+    old.write_blocking(start(4)).unwrap();
+    old.write_blocking(journal(4)).unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    let new = open(&dir, elsewhere("new"));
+    // Opened after the expiry: the open itself recovered it.
+    assert_eq!(new.recovered().len(), 1);
+    old.write_blocking(start(5)).unwrap();
+    let Applied::Leased { recovered, .. } =
+        take(&new, &lease::machine("kitchen"), Duration::from_secs(60))
+    else {
+        panic!("the new holder takes the machine")
+    };
+    assert_eq!(
+        recovered.iter().map(|r| r.key).collect::<Vec<_>>(),
+        [5],
+        "what the old holder left recording since is finished as the lease changes hands"
+    );
+}
+
+#[test]
+fn the_active_run_belongs_to_its_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let gateway = open(&dir, elsewhere("gateway"));
+    let create = |store: &Store| {
+        store
+            .write_blocking(Write::CreateRun {
+                kind: RunKind::Qa,
+                machine: None,
+                shots: None,
+                started_by: "cli".into(),
+            })
+            .unwrap()
+    };
+    let Applied::RunCreated { id } = create(&gateway) else {
+        panic!("created")
+    };
+    // The CLI opens the store beside it: the run stays active, and the CLI's run is refused.
+    let cli = open(&dir, Owner::this_process());
+    let run = cli.reader().unwrap().run(id).unwrap().unwrap();
+    assert_eq!(run.status, RunStatus::Queued);
+    assert_eq!(run.started_by.as_deref(), Some("cli"));
+    assert_eq!(create(&cli), Applied::RunBusy { active: id });
+    // The gateway's lease runs out (it died): the next run interrupts the orphan.
+    gateway
+        .write_blocking(Write::Lease {
+            name: lease::RUNS.into(),
+            ttl: Duration::ZERO,
+        })
+        .unwrap();
+    let Applied::RunCreated { id: next } = create(&cli) else {
+        panic!("created")
+    };
+    let reader = cli.reader().unwrap();
+    assert_eq!(
+        reader.run(id).unwrap().unwrap().status,
+        RunStatus::Interrupted
+    );
+    assert_eq!(reader.active_run().unwrap().unwrap().id, next);
+}
