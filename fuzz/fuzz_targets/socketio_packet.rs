@@ -9,7 +9,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     // The shared-buffer decoder reads exactly what `decode` reads.
-    let shared = decode_shared(&engineio_client::Text::from(text));
+    let shared = decode_shared(&engineio_codec::Text::from(text));
     assert_eq!(shared, decode(text).map(Packet::into_owned));
     match decode(text) {
         Ok(packet) => {

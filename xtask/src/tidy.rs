@@ -235,8 +235,16 @@ fn pure_crates_never_read_the_clock_nor_use_tokio() {
         .iter()
         .flat_map(|k| rust_files(&k.join("src")))
         .collect();
-    // The socket.io packet codec is a pure module of its crate.
+    // Pure modules of crates that also hold a driver: the socket.io packet codec and protocol
+    // state, and the fan-out's per-connection queue and client-frame decoder.
     sources.extend(rust_files(&root().join("crates/socketio/src/codec")));
+    for file in [
+        "crates/socketio/src/connection.rs",
+        "crates/fanout/src/outbound.rs",
+        "crates/fanout/src/frames.rs",
+    ] {
+        sources.push(root().join(file));
+    }
     assert!(sources.len() >= 5, "found the pure sources");
     for file in sources {
         let text = read(&file);
@@ -251,6 +259,45 @@ fn pure_crates_never_read_the_clock_nor_use_tokio() {
                 !text.contains(forbidden),
                 "{} is pure but mentions {forbidden}: pass time and bytes in instead",
                 file.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn the_pure_socketio_core_builds_without_tokio() {
+    // What the fuzz targets build: the codec and the protocol state, no IO crate under them.
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    for (package, flags) in [
+        ("socketio", &["--no-default-features"][..]),
+        ("engineio-codec", &[][..]),
+        ("recorder-core", &[][..]),
+    ] {
+        let out = std::process::Command::new(&cargo)
+            .current_dir(root())
+            .args([
+                "tree",
+                "--offline",
+                "-e",
+                "normal",
+                "--prefix",
+                "none",
+                "-p",
+                package,
+            ])
+            .args(flags)
+            .output()
+            .expect("cargo tree runs");
+        assert!(
+            out.status.success(),
+            "cargo tree: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let tree = String::from_utf8_lossy(&out.stdout);
+        for io in ["tokio ", "engineio-client ", "hyper ", "tungstenite "] {
+            assert!(
+                !tree.lines().any(|l| l.starts_with(io)),
+                "{package} {flags:?} depends on {io}: the pure core must build without IO crates\n{tree}"
             );
         }
     }

@@ -39,8 +39,9 @@ pub use client::{Client, Events};
 pub use config::{Config, HeaderProvider, Reconnect, TransportMode};
 pub use engineio_codec as codec;
 pub use engineio_codec::Handshake;
+pub use engineio_codec::Text;
 pub use engineio_codec::session::{CloseReason, Transport};
 pub use error::Error;
-pub use event::{ConnectionState, Event, Payload, Text};
+pub use event::{ConnectionState, Event, Payload};
 #[cfg(feature = "rustls")]
 pub use rustls;

@@ -29,6 +29,7 @@ mod error;
 mod packet;
 mod payload;
 pub mod session;
+mod text;
 
 pub use error::{DecodeError, DecodeErrorKind, EncodeError};
 pub use packet::{
@@ -39,3 +40,4 @@ pub use payload::{
     PayloadDecoder, RECORD_SEPARATOR, decode_payload, decode_record, encode_payload, encode_record,
     record_len,
 };
+pub use text::Text;

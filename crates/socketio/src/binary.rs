@@ -69,6 +69,7 @@ impl<'de> Deserialize<'de> for Binary {
 }
 
 /// Serializes `value` to JSON, collecting the [`Binary`] values inside it as attachments.
+#[cfg(feature = "client")]
 pub(crate) fn serialize_with_attachments<T: Serialize + ?Sized>(
     value: &T,
 ) -> Result<(String, Vec<Bytes>), serde_json::Error> {
@@ -81,6 +82,7 @@ pub(crate) fn serialize_with_attachments<T: Serialize + ?Sized>(
 }
 
 /// Runs `f` (a deserialization) with `attachments` offered to the [`Binary`] values it meets.
+#[cfg(feature = "client")]
 pub(crate) fn with_attachments<R>(attachments: &[Bytes], f: impl FnOnce() -> R) -> R {
     let previous = ATTACHMENTS.with(|cell| cell.replace(Some(attachments.to_vec())));
     let result = f();

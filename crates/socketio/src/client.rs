@@ -1,4 +1,4 @@
-//! The async socket.io client: a thin tokio driver around the pure [`Manager`] and an
+//! The async socket.io client: a thin tokio driver around the pure [`Connection`] and an
 //! [`engineio_client::Client`].
 
 use std::collections::HashMap;
@@ -19,7 +19,7 @@ use tokio::time::Instant;
 
 use crate::binary::{serialize_with_attachments, with_attachments};
 use crate::codec::{EventName, Json, Message, RESERVED_EVENTS};
-use crate::manager::{AckError, DisconnectReason, EmitError, Manager, Output};
+use crate::connection::{AckError, Connection, DisconnectReason, EmitError, Output};
 
 /// Where the answer to an emit with ack goes.
 type AckSender = oneshot::Sender<Result<Box<Message<'static>>, AckError>>;
@@ -334,9 +334,9 @@ impl Client {
     pub fn new(config: ClientConfig) -> Self {
         let (engine, engine_events) = engineio_client::Client::connect(config.engine);
         let (commands, command_rx) = mpsc::channel(1024);
-        let manager = Manager::new(config.outbox_capacity, config.max_attachments);
+        let connection = Connection::new(config.outbox_capacity, config.max_attachments);
         tokio::spawn(drive(
-            manager,
+            connection,
             engine.clone(),
             engine_events,
             command_rx,
@@ -509,9 +509,9 @@ impl Sockets {
     }
 }
 
-/// The driver: engine events and commands in, manager outputs out.
+/// The driver: engine events and commands in, connection outputs out.
 async fn drive(
-    mut manager: Manager,
+    mut connection: Connection,
     engine: engineio_client::Client,
     mut engine_events: engineio_client::Events,
     mut commands: mpsc::Receiver<Command>,
@@ -524,8 +524,8 @@ async fn drive(
     tokio::pin!(timer);
     let mut batch: Vec<EngineEvent> = Vec::with_capacity(64);
     loop {
-        // Do what the manager says.
-        while let Some(output) = manager.poll_output() {
+        // Do what the connection says.
+        while let Some(output) = connection.poll_output() {
             match output {
                 Output::Send { text, attachments } => {
                     if engine.send(text).await.is_err() {
@@ -590,7 +590,7 @@ async fn drive(
                     tracing::warn!("restarting the connection: the server broke socket.io: {why}");
                     // The engine opens a new session; the namespaces reconnect with it.
                     engine.restart(why.clone()).await;
-                    manager.engine_closed(&why);
+                    connection.handle_engine_closed(&why);
                 }
             }
         }
@@ -601,7 +601,7 @@ async fn drive(
                 let _ = tx.flush().await;
             }
         }
-        let deadline = manager.poll_timeout().map(Instant::from_std);
+        let deadline = connection.poll_timeout().map(Instant::from_std);
         if deadline != armed {
             armed = deadline;
             timer
@@ -611,8 +611,8 @@ async fn drive(
         tokio::select! {
             received = engine_events.recv_many(&mut batch, 64) => {
                 if received == 0 {
-                    manager.engine_closed("the client closed");
-                    while let Some(output) = manager.poll_output() {
+                    connection.handle_engine_closed("the client closed");
+                    while let Some(output) = connection.poll_output() {
                         if let Output::Ack { namespace, id, result } = output
                             && let Some(tx) = acks.remove(&(Arc::from(namespace.as_str()), id))
                         {
@@ -629,13 +629,13 @@ async fn drive(
                             for (namespace, auth, _) in &sockets.0 {
                                 let auth = resolve_auth(auth).await;
                                 let json = auth.map(|v| v.to_string());
-                                manager.set_auth(namespace, json.as_deref().and_then(|j| Json::parse(j).ok()));
+                                connection.set_auth(namespace, json.as_deref().and_then(|j| Json::parse(j).ok()));
                             }
-                            manager.engine_opened();
+                            connection.handle_engine_opened();
                         }
-                        EngineEvent::Message(Payload::Text(text)) => manager.handle_text(now, text),
-                        EngineEvent::Message(Payload::Binary(bytes)) => manager.handle_binary(now, bytes),
-                        EngineEvent::Close { reason } => manager.engine_closed(&reason.to_string()),
+                        EngineEvent::Message(Payload::Text(text)) => connection.handle_text(now, text),
+                        EngineEvent::Message(Payload::Binary(bytes)) => connection.handle_binary(now, bytes),
+                        EngineEvent::Close { reason } => connection.handle_engine_closed(&reason.to_string()),
                         _ => {}
                     }
                 }
@@ -644,7 +644,7 @@ async fn drive(
                 Some(Command::Join { namespace, auth, events }) => {
                     let json = resolve_auth(&auth).await.map(|v| v.to_string());
                     sockets.insert(namespace.clone(), auth, events);
-                    manager.connect(&namespace, json.as_deref().and_then(|j| Json::parse(j).ok()));
+                    connection.connect(&namespace, json.as_deref().and_then(|j| Json::parse(j).ok()));
                 }
                 Some(Command::Emit { namespace, event, json, attachments, ack, done }) => {
                     let now = std::time::Instant::now();
@@ -652,7 +652,7 @@ async fn drive(
                         Some((timeout, reply)) => (Some(Some(now + timeout)), Some(reply)),
                         None => (None, None),
                     };
-                    match manager.emit(now, &namespace, &event, json, attachments, timeout) {
+                    match connection.emit(now, &namespace, &event, json, attachments, timeout) {
                         Ok(id) => {
                             if let (Some(id), Some(reply)) = (id, reply) {
                                 acks.insert((namespace, id), reply);
@@ -665,9 +665,9 @@ async fn drive(
                     }
                 }
                 Some(Command::Ack { namespace, id, json, attachments }) => {
-                    manager.ack(&namespace, id, &json, attachments);
+                    connection.ack(&namespace, id, &json, attachments);
                 }
-                Some(Command::Leave { namespace }) => manager.disconnect(&namespace),
+                Some(Command::Leave { namespace }) => connection.disconnect(&namespace),
                 None => {
                     engine.close();
                     return;
@@ -675,7 +675,7 @@ async fn drive(
             },
             () = &mut timer, if armed.is_some() => {
                 armed = None;
-                manager.handle_timeout(std::time::Instant::now());
+                connection.handle_timeout(std::time::Instant::now());
             }
         }
     }

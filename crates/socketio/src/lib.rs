@@ -1,10 +1,11 @@
 //! **API boundary.** socket.io v5 for Rust.
 //!
-//! * [`Client`]: one Engine.IO connection ([`engineio_client`]), any number of namespaces on it;
+//! * `Client` (feature `client`, on by default): one Engine.IO connection (`engineio_client`),
+//!   any number of namespaces on it;
 //!   CONNECT with auth (asked again on every reconnect), emits buffered in order until the
 //!   namespace is connected, acks both ways with timeouts, binary attachments anywhere in the
 //!   arguments ([`Binary`]), connection state recovery.
-//! * [`manager::Manager`]: the same protocol logic as a pure state machine (time passed in).
+//! * [`connection::Connection`]: the same protocol logic as a pure state machine (time passed in).
 //! * [`codec`]: the pure packet codec: namespaces, ack ids, binary attachments, raw JSON payloads
 //!   read lazily.
 //!
@@ -29,12 +30,14 @@
 #![deny(missing_docs)]
 
 mod binary;
+#[cfg(feature = "client")]
 mod client;
 pub mod codec;
-pub mod manager;
+pub mod connection;
 
 pub use binary::Binary;
+#[cfg(feature = "client")]
 pub use client::{
     Args, Auth, AuthProvider, Client, ClientConfig, Error, Event, Events, ReceivedEvent, Socket,
 };
-pub use manager::{AckError, DisconnectReason, EmitError};
+pub use connection::{AckError, DisconnectReason, EmitError};

@@ -26,7 +26,7 @@ impl Message<'_> {
     }
 
     /// An owned copy sharing `source`'s buffer where the packet was decoded from it.
-    pub fn into_shared(self, source: &engineio_client::Text) -> Message<'static> {
+    pub fn into_shared(self, source: &engineio_codec::Text) -> Message<'static> {
         Message {
             packet: self.packet.into_shared(source),
             attachments: self.attachments,
@@ -118,7 +118,7 @@ impl Reassembler {
     /// message's shared buffer ([`super::decode_shared`]).
     pub fn text_shared(
         &mut self,
-        text: &engineio_client::Text,
+        text: &engineio_codec::Text,
     ) -> Result<Option<Message<'static>>, DecodeError> {
         self.no_pending()?;
         self.accept(decode_shared(text)?)

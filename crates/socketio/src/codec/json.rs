@@ -4,7 +4,7 @@ use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::ops::Deref;
 
-use engineio_client::Text;
+use engineio_codec::Text;
 use serde::de::{self, Visitor};
 
 /// Text borrowed from a decoded message, or held (owned or shared) in a reference-counted buffer.

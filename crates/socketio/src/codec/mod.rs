@@ -164,7 +164,7 @@ impl<'a> Name<'a> {
         Name::Other(event)
     }
 
-    fn detach(self, source: Option<&engineio_client::Text>) -> Name<'static> {
+    fn detach(self, source: Option<&engineio_codec::Text>) -> Name<'static> {
         match self {
             Name::None => Name::None,
             Name::InData(start, end) => Name::InData(start, end),
@@ -304,11 +304,11 @@ impl<'a> Packet<'a> {
 
     /// An owned copy that shares `source`'s buffer where the packet was decoded from it
     /// (no copy of the payload or the event name).
-    pub fn into_shared(self, source: &engineio_client::Text) -> Packet<'static> {
+    pub fn into_shared(self, source: &engineio_codec::Text) -> Packet<'static> {
         self.detach(Some(source))
     }
 
-    fn detach(self, source: Option<&engineio_client::Text>) -> Packet<'static> {
+    fn detach(self, source: Option<&engineio_codec::Text>) -> Packet<'static> {
         Packet {
             kind: self.kind,
             // The main namespace needs no allocation.
@@ -400,7 +400,7 @@ pub fn decode(input: &str) -> Result<Packet<'_>, DecodeError> {
 
 /// Decodes one socket.io packet from a received message, as [`decode`] does, into a packet that
 /// keeps its payload in the message's shared buffer: nothing is copied.
-pub fn decode_shared(text: &engineio_client::Text) -> Result<Packet<'static>, DecodeError> {
+pub fn decode_shared(text: &engineio_codec::Text) -> Result<Packet<'static>, DecodeError> {
     let input = text.as_str();
     let parts = decode_parts(input)?;
     let data = match parts.payload_at {

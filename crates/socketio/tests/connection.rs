@@ -3,9 +3,9 @@
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use socketio::manager::{AckError, DisconnectReason, EmitError, Manager, Output};
+use socketio::connection::{AckError, Connection, DisconnectReason, EmitError, Output};
 
-fn drain(m: &mut Manager) -> Vec<Output> {
+fn drain(m: &mut Connection) -> Vec<Output> {
     std::iter::from_fn(|| m.poll_output()).collect()
 }
 
@@ -20,10 +20,10 @@ fn sent(outputs: &[Output]) -> Vec<String> {
 }
 
 /// A manager whose main namespace is connected.
-fn connected(t0: Instant) -> Manager {
-    let mut m = Manager::new(16, 10);
+fn connected(t0: Instant) -> Connection {
+    let mut m = Connection::new(16, 10);
     m.connect("/", None);
-    m.engine_opened();
+    m.handle_engine_opened();
     m.handle_text(t0, r#"0{"sid":"s"}"#);
     drain(&mut m);
     m
@@ -35,14 +35,14 @@ fn json(s: &str) -> socketio::codec::Json<'_> {
 
 #[test]
 fn connect_waits_for_the_engine_and_then_sends_connect_with_auth() {
-    let mut m = Manager::new(16, 10);
+    let mut m = Connection::new(16, 10);
     m.connect("/", None);
     m.connect("/admin", Some(json(r#"{"token":"abc"}"#)));
     assert!(
         drain(&mut m).is_empty(),
         "nothing before the Engine.IO session opens"
     );
-    m.engine_opened();
+    m.handle_engine_opened();
     assert_eq!(
         sent(&drain(&mut m)),
         vec!["0", r#"0/admin,{"token":"abc"}"#]
@@ -52,13 +52,13 @@ fn connect_waits_for_the_engine_and_then_sends_connect_with_auth() {
 #[test]
 fn emits_are_buffered_in_order_until_connected() {
     let t0 = Instant::now();
-    let mut m = Manager::new(16, 10);
+    let mut m = Connection::new(16, 10);
     m.connect("/", None);
     m.emit(t0, "/", "a", r#"["a",1]"#.into(), vec![], None)
         .unwrap();
     m.emit(t0, "/", "b", r#"["b"]"#.into(), vec![], None)
         .unwrap();
-    m.engine_opened();
+    m.handle_engine_opened();
     assert_eq!(sent(&drain(&mut m)), vec!["0"]);
     m.handle_text(t0, r#"0{"sid":"s1"}"#);
     let out = drain(&mut m);
@@ -70,7 +70,7 @@ fn emits_are_buffered_in_order_until_connected() {
 #[test]
 fn the_emit_buffer_is_bounded() {
     let t0 = Instant::now();
-    let mut m = Manager::new(2, 10);
+    let mut m = Connection::new(2, 10);
     m.connect("/", None);
     for _ in 0..2 {
         m.emit(t0, "/", "x", r#"["x"]"#.into(), vec![], None)
@@ -85,7 +85,7 @@ fn the_emit_buffer_is_bounded() {
 #[test]
 fn reserved_names_and_unknown_namespaces_are_refused() {
     let t0 = Instant::now();
-    let mut m = Manager::new(2, 10);
+    let mut m = Connection::new(2, 10);
     m.connect("/", None);
     assert_eq!(
         m.emit(t0, "/", "connect", r#"["connect"]"#.into(), vec![], None),
@@ -156,7 +156,7 @@ fn acks_resolve_time_out_and_fail_on_disconnect() {
             ..
         }]
     ));
-    m.engine_closed("transport close");
+    m.handle_engine_closed("transport close");
     let out = drain(&mut m);
     assert!(out.iter().any(|o| matches!(
         o,
@@ -181,11 +181,11 @@ fn acks_resolve_time_out_and_fail_on_disconnect() {
 #[test]
 fn reconnect_sends_connect_again_and_keeps_buffered_emits() {
     let t0 = Instant::now();
-    let mut m = Manager::new(16, 10);
+    let mut m = Connection::new(16, 10);
     m.connect("/", None);
-    m.engine_opened();
+    m.handle_engine_opened();
     m.handle_text(t0, r#"0{"sid":"s"}"#);
-    m.engine_closed("ping timeout");
+    m.handle_engine_closed("ping timeout");
     drain(&mut m);
     m.emit(
         t0,
@@ -197,7 +197,7 @@ fn reconnect_sends_connect_again_and_keeps_buffered_emits() {
     )
     .unwrap();
     assert!(sent(&drain(&mut m)).is_empty());
-    m.engine_opened();
+    m.handle_engine_opened();
     assert_eq!(sent(&drain(&mut m)), vec!["0"]);
     m.handle_text(t0, r#"0{"sid":"s2"}"#);
     assert_eq!(sent(&drain(&mut m)), vec![r#"2["while-away"]"#]);
@@ -206,11 +206,11 @@ fn reconnect_sends_connect_again_and_keeps_buffered_emits() {
 #[test]
 fn connect_error_is_terminal_and_fails_buffered_acks() {
     let t0 = Instant::now();
-    let mut m = Manager::new(16, 10);
+    let mut m = Connection::new(16, 10);
     m.connect("/admin", None);
     m.emit(t0, "/admin", "x", r#"["x"]"#.into(), vec![], Some(None))
         .unwrap();
-    m.engine_opened();
+    m.handle_engine_opened();
     drain(&mut m);
     m.handle_text(
         t0,
@@ -226,8 +226,8 @@ fn connect_error_is_terminal_and_fails_buffered_acks() {
     )));
     assert!(out.iter().any(|o| matches!(o,
         Output::ConnectError { message, data: Some(d), .. } if message == "Not authorized" && d == r#"{"code":7}"#)));
-    m.engine_closed("x");
-    m.engine_opened();
+    m.handle_engine_closed("x");
+    m.handle_engine_opened();
     assert!(
         sent(&drain(&mut m)).is_empty(),
         "no automatic retry after a refusal"
@@ -246,17 +246,17 @@ fn server_disconnect_is_terminal() {
             ..
         }]
     ));
-    m.engine_closed("x");
-    m.engine_opened();
+    m.handle_engine_closed("x");
+    m.handle_engine_opened();
     assert!(sent(&drain(&mut m)).is_empty());
 }
 
 #[test]
 fn recovery_strips_offsets_buffers_early_events_and_resends_pid() {
     let t0 = Instant::now();
-    let mut m = Manager::new(16, 10);
+    let mut m = Connection::new(16, 10);
     m.connect("/", Some(json(r#"{"token":"t"}"#)));
-    m.engine_opened();
+    m.handle_engine_opened();
     drain(&mut m);
     m.handle_text(t0, r#"0{"sid":"s","pid":"p1"}"#);
     drain(&mut m);
@@ -270,9 +270,9 @@ fn recovery_strips_offsets_buffers_early_events_and_resends_pid() {
         r#"["status",{"state":"idle"}]"#,
         "offset stripped"
     );
-    m.engine_closed("transport close");
+    m.handle_engine_closed("transport close");
     drain(&mut m);
-    m.engine_opened();
+    m.handle_engine_opened();
     // {pid, offset} and the auth's keys (which would override them).
     assert_eq!(
         sent(&drain(&mut m)),
@@ -328,9 +328,9 @@ fn binary_events_are_reassembled_and_binary_emits_carry_attachments() {
 #[test]
 fn invalid_packets_are_protocol_errors() {
     let t0 = Instant::now();
-    let mut m = Manager::new(16, 10);
+    let mut m = Connection::new(16, 10);
     m.connect("/", None);
-    m.engine_opened();
+    m.handle_engine_opened();
     drain(&mut m);
     m.handle_text(t0, "2{}");
     assert!(matches!(&drain(&mut m)[..], [Output::ProtocolError(_)]));
@@ -342,7 +342,7 @@ fn invalid_packets_are_protocol_errors() {
 
 #[test]
 fn answering_a_server_ack() {
-    let mut m = Manager::new(16, 10);
+    let mut m = Connection::new(16, 10);
     m.connect("/admin", None);
     m.ack("/admin", 7, r#"["ok",1]"#, vec![]);
     m.ack(

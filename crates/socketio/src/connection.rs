@@ -1,6 +1,6 @@
 //! The pure socket.io client state: namespaces multiplexed on one Engine.IO session, the emit
 //! buffer, ack ids and deadlines, binary reassembly and connection state recovery. No IO, no
-//! clock: the driver passes `now` in and does what [`Manager::poll_output`] says.
+//! clock: the driver passes `now` in and does what [`Connection::poll_output`] says.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt;
@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use engineio_client::Text;
+use engineio_codec::Text;
 
 use crate::codec::{self, Json, Message, Packet, PacketKind, RESERVED_EVENTS, Reassembler};
 
@@ -162,7 +162,7 @@ struct Namespace {
 
 /// The client side of socket.io over one Engine.IO session. See the [module docs](self).
 #[derive(Debug)]
-pub struct Manager {
+pub struct Connection {
     namespaces: BTreeMap<String, Namespace>,
     reassembler: Reassembler,
     engine_open: bool,
@@ -170,7 +170,7 @@ pub struct Manager {
     outputs: VecDeque<Output>,
 }
 
-impl Manager {
+impl Connection {
     /// A manager that buffers at most `outbox_capacity` emits per namespace while it is not
     /// connected, and accepts at most `max_attachments` attachments per received packet.
     pub fn new(outbox_capacity: usize, max_attachments: usize) -> Self {
@@ -354,7 +354,7 @@ impl Manager {
     }
 
     /// The Engine.IO session opened: every namespace not closed sends CONNECT.
-    pub fn engine_opened(&mut self) {
+    pub fn handle_engine_opened(&mut self) {
         self.engine_open = true;
         self.reassembler = Reassembler::new(self.reassembler_cap());
         let names: Vec<String> = self
@@ -370,7 +370,7 @@ impl Manager {
 
     /// The Engine.IO session closed: connected namespaces disconnect (and reconnect with the
     /// next session); acks already sent fail, emits still buffered wait.
-    pub fn engine_closed(&mut self, why: &str) {
+    pub fn handle_engine_closed(&mut self, why: &str) {
         self.engine_open = false;
         let names: Vec<String> = self.namespaces.keys().cloned().collect();
         for name in names {
