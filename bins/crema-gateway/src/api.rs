@@ -42,7 +42,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-fn reader(state: &AppState) -> Result<Reader, ApiError> {
+fn reader(state: &AppState) -> Result<Box<dyn Reader>, ApiError> {
     state.store.reader().map_err(storage_error)
 }
 
@@ -135,7 +135,7 @@ async fn shots(State(state): State<AppState>, Query(q): Query<ShotsQuery>) -> Re
 }
 
 /// The shot named by `{id}`: the store's key, or the machine's UUID.
-fn find(state: &AppState, id: &str) -> Result<(Reader, storage::ShotSummary), ApiError> {
+fn find(state: &AppState, id: &str) -> Result<(Box<dyn Reader>, storage::ShotSummary), ApiError> {
     let reader = reader(state)?;
     match reader.find(id) {
         Ok(Some(shot)) => Ok((reader, shot)),
@@ -153,7 +153,7 @@ async fn shot(State(state): State<AppState>, Path(id): Path<String>) -> Response
         Ok(found) => found,
         Err(e) => return e.into_response(),
     };
-    let mut body = match document::document(&reader, &shot) {
+    let mut body = match document::document(&*reader, &shot) {
         Ok(Some(doc)) => doc,
         Ok(None) => {
             return error(

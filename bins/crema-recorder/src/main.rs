@@ -35,7 +35,7 @@ struct Cli {
 
 #[derive(Debug, Args)]
 struct RunArgs {
-    /// The machine's URL, e.g. http://meticulous.local.
+    /// The machine's URL, e.g. `http://meticulous.local`.
     #[arg(long, required_unless_present = "demo")]
     machine: Option<String>,
     /// The database file (created if missing).
@@ -223,11 +223,11 @@ async fn exit_on_second_signal(stop: CancellationToken) {
     std::process::exit(130);
 }
 
-fn reader(db: &Path) -> anyhow::Result<Reader> {
+fn reader(db: &Path) -> anyhow::Result<Box<dyn Reader>> {
     if !db.exists() {
         anyhow::bail!("there is no database at {}", db.display());
     }
-    Reader::open_existing(db).with_context(|| format!("cannot read the database {}", db.display()))
+    storage::open_reader(db).with_context(|| format!("cannot read the database {}", db.display()))
 }
 
 fn shots(db: &Path, json: bool) -> anyhow::Result<()> {

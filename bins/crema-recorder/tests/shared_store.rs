@@ -10,7 +10,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use simulator::{Scenario, Simulator, SimulatorConfig};
-use storage::{Reader, RunKind, RunStatus};
+use storage::{RunKind, RunStatus};
 
 const BIN: &str = env!("CARGO_BIN_EXE_crema-recorder");
 
@@ -65,7 +65,7 @@ fn parse(out: &Output) -> Vec<(String, u64)> {
 }
 
 fn active_run(db: &Path) -> Option<storage::Run> {
-    Reader::open_existing(db).unwrap().active_run().unwrap()
+    storage::open_reader(db).unwrap().active_run().unwrap()
 }
 
 async fn until<T>(what: &str, within: Duration, mut check: impl FnMut() -> Option<T>) -> T {
@@ -180,7 +180,7 @@ async fn processes_beside_a_recorder_never_touch_its_live_shot_or_its_run() {
     assert_eq!(still.id, run.id);
     assert!(still.status.is_active());
     terminate(&mut holder);
-    let ended = Reader::open_existing(&db_path)
+    let ended = storage::open_reader(&db_path)
         .unwrap()
         .run(run.id)
         .unwrap()

@@ -86,7 +86,7 @@ pub fn summary_json(s: &ShotSummary) -> Value {
 /// The whole shot: its [`summary`] with the machine's `data` (samples, as stored) and
 /// `profile`. What `GET /api/v1/shots/{id}` answers and an external analyzer gets. `None` when
 /// it is gone.
-pub fn document(reader: &Reader, s: &ShotSummary) -> Result<Option<Value>, StorageError> {
+pub fn document(reader: &dyn Reader, s: &ShotSummary) -> Result<Option<Value>, StorageError> {
     let Some(file) = reader.shot_file(s.key)? else {
         return Ok(None);
     };
@@ -98,7 +98,10 @@ pub fn document(reader: &Reader, s: &ShotSummary) -> Result<Option<Value>, Stora
 
 /// A shot's summary and its samples, read as the model's [`Sample`]s (for QA and analysis);
 /// `None` when it is gone.
-pub fn load(reader: &Reader, key: i64) -> Result<Option<(ShotSummary, Vec<Sample>)>, ReadError> {
+pub fn load(
+    reader: &dyn Reader,
+    key: i64,
+) -> Result<Option<(ShotSummary, Vec<Sample>)>, ReadError> {
     let Some(summary) = reader.shot(key)? else {
         return Ok(None);
     };

@@ -723,11 +723,11 @@ impl FinishedShots {
             let Some(key) = reader.key_of_recording(recording_key)? else {
                 return Ok(None);
             };
-            let Some((summary, samples)) = document::load(&reader, key)? else {
+            let Some((summary, samples)) = document::load(&*reader, key)? else {
                 return Ok(None);
             };
             let document = if want_document {
-                document::document(&reader, &summary)?
+                document::document(&*reader, &summary)?
             } else {
                 None
             };

@@ -191,7 +191,7 @@ impl Runs {
         })
     }
 
-    fn reader(&self) -> Result<Reader, RunError> {
+    fn reader(&self) -> Result<Box<dyn Reader>, RunError> {
         Ok(self.store.reader()?)
     }
 
@@ -629,7 +629,7 @@ impl Job {
             if self.cancel.is_cancelled() {
                 break;
             }
-            let passed = match document::load(&reader, key)? {
+            let passed = match document::load(&*reader, key)? {
                 None => false,
                 Some((summary, samples)) => match self.run.kind {
                     RunKind::Qa => {
@@ -655,7 +655,7 @@ impl Job {
                     }
                     _ => {
                         analyses.push(facts(key, &samples));
-                        match self.external(&reader, &summary, &mut analyses)? {
+                        match self.external(&*reader, &summary, &mut analyses)? {
                             Some(all_answered) => all_answered,
                             // Cancelled while an analyzer was asked: this shot is not done.
                             None => break,
@@ -683,7 +683,7 @@ impl Job {
     /// `Some(true)` when all answered, `None` when the run was cancelled meanwhile.
     fn external(
         &mut self,
-        reader: &Reader,
+        reader: &dyn Reader,
         summary: &storage::ShotSummary,
         analyses: &mut Vec<Analysis>,
     ) -> Result<Option<bool>, Failure> {

@@ -1,6 +1,10 @@
-//! SQLite storage for shots, their samples, analyses, runs and QA results. The only crate that
-//! knows SQL.
+//! Storage for shots, their samples, analyses, runs and QA results. The only crate that knows
+//! SQL.
 //!
+//! - **The seam** ([`backend`]): the application reads through [`Reader`] and writes
+//!   [`Write`]s through a [`Store`]; a backend implements [`Reader`], [`Writer`] and
+//!   [`Backend`], and proves itself by passing `conformance` (feature `conformance`). SQLite ([`sqlite`]) is the
+//!   embedded default.
 //! - One **writer thread** owns the read-write connection. Writes reach it through a bounded
 //!   queue; it takes everything waiting, applies each write in its own savepoint inside one
 //!   `BEGIN IMMEDIATE` transaction, commits, and only then answers each caller. A write that fails
@@ -16,10 +20,14 @@
 //!   is idempotent.
 #![deny(missing_docs)]
 
+pub mod backend;
+#[cfg(any(test, feature = "conformance"))]
+pub mod conformance;
 pub mod lease;
 mod read;
 mod runs;
 mod schema;
+pub mod sqlite;
 mod stats;
 mod write;
 
@@ -31,8 +39,9 @@ use meticulous::{Entry, Sample};
 use recorder_core::{Shot, ShotKey, ShotStart};
 use tokio::sync::{mpsc, oneshot};
 
+pub use backend::{Backend, Reader, Writer};
 pub use lease::{Holder, Owner};
-pub use read::{Reader, ShotFile, ShotSummary, ShotsPage};
+pub use read::{ShotFile, ShotSummary, ShotsPage};
 pub use runs::{Analysis, QaResult, Run, RunKind, RunProgress, RunStatus};
 pub use stats::{COMMIT_BUCKETS, CommitStats};
 
@@ -316,11 +325,11 @@ struct Job {
     ack: oneshot::Sender<Result<Applied, StorageError>>,
 }
 
-/// The database: one writer thread, any number of readers. Closing it (or dropping it) lets the
-/// writer finish what was queued and checkpoint the WAL.
-#[derive(Debug)]
+/// The database: one writer thread, any number of readers, on a [`Backend`]. Closing it (or
+/// dropping it) lets the writer finish what was queued and close the backend's writer (SQLite
+/// checkpoints the WAL).
 pub struct Store {
-    path: PathBuf,
+    backend: Arc<dyn Backend>,
     jobs: Option<mpsc::Sender<Job>>,
     writer: Option<JoinHandle<()>>,
     recovered: Vec<Recovered>,
@@ -342,50 +351,53 @@ pub struct Recovered {
 }
 
 impl Store {
-    /// Opens (creating if needed) the database at `path`, migrates it, and finishes what a
-    /// stopped process left open, but only what no live process holds ([`lease`]): shots left
-    /// recording become `partial` ([`Store::recovered`]), active runs `interrupted`. A
-    /// recorder or gateway running beside keeps its live shots and its run.
+    /// Opens (creating if needed) the SQLite database at `path`, migrates it, and finishes
+    /// what a stopped process left open, but only what no live process holds ([`lease`]):
+    /// shots left recording become `partial` ([`Store::recovered`]), active runs
+    /// `interrupted`. A recorder or gateway running beside keeps its live shots and its run.
     pub fn open(path: &Path, options: Options) -> Result<Store, StorageError> {
-        let mut conn = write::open_writer(path)?;
-        let (recovered, interrupted) = write::recover(&mut conn, &options.owner)?;
+        let opened = sqlite::open(path, &options)?;
+        Store::start(opened, options)
+    }
+
+    /// Starts the writer thread over what a backend opened.
+    pub fn start(opened: Opened, options: Options) -> Result<Store, StorageError> {
+        let Opened {
+            backend,
+            writer,
+            recovered,
+            interrupted,
+        } = opened;
+        let location = backend.location();
         if !interrupted.is_empty() {
             tracing::warn!(
                 runs = ?interrupted,
-                "{} run(s) were active when the process stopped; they are marked interrupted",
+                "{} run(s) were active when their process stopped; they are marked interrupted",
                 interrupted.len()
             );
         }
         if !recovered.is_empty() {
             tracing::warn!(
                 shots = ?recovered.iter().map(|r| r.key).collect::<Vec<_>>(),
-                "finished {} shot(s) left recording by an earlier crash as partial",
+                "finished {} shot(s) left recording by a stopped process as partial",
                 recovered.len()
             );
-        }
-        if let Some(fault) = options.fail_commit.clone() {
-            let mut commits = 0u64;
-            conn.commit_hook(Some(move || {
-                commits += 1;
-                fault(commits)
-            }));
         }
         let (jobs, rx) = mpsc::channel(options.queue.max(1));
         let batch = options.batch.max(1);
         let stats = Arc::new(stats::Stats::default());
         let writer_stats = stats.clone();
-        let owner = options.owner.clone();
-        let writer = std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("crema-storage-writer".into())
-            .spawn(move || write::run(conn, rx, batch, &writer_stats, &owner))
+            .spawn(move || write_loop(writer, rx, batch, &writer_stats))
             .map_err(|source| StorageError::Io {
-                path: path.to_owned(),
+                path: PathBuf::from(location),
                 source,
             })?;
         Ok(Store {
-            path: path.to_owned(),
+            backend,
             jobs: Some(jobs),
-            writer: Some(writer),
+            writer: Some(thread),
             recovered,
             stats,
             owner: options.owner,
@@ -407,9 +419,9 @@ impl Store {
         self.stats.snapshot()
     }
 
-    /// The database file.
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// Where the store is, for log lines.
+    pub fn location(&self) -> String {
+        self.backend.location()
     }
 
     /// Applies `write`; answers once it is committed (durable), or with why it is not.
@@ -431,9 +443,9 @@ impl Store {
         answer.blocking_recv().map_err(|_| StorageError::Closed)?
     }
 
-    /// A new read-only connection.
-    pub fn reader(&self) -> Result<Reader, StorageError> {
-        Reader::open(&self.path)
+    /// A new reader (a connection of its own).
+    pub fn reader(&self) -> Result<Box<dyn Reader>, StorageError> {
+        self.backend.reader()
     }
 
     /// Lets the writer finish what is queued, checkpoints the WAL and closes. Call it from a
@@ -450,6 +462,72 @@ impl Store {
             tracing::error!("the database writer thread panicked");
         }
     }
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("location", &self.backend.location())
+            .field("owner", &self.owner.id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a backend's `open` hands to [`Store::start`].
+pub struct Opened {
+    /// The backend (readers).
+    pub backend: Arc<dyn Backend>,
+    /// Its writer, for the writer thread.
+    pub writer: Box<dyn Writer>,
+    /// Live shots left recording by a stopped process, finished as partial at open.
+    pub recovered: Vec<Recovered>,
+    /// Runs left active by a stopped process, interrupted at open.
+    pub interrupted: Vec<i64>,
+}
+
+impl std::fmt::Debug for Opened {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Opened")
+            .field("location", &self.backend.location())
+            .field("recovered", &self.recovered)
+            .field("interrupted", &self.interrupted)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A reader of the SQLite store at `path` without a writer (for commands that only read, beside
+/// a process that may be writing).
+pub fn open_reader(path: &Path) -> Result<Box<dyn Reader>, StorageError> {
+    Ok(Box::new(read::SqliteReader::open_existing(path)?))
+}
+
+/// The writer thread: takes what is waiting (at most `batch`), has the backend apply it in one
+/// transaction, answers each caller after the commit.
+fn write_loop(
+    mut writer: Box<dyn Writer>,
+    mut jobs: mpsc::Receiver<Job>,
+    batch: usize,
+    stats: &stats::Stats,
+) {
+    let mut waiting: Vec<Job> = Vec::with_capacity(batch);
+    while let Some(first) = jobs.blocking_recv() {
+        waiting.push(first);
+        while waiting.len() < batch {
+            match jobs.try_recv() {
+                Ok(job) => waiting.push(job),
+                Err(_) => break,
+            }
+        }
+        let began = std::time::Instant::now();
+        let writes: Vec<&Write> = waiting.iter().map(|job| &job.write).collect();
+        let results = writer.apply(&writes);
+        stats.record(began.elapsed(), results.iter().all(Result::is_ok));
+        for (job, result) in waiting.drain(..).zip(results) {
+            // The caller may have given up waiting; the write stands either way.
+            let _ = job.ack.send(result);
+        }
+    }
+    writer.close();
 }
 
 impl Drop for Store {

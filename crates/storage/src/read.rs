@@ -7,11 +7,11 @@ use std::path::{Path, PathBuf};
 use rusqlite::{Connection, OpenFlags, OptionalExtension as _, params};
 use serde::Serialize;
 
-use crate::{StorageError, sql};
+use crate::{QaResult, Run, StorageError, sql};
 
-/// A read-only connection to the store.
+/// A read-only connection to a SQLite store.
 #[derive(Debug)]
-pub struct Reader {
+pub(crate) struct SqliteReader {
     conn: Connection,
 }
 
@@ -87,7 +87,7 @@ fn summary(r: &rusqlite::Row<'_>) -> rusqlite::Result<ShotSummary> {
     })
 }
 
-impl Reader {
+impl SqliteReader {
     pub(crate) fn open(path: &Path) -> Result<Self, StorageError> {
         let conn = Connection::open_with_flags(
             path,
@@ -103,12 +103,13 @@ impl Reader {
     }
 
     /// Opens a database read-only without the writer (for `shots` and `export` commands).
-    pub fn open_existing(path: &Path) -> Result<Self, StorageError> {
+    pub(crate) fn open_existing(path: &Path) -> Result<Self, StorageError> {
         Self::open(path)
     }
+}
 
-    /// Shots newest first, at most `limit`, starting after cursor `before`.
-    pub fn shots(&self, limit: usize, before: Option<&str>) -> Result<ShotsPage, StorageError> {
+impl crate::Reader for SqliteReader {
+    fn shots(&self, limit: usize, before: Option<&str>) -> Result<ShotsPage, StorageError> {
         let (time, key) = before
             .and_then(parse_cursor)
             .unwrap_or((f64::INFINITY, i64::MAX));
@@ -135,8 +136,7 @@ impl Reader {
         Ok(ShotsPage { shots, next })
     }
 
-    /// Every shot, newest first.
-    pub fn all_shots(&self) -> Result<Vec<ShotSummary>, StorageError> {
+    fn all_shots(&self) -> Result<Vec<ShotSummary>, StorageError> {
         let mut stmt = self
             .conn
             .prepare(&format!("{SUMMARY} ORDER BY time DESC, key DESC"))
@@ -147,24 +147,21 @@ impl Reader {
             .map_err(sql("listing shots"))
     }
 
-    /// How many shots are stored.
-    pub fn shot_count(&self) -> Result<u64, StorageError> {
+    fn shot_count(&self) -> Result<u64, StorageError> {
         self.conn
             .query_row("SELECT count(*) FROM shots", [], |r| r.get::<_, i64>(0))
             .map(|n| n.max(0) as u64)
             .map_err(sql("counting shots"))
     }
 
-    /// One shot by the store's key.
-    pub fn shot(&self, key: i64) -> Result<Option<ShotSummary>, StorageError> {
+    fn shot(&self, key: i64) -> Result<Option<ShotSummary>, StorageError> {
         self.conn
             .query_row(&format!("{SUMMARY} WHERE key = ?1"), [key], summary)
             .optional()
             .map_err(sql("reading a shot"))
     }
 
-    /// One shot by the machine's UUID or the store's key (as text).
-    pub fn find(&self, id_or_key: &str) -> Result<Option<ShotSummary>, StorageError> {
+    fn find(&self, id_or_key: &str) -> Result<Option<ShotSummary>, StorageError> {
         let by_id = self
             .conn
             .query_row(&format!("{SUMMARY} WHERE id = ?1"), [id_or_key], summary)
@@ -177,8 +174,7 @@ impl Reader {
         }
     }
 
-    /// The samples of a shot, in order, as stored (history-shaped JSON).
-    pub fn samples(&self, key: i64) -> Result<Vec<Box<serde_json::value::RawValue>>, StorageError> {
+    fn samples(&self, key: i64) -> Result<Vec<Box<serde_json::value::RawValue>>, StorageError> {
         let mut stmt = self
             .conn
             .prepare_cached("SELECT sample FROM samples WHERE shot_key = ?1 ORDER BY seq")
@@ -201,8 +197,7 @@ impl Reader {
         Ok(out)
     }
 
-    /// The shot in the Meticulous shot-file format.
-    pub fn shot_file(&self, key: i64) -> Result<Option<ShotFile>, StorageError> {
+    fn shot_file(&self, key: i64) -> Result<Option<ShotFile>, StorageError> {
         /// time, profile name, id, profile.
         type Head = (f64, Option<String>, Option<String>, Option<String>);
         let row: Option<Head> = self
@@ -234,22 +229,7 @@ impl Reader {
         }))
     }
 
-    /// Writes the shot file of `key` to `path` atomically: a temporary file beside it, flushed
-    /// to disk, then renamed over `path` (a crash leaves the old file or the new one, never half).
-    pub fn export(&self, key: i64, path: &Path) -> Result<bool, StorageError> {
-        let Some(file) = self.shot_file(key)? else {
-            return Ok(false);
-        };
-        let json = serde_json::to_vec(&file).map_err(|source| StorageError::Corrupt {
-            what: "shot file",
-            source,
-        })?;
-        write_atomically(path, &json)?;
-        Ok(true)
-    }
-
-    /// The machine UUIDs the store holds as history copies, for `machine`.
-    pub fn history_ids(&self, machine: &str) -> Result<BTreeSet<String>, StorageError> {
+    fn history_ids(&self, machine: &str) -> Result<BTreeSet<String>, StorageError> {
         let mut stmt = self
             .conn
             .prepare(
@@ -262,8 +242,7 @@ impl Reader {
             .map_err(sql("listing history shots"))
     }
 
-    /// The largest recorder key stored (the recorder starts after it).
-    pub fn max_recording_key(&self) -> Result<u64, StorageError> {
+    fn max_recording_key(&self) -> Result<u64, StorageError> {
         let max: Option<i64> = self
             .conn
             .query_row("SELECT max(recording_key) FROM shots", [], |r| r.get(0))
@@ -271,23 +250,19 @@ impl Reader {
         Ok(max.map_or(0, |m| m.max(0) as u64))
     }
 
-    /// Run `id`.
-    pub fn run(&self, id: i64) -> Result<Option<crate::Run>, StorageError> {
+    fn run(&self, id: i64) -> Result<Option<Run>, StorageError> {
         crate::runs::get(&self.conn, id)
     }
 
-    /// The run queued or running, if any.
-    pub fn active_run(&self) -> Result<Option<crate::Run>, StorageError> {
+    fn active_run(&self) -> Result<Option<Run>, StorageError> {
         crate::runs::active(&self.conn)
     }
 
-    /// The newest runs, newest first.
-    pub fn runs(&self, limit: usize) -> Result<Vec<crate::Run>, StorageError> {
+    fn runs(&self, limit: usize) -> Result<Vec<Run>, StorageError> {
         crate::runs::latest(&self.conn, limit)
     }
 
-    /// How many runs of each kind ended (or stand) in each status: `(kind, status, count)`.
-    pub fn run_counts(&self) -> Result<Vec<(String, String, u64)>, StorageError> {
+    fn run_counts(&self) -> Result<Vec<(String, String, u64)>, StorageError> {
         let mut stmt = self
             .conn
             .prepare_cached(
@@ -302,13 +277,11 @@ impl Reader {
         rows.collect::<Result<_, _>>().map_err(sql("counting runs"))
     }
 
-    /// The QA verdicts stored for shot `key`, by check name.
-    pub fn qa_results(&self, key: i64) -> Result<Vec<crate::QaResult>, StorageError> {
+    fn qa_results(&self, key: i64) -> Result<Vec<QaResult>, StorageError> {
         crate::runs::qa_results(&self.conn, key)
     }
 
-    /// The keys of the shots no QA run has checked yet, oldest first.
-    pub fn unchecked_shot_keys(&self) -> Result<Vec<i64>, StorageError> {
+    fn unchecked_shot_keys(&self) -> Result<Vec<i64>, StorageError> {
         let mut stmt = self
             .conn
             .prepare(
@@ -324,8 +297,7 @@ impl Reader {
             .map_err(sql("listing unchecked shots"))
     }
 
-    /// The store's key of the live shot the recorder numbered `recording_key`.
-    pub fn key_of_recording(&self, recording_key: u64) -> Result<Option<i64>, StorageError> {
+    fn key_of_recording(&self, recording_key: u64) -> Result<Option<i64>, StorageError> {
         self.conn
             .query_row(
                 "SELECT key FROM shots WHERE recording_key = ?1",
@@ -336,9 +308,7 @@ impl Reader {
             .map_err(sql("finding a live shot"))
     }
 
-    /// The key of every shot that is not being recorded, oldest first (a shot in progress is
-    /// checked and analyzed once it ends).
-    pub fn shot_keys(&self) -> Result<Vec<i64>, StorageError> {
+    fn shot_keys(&self) -> Result<Vec<i64>, StorageError> {
         let mut stmt = self
             .conn
             .prepare("SELECT key FROM shots WHERE status <> 'recording' ORDER BY time, key")
@@ -349,8 +319,7 @@ impl Reader {
         rows.collect::<Result<_, _>>().map_err(sql("listing shots"))
     }
 
-    /// The analyses stored for shot `key`: `{analyzer, result, created_at}`, by analyzer.
-    pub fn analyses(&self, key: i64) -> Result<Vec<serde_json::Value>, StorageError> {
+    fn analyses(&self, key: i64) -> Result<Vec<serde_json::Value>, StorageError> {
         let mut stmt = self
             .conn
             .prepare_cached(
@@ -379,8 +348,7 @@ impl Reader {
         Ok(out)
     }
 
-    /// `PRAGMA integrity_check`: `ok`, or what is wrong.
-    pub fn integrity_check(&self) -> Result<String, StorageError> {
+    fn integrity_check(&self) -> Result<String, StorageError> {
         self.conn
             .query_row("PRAGMA integrity_check", [], |r| r.get(0))
             .map_err(sql("checking integrity"))

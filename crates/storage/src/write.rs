@@ -4,10 +4,9 @@ use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use rusqlite::{Connection, OptionalExtension as _, TransactionBehavior, params};
-use tokio::sync::mpsc;
 
 use crate::lease::{self, Owner, Taken};
-use crate::{Applied, Job, StorageError, Upserted, Write, schema, sql};
+use crate::{Applied, StorageError, Upserted, Write, schema, sql};
 use recorder_core::{EndReason, ShotKey, ShotStatus};
 
 fn unix_now() -> f64 {
@@ -115,39 +114,27 @@ fn finish_recording(
     Ok(recovered)
 }
 
-/// The writer loop: a batch of waiting writes per transaction, answers after the commit.
-pub(crate) fn run(
-    mut conn: Connection,
-    mut jobs: mpsc::Receiver<Job>,
-    batch: usize,
-    stats: &crate::stats::Stats,
-    me: &Owner,
-) {
-    let mut waiting: Vec<Job> = Vec::with_capacity(batch);
-    while let Some(first) = jobs.blocking_recv() {
-        waiting.push(first);
-        while waiting.len() < batch {
-            match jobs.try_recv() {
-                Ok(job) => waiting.push(job),
-                Err(_) => break,
-            }
-        }
-        let began = std::time::Instant::now();
-        let results = apply_batch(&mut conn, &waiting, me);
-        stats.record(began.elapsed(), results.iter().all(Result::is_ok));
-        for (job, result) in waiting.drain(..).zip(results) {
-            // The caller may have given up waiting; the write stands either way.
-            let _ = job.ack.send(result);
-        }
+/// The SQLite writer: the read-write connection, and the process it writes for (leases).
+pub(crate) struct SqliteWriter {
+    pub(crate) conn: Connection,
+    pub(crate) me: Owner,
+}
+
+impl crate::Writer for SqliteWriter {
+    fn apply(&mut self, writes: &[&Write]) -> Vec<Result<Applied, StorageError>> {
+        apply_batch(&mut self.conn, writes, &self.me)
     }
-    if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);") {
-        tracing::warn!("checkpoint on close failed: {e}");
+
+    fn close(&mut self) {
+        if let Err(e) = self.conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);") {
+            tracing::warn!("checkpoint on close failed: {e}");
+        }
     }
 }
 
 fn apply_batch(
     conn: &mut Connection,
-    jobs: &[Job],
+    jobs: &[&Write],
     me: &Owner,
 ) -> Vec<Result<Applied, StorageError>> {
     let mut tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
@@ -163,7 +150,7 @@ fn apply_batch(
     let mut results = Vec::with_capacity(jobs.len());
     for job in jobs {
         let result = match tx.savepoint() {
-            Ok(sp) => match apply(&sp, &job.write, me) {
+            Ok(sp) => match apply(&sp, job, me) {
                 Ok(applied) => sp.commit().map(|()| applied).map_err(sql("saving a write")),
                 // The savepoint rolls back when dropped: this write alone is undone.
                 Err(e) => Err(e),

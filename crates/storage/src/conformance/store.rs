@@ -1,12 +1,13 @@
 //! The store on a real SQLite file: the live path, history reconciliation, recovery after a
 //! crash, merges, exports, and injected commit failures.
 
+use super::Location;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use crate::{Applied, Options, Store, Upserted, Write};
 use meticulous::{Entry, HistoryPage, Sample};
 use recorder_core::{EndReason, Shot, ShotStart, ShotStatus};
-use storage::{Applied, Options, Store, Upserted, Write};
 
 fn history() -> Entry {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -59,8 +60,8 @@ fn live_writes(key: u64, entry: &Entry) -> Vec<Write> {
     writes
 }
 
-fn open(dir: &tempfile::TempDir) -> Store {
-    Store::open(&dir.path().join("crema.db"), Options::default()).unwrap()
+fn open(at: &dyn Location) -> Store {
+    at.open(Options::default())
 }
 
 fn samples_of(store: &Store, key: i64) -> Vec<Sample> {
@@ -74,10 +75,8 @@ fn samples_of(store: &Store, key: i64) -> Vec<Sample> {
         .collect()
 }
 
-#[test]
-fn a_live_shot_then_its_history_copy_replaces_it_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(&dir);
+pub(crate) fn a_live_shot_then_its_history_copy_replaces_it_once(at: &dyn Location) {
+    let store = open(at);
     let entry = history();
     for w in live_writes(1, &entry) {
         store.write_blocking(w).unwrap();
@@ -139,10 +138,8 @@ fn a_live_shot_then_its_history_copy_replaces_it_once() {
     assert_eq!(reader.history_ids("default").unwrap().len(), 1);
 }
 
-#[test]
-fn history_first_then_the_live_copy_gives_way() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(&dir);
+pub(crate) fn history_first_then_the_live_copy_gives_way(at: &dyn Location) {
+    let store = open(at);
     let entry = history();
     store
         .write_blocking(Write::UpsertHistory {
@@ -161,12 +158,10 @@ fn history_first_then_the_live_copy_gives_way() {
     );
 }
 
-#[test]
-fn a_crash_leaves_recording_shots_that_reopen_as_partial() {
-    let dir = tempfile::tempdir().unwrap();
+pub(crate) fn a_crash_leaves_recording_shots_that_reopen_as_partial(at: &dyn Location) {
     let entry = history();
     {
-        let store = open(&dir);
+        let store = open(at);
         store.write_blocking(start(3)).unwrap();
         store
             .write_blocking(Write::Journal {
@@ -176,10 +171,10 @@ fn a_crash_leaves_recording_shots_that_reopen_as_partial() {
             .unwrap();
         // No finish: the process "dies" here (the store closes, the shot is still recording).
     }
-    let store = open(&dir);
+    let store = open(at);
     assert_eq!(
         store.recovered(),
-        &[storage::Recovered {
+        &[crate::Recovered {
             machine: "default".into(),
             key: 3,
             id: None,
@@ -193,10 +188,8 @@ fn a_crash_leaves_recording_shots_that_reopen_as_partial() {
     assert_eq!(reader.integrity_check().unwrap(), "ok");
 }
 
-#[test]
-fn a_merge_moves_the_samples_into_the_interrupted_shot() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(&dir);
+pub(crate) fn a_merge_moves_the_samples_into_the_interrupted_shot(at: &dyn Location) {
+    let store = open(at);
     let data = history().data;
     store.write_blocking(start(1)).unwrap();
     store
@@ -236,10 +229,8 @@ fn a_merge_moves_the_samples_into_the_interrupted_shot() {
     assert_eq!(samples_of(&store, shots[0].key), data[..50].to_vec());
 }
 
-#[test]
-fn a_short_shot_is_discarded_and_the_export_is_a_shot_file() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(&dir);
+pub(crate) fn a_short_shot_is_discarded_and_the_export_is_a_shot_file(at: &dyn Location) {
+    let store = open(at);
     let entry = history();
     store.write_blocking(start(1)).unwrap();
     store
@@ -258,7 +249,7 @@ fn a_short_shot_is_discarded_and_the_export_is_a_shot_file() {
         .unwrap();
     let reader = store.reader().unwrap();
     let key = reader.find(&entry.id).unwrap().unwrap().key;
-    let path = dir.path().join("shot.json");
+    let path = at.scratch().join("shot.json");
     assert!(reader.export(key, &path).unwrap());
     let file: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
     assert_eq!(file["id"], entry.id.as_str());
@@ -268,7 +259,7 @@ fn a_short_shot_is_discarded_and_the_export_is_a_shot_file() {
     assert_eq!(file["profile"]["name"], "Fixture Classic 9 bar");
     assert!(!reader.export(key + 100, &path).unwrap());
     // Nothing but the export is left in the folder (the temporary file was renamed).
-    let names: Vec<String> = std::fs::read_dir(dir.path())
+    let names: Vec<String> = std::fs::read_dir(at.scratch())
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .filter(|n| !n.starts_with("crema.db"))
@@ -276,10 +267,8 @@ fn a_short_shot_is_discarded_and_the_export_is_a_shot_file() {
     assert_eq!(names, vec!["shot.json".to_owned()]);
 }
 
-#[test]
-fn shots_page_by_cursor() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(&dir);
+pub(crate) fn shots_page_by_cursor(at: &dyn Location) {
+    let store = open(at);
     let mut entry = history();
     for i in 0..25 {
         entry.id = format!("shot-{i}");
@@ -310,13 +299,12 @@ fn shots_page_by_cursor() {
 
 /// Every commit from the n-th fails once; the writer's callers retry what failed. Whatever the
 /// failing commit, the database ends exactly as without faults: nothing lost, nothing doubled.
-#[test]
-fn failing_the_nth_commit_loses_nothing() {
+pub(crate) fn failing_the_nth_commit_loses_nothing(at: &dyn Location) {
     let entry = history();
     let writes = live_writes(1, &entry);
     let reference = {
-        let dir = tempfile::tempdir().unwrap();
-        let store = open(&dir);
+        let at = at.fresh();
+        let store = open(&*at);
         for w in &writes {
             store.write_blocking(w.clone()).unwrap();
         }
@@ -324,12 +312,12 @@ fn failing_the_nth_commit_loses_nothing() {
         (shot.status, shot.sample_count, samples_of(&store, shot.key))
     };
     for n in 1..=writes.len() as u64 + 2 {
-        let dir = tempfile::tempdir().unwrap();
+        let at = at.fresh();
         let options = Options {
             fail_commit: Some(Arc::new(move |commit| commit == n)),
             ..Options::default()
         };
-        let store = Store::open(&dir.path().join("crema.db"), options).unwrap();
+        let store = at.open(options);
         let mut failures = 0;
         for w in &writes {
             loop {
@@ -362,10 +350,8 @@ fn failing_the_nth_commit_loses_nothing() {
 
 /// Two live copies of the same shot (a cut the recorder did not resume): when the second is
 /// identified, it goes on in the first row.
-#[test]
-fn a_second_live_copy_of_the_same_shot_joins_the_first() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(&dir);
+pub(crate) fn a_second_live_copy_of_the_same_shot_joins_the_first(at: &dyn Location) {
+    let store = open(at);
     let data = history().data;
     store.write_blocking(start(1)).unwrap();
     store

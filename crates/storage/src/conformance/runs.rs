@@ -1,9 +1,8 @@
 //! Runs on a real SQLite file: one active at a time, progress that never revives a finished run,
 //! interrupted on the next open, and QA results and analyses that replace their earlier copy.
 
-use storage::{
-    Analysis, Applied, Options, QaResult, RunKind, RunProgress, RunStatus, Store, Write,
-};
+use super::Location;
+use crate::{Analysis, Applied, Options, QaResult, RunKind, RunProgress, RunStatus, Store, Write};
 
 fn progress(id: i64, status: RunStatus, done: u64) -> Write {
     Write::RunProgress(RunProgress {
@@ -29,11 +28,8 @@ fn create(store: &Store, kind: RunKind) -> Applied {
         .unwrap()
 }
 
-#[test]
-fn one_active_run_and_its_life() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("crema.db");
-    let store = Store::open(&path, Options::default()).unwrap();
+pub(crate) fn one_active_run_and_its_life(at: &dyn Location) {
+    let store = at.open(Options::default());
     let Applied::RunCreated { id } = create(&store, RunKind::Qa) else {
         panic!("the first run is created")
     };
@@ -95,16 +91,13 @@ fn one_active_run_and_its_life() {
     assert_eq!(reader.runs(10).unwrap().len(), 2);
 }
 
-#[test]
-fn an_active_run_is_interrupted_by_a_restart() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("crema.db");
+pub(crate) fn an_active_run_is_interrupted_by_a_restart(at: &dyn Location) {
     // The first process is one of this host's that has exited since (as a killed one has).
     let mut child = std::process::Command::new("true").spawn().unwrap();
-    let gone = storage::Owner {
+    let gone = crate::Owner {
         id: "gone".into(),
         pid: child.id(),
-        host: storage::Owner::this_process().host,
+        host: crate::Owner::this_process().host,
     };
     child.wait().unwrap();
     let id = {
@@ -112,7 +105,7 @@ fn an_active_run_is_interrupted_by_a_restart() {
             owner: gone,
             ..Options::default()
         };
-        let store = Store::open(&path, options).unwrap();
+        let store = at.open(options);
         let Applied::RunCreated { id } = create(&store, RunKind::Qa) else {
             panic!()
         };
@@ -122,7 +115,7 @@ fn an_active_run_is_interrupted_by_a_restart() {
         // Dropped without finishing the run: as a kill would leave it.
         id
     };
-    let store = Store::open(&path, Options::default()).unwrap();
+    let store = at.open(Options::default());
     let run = store.reader().unwrap().run(id).unwrap().unwrap();
     assert_eq!((run.status, run.done), (RunStatus::Interrupted, 3));
     assert!(run.finished_at.is_some());
@@ -133,10 +126,8 @@ fn an_active_run_is_interrupted_by_a_restart() {
     ));
 }
 
-#[test]
-fn qa_results_and_analyses_replace_their_earlier_copy() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("crema.db"), Options::default()).unwrap();
+pub(crate) fn qa_results_and_analyses_replace_their_earlier_copy(at: &dyn Location) {
+    let store = at.open(Options::default());
     let text = std::fs::read_to_string(
         std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../../fixtures/meticulous/meticulous_history.json"),

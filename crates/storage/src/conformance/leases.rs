@@ -1,11 +1,12 @@
 //! Many processes on one store: leases (taken, refused, renewed, released, expired, freed by a
 //! dead holder), fencing, and recovery that leaves alone what a live process holds.
 
+use super::Location;
 use std::time::Duration;
 
+use crate::lease::{self, Owner};
+use crate::{Applied, Options, RunKind, RunStatus, StorageError, Store, Write};
 use recorder_core::ShotStart;
-use storage::lease::{self, Owner};
-use storage::{Applied, Options, RunKind, RunStatus, StorageError, Store, Write};
 
 /// A process on another host (its liveness cannot be checked here: only expiry frees it).
 fn elsewhere(id: &str) -> Owner {
@@ -28,15 +29,11 @@ fn dead_here() -> Owner {
     }
 }
 
-fn open(dir: &tempfile::TempDir, owner: Owner) -> Store {
-    Store::open(
-        &dir.path().join("crema.db"),
-        Options {
-            owner,
-            ..Options::default()
-        },
-    )
-    .unwrap()
+fn open(at: &dyn Location, owner: Owner) -> Store {
+    at.open(Options {
+        owner,
+        ..Options::default()
+    })
 }
 
 fn take(store: &Store, name: &str, ttl: Duration) -> Applied {
@@ -82,11 +79,11 @@ fn recording(store: &Store) -> Vec<(i64, String)> {
         .collect()
 }
 
-#[test]
-fn a_lease_is_refused_while_held_and_fences_the_old_holder_once_taken() {
-    let dir = tempfile::tempdir().unwrap();
-    let a = open(&dir, elsewhere("a"));
-    let b = open(&dir, elsewhere("b"));
+pub(crate) fn a_lease_is_refused_while_held_and_fences_the_old_holder_once_taken(
+    at: &dyn Location,
+) {
+    let a = open(at, elsewhere("a"));
+    let b = open(at, elsewhere("b"));
     let name = lease::machine("kitchen");
     let Applied::Leased { token: first, .. } = take(&a, &name, Duration::from_secs(60)) else {
         panic!("a takes it")
@@ -140,11 +137,9 @@ fn a_lease_is_refused_while_held_and_fences_the_old_holder_once_taken() {
     );
 }
 
-#[test]
-fn an_expired_lease_or_a_dead_holder_frees_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let a = open(&dir, elsewhere("a"));
-    let b = open(&dir, elsewhere("b"));
+pub(crate) fn an_expired_lease_or_a_dead_holder_frees_it(at: &dyn Location) {
+    let a = open(at, elsewhere("a"));
+    let b = open(at, elsewhere("b"));
     assert!(matches!(
         take(&a, "machine:x", Duration::from_millis(50)),
         Applied::Leased { .. }
@@ -159,7 +154,7 @@ fn an_expired_lease_or_a_dead_holder_frees_it() {
         Applied::Leased { token: 2, .. }
     ));
     // A holder of this host whose process is gone holds nothing, expiry or not.
-    let dead = open(&dir, dead_here());
+    let dead = open(at, dead_here());
     assert!(matches!(
         take(&dead, "machine:y", Duration::from_secs(600)),
         Applied::Leased { .. }
@@ -171,17 +166,15 @@ fn an_expired_lease_or_a_dead_holder_frees_it() {
         ),
         "from another host only the expiry tells"
     );
-    let here = open(&dir, Owner::this_process());
+    let here = open(at, Owner::this_process());
     assert!(matches!(
         take(&here, "machine:y", Duration::from_secs(60)),
         Applied::Leased { .. }
     ));
 }
 
-#[test]
-fn opening_recovers_only_what_no_live_process_holds() {
-    let dir = tempfile::tempdir().unwrap();
-    let recorder = open(&dir, elsewhere("recorder"));
+pub(crate) fn opening_recovers_only_what_no_live_process_holds(at: &dyn Location) {
+    let recorder = open(at, elsewhere("recorder"));
     assert!(matches!(
         take(
             &recorder,
@@ -193,7 +186,7 @@ fn opening_recovers_only_what_no_live_process_holds() {
     recorder.write_blocking(start(7)).unwrap();
     recorder.write_blocking(journal(7)).unwrap();
     // A second process (the CLI's `qa`, say) opens the store mid-shot.
-    let cli = open(&dir, Owner::this_process());
+    let cli = open(at, Owner::this_process());
     assert!(cli.recovered().is_empty(), "{:?}", cli.recovered());
     assert_eq!(recording(&cli), [(1, "recording".into())]);
     drop(cli);
@@ -204,16 +197,14 @@ fn opening_recovers_only_what_no_live_process_holds() {
             ttl: Duration::ZERO,
         })
         .unwrap();
-    let next = open(&dir, elsewhere("next"));
+    let next = open(at, elsewhere("next"));
     assert_eq!(next.recovered().len(), 1);
     assert_eq!(next.recovered()[0].key, 7);
     assert_eq!(recording(&next), [(1, "partial".into())]);
 }
 
-#[test]
-fn taking_a_machine_from_a_dead_holder_finishes_its_shot() {
-    let dir = tempfile::tempdir().unwrap();
-    let old = open(&dir, elsewhere("old"));
+pub(crate) fn taking_a_machine_from_a_dead_holder_finishes_its_shot(at: &dyn Location) {
+    let old = open(at, elsewhere("old"));
     assert!(matches!(
         take(&old, &lease::machine("kitchen"), Duration::from_millis(30)),
         Applied::Leased { .. }
@@ -221,7 +212,7 @@ fn taking_a_machine_from_a_dead_holder_finishes_its_shot() {
     old.write_blocking(start(4)).unwrap();
     old.write_blocking(journal(4)).unwrap();
     std::thread::sleep(Duration::from_millis(50));
-    let new = open(&dir, elsewhere("new"));
+    let new = open(at, elsewhere("new"));
     // Opened after the expiry: the open itself recovered it.
     assert_eq!(new.recovered().len(), 1);
     old.write_blocking(start(5)).unwrap();
@@ -237,10 +228,8 @@ fn taking_a_machine_from_a_dead_holder_finishes_its_shot() {
     );
 }
 
-#[test]
-fn the_active_run_belongs_to_its_process() {
-    let dir = tempfile::tempdir().unwrap();
-    let gateway = open(&dir, elsewhere("gateway"));
+pub(crate) fn the_active_run_belongs_to_its_process(at: &dyn Location) {
+    let gateway = open(at, elsewhere("gateway"));
     let create = |store: &Store| {
         store
             .write_blocking(Write::CreateRun {
@@ -255,7 +244,7 @@ fn the_active_run_belongs_to_its_process() {
         panic!("created")
     };
     // The CLI opens the store beside it: the run stays active, and the CLI's run is refused.
-    let cli = open(&dir, Owner::this_process());
+    let cli = open(at, Owner::this_process());
     let run = cli.reader().unwrap().run(id).unwrap().unwrap();
     assert_eq!(run.status, RunStatus::Queued);
     assert_eq!(run.started_by.as_deref(), Some("cli"));
