@@ -21,6 +21,7 @@ use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::config::{Config, TransportMode};
+use crate::deadline::Deadline;
 use crate::error::Error;
 use crate::event::{ConnectionState, Event, Payload};
 use crate::queue::Producer;
@@ -389,21 +390,13 @@ impl<'a> Connection<'a> {
         if !leftover.is_empty() {
             self.body(leftover);
         }
-        let mut armed: Option<Instant> = None;
-        let timer = tokio::time::sleep_until(Instant::now() + FAR);
-        tokio::pin!(timer);
+        let mut deadline = Deadline::new();
         loop {
             if let Some(reason) = self.drain_outputs().await {
                 return reason;
             }
             self.maybe_post();
-            let deadline = self.session.poll_timeout().map(Instant::from_std);
-            if deadline != armed {
-                armed = deadline;
-                timer
-                    .as_mut()
-                    .reset(deadline.unwrap_or_else(|| Instant::now() + FAR));
-            }
+            deadline.set(self.session.poll_timeout());
             let now = || Instant::now().into_std();
             // Hand over what this pass produced; if there is no room, stop reading until there is.
             if self.events.try_flush().is_err() {
@@ -453,11 +446,7 @@ impl<'a> Connection<'a> {
                         self.handle_io(io).await;
                     }
                 }
-                () = &mut timer, if armed.is_some() => {
-                    // Re-arm on the next pass, whatever the session decides now.
-                    armed = None;
-                    self.session.handle_timeout(now());
-                }
+                () = deadline.expired() => self.session.handle_timeout(now()),
             }
         }
     }
@@ -876,9 +865,6 @@ fn ws_message(packet: &Packet<'_>) -> Message {
         },
     }
 }
-
-/// A timer far enough away to mean "no deadline".
-const FAR: Duration = Duration::from_secs(86_400 * 365);
 
 async fn next_frame(
     stream: &mut Option<Ws>,

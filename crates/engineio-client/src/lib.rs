@@ -26,6 +26,7 @@
 mod backoff;
 mod client;
 mod config;
+pub mod deadline;
 mod driver;
 mod error;
 mod event;

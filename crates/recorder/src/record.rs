@@ -17,6 +17,8 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use engineio_client::deadline::Deadline;
+
 use crate::lease::{Held, LeaseError};
 use crate::unix_now;
 
@@ -275,20 +277,12 @@ impl Recording {
         let Some((client, _socket, mut events, mut report_rx)) = recording.connection.take() else {
             return Ok(());
         };
-        let mut armed: Option<Instant> = None;
-        let timer = tokio::time::sleep_until(Instant::now() + FAR);
-        tokio::pin!(timer);
+        let mut deadline = Deadline::new();
         tracing::info!(machine = %recording.machine.name, url = %recording.machine.url, "recording");
         let lost = recording.lease.lost().clone();
         loop {
             recording.do_outputs().await?;
-            let deadline = recording.recorder.poll_timeout().map(Instant::from_std);
-            if deadline != armed {
-                armed = deadline;
-                timer
-                    .as_mut()
-                    .reset(deadline.unwrap_or_else(|| Instant::now() + FAR));
-            }
+            deadline.set(recording.recorder.poll_timeout());
             tokio::select! {
                 () = stop.cancelled() => break,
                 () = lost.cancelled() => {
@@ -301,10 +295,7 @@ impl Recording {
                     recording.on_event(event);
                 }
                 Some(report) = report_rx.recv() => recording.on_report(report),
-                () = &mut timer, if armed.is_some() => {
-                    armed = None;
-                    recording.on_timeout();
-                }
+                () = deadline.expired() => recording.on_timeout(),
             }
         }
         recording.stop().await?;
@@ -493,9 +484,6 @@ impl Recording {
         Ok(())
     }
 }
-
-/// A timer far enough away to mean "none".
-const FAR: Duration = Duration::from_secs(86_400 * 365);
 
 /// Hands a socket.io event to the sink: machine events as they came, connection changes as
 /// `connected` / `disconnected` events.

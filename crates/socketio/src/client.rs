@@ -15,10 +15,11 @@ use engineio_client::{Event as EngineEvent, Payload};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::{mpsc, oneshot};
-use tokio::time::Instant;
 
 use crate::binary::{serialize_with_attachments, with_attachments};
 use crate::codec::{EventName, Json, Message, RESERVED_EVENTS};
+use engineio_client::deadline::Deadline;
+
 use crate::connection::{AckError, Connection, DisconnectReason, EmitError, Output};
 
 /// Where the answer to an emit with ack goes.
@@ -335,13 +336,14 @@ impl Client {
         let (engine, engine_events) = engineio_client::Client::connect(config.engine);
         let (commands, command_rx) = mpsc::channel(1024);
         let connection = Connection::new(config.outbox_capacity, config.max_attachments);
-        tokio::spawn(drive(
+        let driver = Driver {
             connection,
-            engine.clone(),
-            engine_events,
-            command_rx,
-            commands.downgrade(),
-        ));
+            engine: engine.clone(),
+            sockets: Sockets::default(),
+            acks: HashMap::new(),
+            self_commands: commands.downgrade(),
+        };
+        tokio::spawn(driver.run(engine_events, command_rx));
         Self {
             commands,
             engine,
@@ -509,173 +511,232 @@ impl Sockets {
     }
 }
 
-/// The driver: engine events and commands in, connection outputs out.
-async fn drive(
-    mut connection: Connection,
+/// The driver: engine events and commands in, connection outputs out. One task runs it
+/// ([`Driver::run`]); each kind of input has its `on_*` method, and [`Driver::do_outputs`] does
+/// what the pure [`Connection`] says after each.
+struct Driver {
+    connection: Connection,
     engine: engineio_client::Client,
-    mut engine_events: engineio_client::Events,
-    mut commands: mpsc::Receiver<Command>,
+    sockets: Sockets,
+    acks: HashMap<(Arc<str>, u64), AckSender>,
+    /// Lets a received event answer its ack through the driver (never keeps it alive).
     self_commands: mpsc::WeakSender<Command>,
-) {
-    let mut sockets = Sockets::default();
-    let mut acks: HashMap<(Arc<str>, u64), AckSender> = HashMap::new();
-    let mut armed: Option<Instant> = None;
-    let timer = tokio::time::sleep_until(Instant::now() + FAR);
-    tokio::pin!(timer);
-    let mut batch: Vec<EngineEvent> = Vec::with_capacity(64);
-    loop {
-        // Do what the connection says.
-        while let Some(output) = connection.poll_output() {
-            match output {
-                Output::Send { text, attachments } => {
-                    if engine.send(text).await.is_err() {
-                        continue;
-                    }
-                    for bytes in attachments {
-                        let _ = engine.send(Payload::Binary(bytes)).await;
-                    }
+}
+
+/// What the driver loop does next.
+enum Flow {
+    Continue,
+    Stop,
+}
+
+impl Driver {
+    async fn run(
+        mut self,
+        mut engine_events: engineio_client::Events,
+        mut commands: mpsc::Receiver<Command>,
+    ) {
+        let mut deadline = Deadline::new();
+        let mut batch: Vec<EngineEvent> = Vec::with_capacity(64);
+        loop {
+            self.do_outputs().await;
+            deadline.set(self.connection.poll_timeout());
+            let flow = tokio::select! {
+                received = engine_events.recv_many(&mut batch, 64) => {
+                    self.on_engine_events(received, &mut batch).await
                 }
-                Output::Connected {
-                    namespace,
-                    sid,
-                    recovered,
-                } => {
-                    if let Some(tx) = sockets.get_mut(&namespace) {
-                        tx.push(Event::Connect { sid, recovered });
-                    }
+                command = commands.recv() => self.on_command(command).await,
+                () = deadline.expired() => {
+                    self.connection.handle_timeout(std::time::Instant::now());
+                    Flow::Continue
                 }
-                Output::ConnectError {
-                    namespace,
-                    message,
-                    data,
-                } => {
-                    tracing::warn!(%namespace, "namespace refused: {message}");
-                    if let Some(mut tx) = sockets.remove(&namespace) {
-                        let _ = tx.send(Event::ConnectError { message, data }).await;
-                    }
-                }
-                Output::Disconnected { namespace, reason } => {
-                    let terminal = !matches!(reason, DisconnectReason::TransportClose(_));
-                    if terminal {
-                        if let Some(mut tx) = sockets.remove(&namespace) {
-                            let _ = tx.send(Event::Disconnect(reason)).await;
-                        }
-                    } else if let Some(tx) = sockets.get_mut(&namespace) {
-                        tx.push(Event::Disconnect(reason));
-                    }
-                }
-                Output::Event { namespace, message } => {
-                    let Some(tx) = sockets.get_mut(&namespace) else {
-                        continue;
-                    };
-                    let reply = message.packet.id().and_then(|id| {
-                        self_commands.upgrade().map(|commands| AckReply {
-                            namespace: namespace.clone(),
-                            id,
-                            commands,
-                        })
-                    });
-                    tx.push(Event::Message(ReceivedEvent { message, reply }));
-                }
-                Output::Ack {
+            };
+            if let Flow::Stop = flow {
+                return;
+            }
+        }
+    }
+
+    /// What the engine delivered since the last pass (`received` of them; none: it is gone).
+    async fn on_engine_events(&mut self, received: usize, batch: &mut Vec<EngineEvent>) -> Flow {
+        if received == 0 {
+            self.connection.handle_engine_closed("the client closed");
+            while let Some(output) = self.connection.poll_output() {
+                if let Output::Ack {
                     namespace,
                     id,
                     result,
-                } => {
-                    if let Some(tx) = acks.remove(&(Arc::from(namespace.as_str()), id)) {
-                        let _ = tx.send(result);
-                    }
-                }
-                Output::ProtocolError(why) => {
-                    tracing::warn!("restarting the connection: the server broke socket.io: {why}");
-                    // The engine opens a new session; the namespaces reconnect with it.
-                    engine.restart(why.clone()).await;
-                    connection.handle_engine_closed(&why);
+                } = output
+                    && let Some(tx) = self.acks.remove(&(Arc::from(namespace.as_str()), id))
+                {
+                    let _ = tx.send(result);
                 }
             }
+            return Flow::Stop;
+        }
+        // Everything already waiting is decoded in one pass, in order.
+        let now = std::time::Instant::now();
+        for event in batch.drain(..) {
+            match event {
+                EngineEvent::Open { .. } => {
+                    for (namespace, auth, _) in &self.sockets.0 {
+                        let json = resolve_auth(auth).await.map(|v| v.to_string());
+                        self.connection
+                            .set_auth(namespace, json.as_deref().and_then(|j| Json::parse(j).ok()));
+                    }
+                    self.connection.handle_engine_opened();
+                }
+                EngineEvent::Message(Payload::Text(text)) => self.connection.handle_text(now, text),
+                EngineEvent::Message(Payload::Binary(bytes)) => {
+                    self.connection.handle_binary(now, bytes)
+                }
+                EngineEvent::Close { reason } => {
+                    self.connection.handle_engine_closed(&reason.to_string())
+                }
+                _ => {}
+            }
+        }
+        Flow::Continue
+    }
+
+    /// A command from a [`Client`] or a [`Socket`] (none: every handle is gone).
+    async fn on_command(&mut self, command: Option<Command>) -> Flow {
+        match command {
+            Some(Command::Join {
+                namespace,
+                auth,
+                events,
+            }) => {
+                let json = resolve_auth(&auth).await.map(|v| v.to_string());
+                self.sockets.insert(namespace.clone(), auth, events);
+                self.connection.connect(
+                    &namespace,
+                    json.as_deref().and_then(|j| Json::parse(j).ok()),
+                );
+            }
+            Some(Command::Emit {
+                namespace,
+                event,
+                json,
+                attachments,
+                ack,
+                done,
+            }) => {
+                let now = std::time::Instant::now();
+                let (timeout, reply) = match ack {
+                    Some((timeout, reply)) => (Some(Some(now + timeout)), Some(reply)),
+                    None => (None, None),
+                };
+                match self
+                    .connection
+                    .emit(now, &namespace, &event, json, attachments, timeout)
+                {
+                    Ok(id) => {
+                        if let (Some(id), Some(reply)) = (id, reply) {
+                            self.acks.insert((namespace, id), reply);
+                        }
+                        let _ = done.send(Ok(()));
+                    }
+                    Err(e) => {
+                        let _ = done.send(Err(e));
+                    }
+                }
+            }
+            Some(Command::Ack {
+                namespace,
+                id,
+                json,
+                attachments,
+            }) => self.connection.ack(&namespace, id, &json, attachments),
+            Some(Command::Leave { namespace }) => self.connection.disconnect(&namespace),
+            None => {
+                self.engine.close();
+                return Flow::Stop;
+            }
+        }
+        Flow::Continue
+    }
+
+    /// Does what the connection says, then hands each namespace what this pass produced.
+    async fn do_outputs(&mut self) {
+        while let Some(output) = self.connection.poll_output() {
+            self.on_output(output).await;
         }
         // Each namespace gets what this pass produced at once. Backpressure: a full stream holds
         // the driver, which stops taking engine events, which stops reading the socket.
-        for (_, _, tx) in &mut sockets.0 {
+        for (_, _, tx) in &mut self.sockets.0 {
             if tx.try_flush() == Ok(false) {
                 let _ = tx.flush().await;
             }
         }
-        let deadline = connection.poll_timeout().map(Instant::from_std);
-        if deadline != armed {
-            armed = deadline;
-            timer
-                .as_mut()
-                .reset(deadline.unwrap_or_else(|| Instant::now() + FAR));
-        }
-        tokio::select! {
-            received = engine_events.recv_many(&mut batch, 64) => {
-                if received == 0 {
-                    connection.handle_engine_closed("the client closed");
-                    while let Some(output) = connection.poll_output() {
-                        if let Output::Ack { namespace, id, result } = output
-                            && let Some(tx) = acks.remove(&(Arc::from(namespace.as_str()), id))
-                        {
-                            let _ = tx.send(result);
-                        }
-                    }
+    }
+
+    async fn on_output(&mut self, output: Output) {
+        let sockets = &mut self.sockets;
+        match output {
+            Output::Send { text, attachments } => {
+                if self.engine.send(text).await.is_err() {
                     return;
                 }
-                // Everything already waiting is decoded in one pass, in order.
-                let now = std::time::Instant::now();
-                for event in batch.drain(..) {
-                    match event {
-                        EngineEvent::Open { .. } => {
-                            for (namespace, auth, _) in &sockets.0 {
-                                let auth = resolve_auth(auth).await;
-                                let json = auth.map(|v| v.to_string());
-                                connection.set_auth(namespace, json.as_deref().and_then(|j| Json::parse(j).ok()));
-                            }
-                            connection.handle_engine_opened();
-                        }
-                        EngineEvent::Message(Payload::Text(text)) => connection.handle_text(now, text),
-                        EngineEvent::Message(Payload::Binary(bytes)) => connection.handle_binary(now, bytes),
-                        EngineEvent::Close { reason } => connection.handle_engine_closed(&reason.to_string()),
-                        _ => {}
+                for bytes in attachments {
+                    let _ = self.engine.send(Payload::Binary(bytes)).await;
+                }
+            }
+            Output::Connected {
+                namespace,
+                sid,
+                recovered,
+            } => {
+                if let Some(tx) = sockets.get_mut(&namespace) {
+                    tx.push(Event::Connect { sid, recovered });
+                }
+            }
+            Output::ConnectError {
+                namespace,
+                message,
+                data,
+            } => {
+                tracing::warn!(%namespace, "namespace refused: {message}");
+                if let Some(mut tx) = sockets.remove(&namespace) {
+                    let _ = tx.send(Event::ConnectError { message, data }).await;
+                }
+            }
+            Output::Disconnected { namespace, reason } => {
+                let terminal = !matches!(reason, DisconnectReason::TransportClose(_));
+                if terminal {
+                    if let Some(mut tx) = sockets.remove(&namespace) {
+                        let _ = tx.send(Event::Disconnect(reason)).await;
                     }
+                } else if let Some(tx) = sockets.get_mut(&namespace) {
+                    tx.push(Event::Disconnect(reason));
                 }
-            },
-            command = commands.recv() => match command {
-                Some(Command::Join { namespace, auth, events }) => {
-                    let json = resolve_auth(&auth).await.map(|v| v.to_string());
-                    sockets.insert(namespace.clone(), auth, events);
-                    connection.connect(&namespace, json.as_deref().and_then(|j| Json::parse(j).ok()));
-                }
-                Some(Command::Emit { namespace, event, json, attachments, ack, done }) => {
-                    let now = std::time::Instant::now();
-                    let (timeout, reply) = match ack {
-                        Some((timeout, reply)) => (Some(Some(now + timeout)), Some(reply)),
-                        None => (None, None),
-                    };
-                    match connection.emit(now, &namespace, &event, json, attachments, timeout) {
-                        Ok(id) => {
-                            if let (Some(id), Some(reply)) = (id, reply) {
-                                acks.insert((namespace, id), reply);
-                            }
-                            let _ = done.send(Ok(()));
-                        }
-                        Err(e) => {
-                            let _ = done.send(Err(e));
-                        }
-                    }
-                }
-                Some(Command::Ack { namespace, id, json, attachments }) => {
-                    connection.ack(&namespace, id, &json, attachments);
-                }
-                Some(Command::Leave { namespace }) => connection.disconnect(&namespace),
-                None => {
-                    engine.close();
+            }
+            Output::Event { namespace, message } => {
+                let Some(tx) = sockets.get_mut(&namespace) else {
                     return;
+                };
+                let reply = message.packet.id().and_then(|id| {
+                    self.self_commands.upgrade().map(|commands| AckReply {
+                        namespace: namespace.clone(),
+                        id,
+                        commands,
+                    })
+                });
+                tx.push(Event::Message(ReceivedEvent { message, reply }));
+            }
+            Output::Ack {
+                namespace,
+                id,
+                result,
+            } => {
+                if let Some(tx) = self.acks.remove(&(Arc::from(namespace.as_str()), id)) {
+                    let _ = tx.send(result);
                 }
-            },
-            () = &mut timer, if armed.is_some() => {
-                armed = None;
-                connection.handle_timeout(std::time::Instant::now());
+            }
+            Output::ProtocolError(why) => {
+                tracing::warn!("restarting the connection: the server broke socket.io: {why}");
+                // The engine opens a new session; the namespaces reconnect with it.
+                self.engine.restart(why.clone()).await;
+                self.connection.handle_engine_closed(&why);
             }
         }
     }
@@ -688,6 +749,3 @@ async fn resolve_auth(auth: &Auth) -> Option<serde_json::Value> {
         Auth::Provider(p) => p().await,
     }
 }
-
-/// A timer far enough away to mean "no deadline".
-const FAR: Duration = Duration::from_secs(86_400 * 365);
