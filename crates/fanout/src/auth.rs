@@ -14,11 +14,6 @@
 use std::time::Duration;
 
 use axum::http::{HeaderMap, StatusCode, header};
-use bytes::Bytes;
-use http_body_util::{BodyExt as _, Empty};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 
 /// One static token and what it may read.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
@@ -149,34 +144,23 @@ async fn introspect(
         status: StatusCode::SERVICE_UNAVAILABLE,
         message: format!("cannot check who you are: {why}"),
     };
-    let mut request = axum::http::Request::get(url);
+    let target = http_client::check_url(url, true).map_err(unavailable)?;
+    let mut forwarded = HeaderMap::new();
     for name in [header::COOKIE, header::AUTHORIZATION] {
         for value in headers.get_all(&name) {
-            request = request.header(&name, value);
+            forwarded.append(&name, value.clone());
         }
     }
-    let request = request
-        .body(Empty::<Bytes>::new())
-        .map_err(|e| unavailable(e.to_string()))?;
-    let client: Client<HttpConnector, Empty<Bytes>> =
-        Client::builder(TokioExecutor::new()).build(HttpConnector::new());
-    let exchange = async {
-        let response = client
-            .request(request)
-            .await
-            .map_err(|e| unavailable(format!("{url}: {e}")))?;
-        let status = response.status();
-        let body = response
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| unavailable(e.to_string()))?
-            .to_bytes();
-        Ok::<_, Refused>((status, body))
+    // One pool for the process: a connection per browser connect would cost a handshake each.
+    let limits = http_client::Limits {
+        timeout,
+        max_body: 64 << 10,
     };
-    let (status, body) = tokio::time::timeout(timeout, exchange)
+    let answer = http_client::HttpClient::shared()
+        .get(&target, forwarded, limits)
         .await
-        .map_err(|_| unavailable(format!("{url} did not answer within {timeout:?}")))??;
+        .map_err(|e| unavailable(e.to_string()))?;
+    let (status, body) = (answer.status, answer.body);
     if status != StatusCode::OK {
         return Err(Refused::unauthorized("not signed in, or not allowed here"));
     }

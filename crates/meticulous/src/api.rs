@@ -3,11 +3,7 @@
 
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt as _, Empty};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use http_client::{HttpClient, HttpError, Limits};
 
 use crate::{CurrentShot, Entry, HistoryPage};
 
@@ -78,7 +74,7 @@ pub struct HistoryQuery {
 #[derive(Debug, Clone)]
 pub struct Api {
     base: url::Url,
-    client: Client<HttpConnector, Empty<Bytes>>,
+    client: HttpClient,
     timeout: Duration,
 }
 
@@ -104,12 +100,9 @@ impl Api {
             let path = format!("{}/", url.path());
             url.set_path(&path);
         }
-        let mut http = HttpConnector::new();
-        http.set_nodelay(true);
-        http.set_connect_timeout(Some(timeout.min(Duration::from_secs(10))));
         Ok(Self {
             base: url,
-            client: Client::builder(TokioExecutor::new()).build(http),
+            client: HttpClient::new(timeout.min(Duration::from_secs(10))),
             timeout,
         })
     }
@@ -175,59 +168,42 @@ impl Api {
 
     async fn get_json<T: serde::de::DeserializeOwned>(&self, url: url::Url) -> Result<T, ApiError> {
         let shown = url.to_string();
-        let request = http::Request::get(url.as_str())
-            .header(http::header::ACCEPT, "application/json")
-            .body(Empty::<Bytes>::new())
-            .map_err(|e| ApiError::BadUrl {
-                url: shown.clone(),
-                reason: e.to_string(),
-            })?;
-        let exchange = async {
-            let response =
-                self.client
-                    .request(request)
-                    .await
-                    .map_err(|e| ApiError::Unreachable {
-                        url: shown.clone(),
-                        reason: error_chain(&e),
-                    })?;
-            let status = response.status();
-            let body = response
-                .into_body()
-                .collect()
-                .await
-                .map_err(|e| ApiError::Unreachable {
-                    url: shown.clone(),
-                    reason: e.to_string(),
-                })?
-                .to_bytes();
-            Ok::<_, ApiError>((status, body))
+        let mut headers = http::HeaderMap::new();
+        headers.insert(
+            http::header::ACCEPT,
+            http::HeaderValue::from_static("application/json"),
+        );
+        let limits = Limits {
+            timeout: self.timeout,
+            max_body: MAX_ANSWER,
         };
-        let (status, body) = tokio::time::timeout(self.timeout, exchange)
+        let answer = self
+            .client
+            .get(&url, headers, limits)
             .await
-            .map_err(|_| ApiError::Timeout {
-                url: shown.clone(),
-                timeout: self.timeout,
-            })??;
-        if !status.is_success() {
-            let text = String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned();
+            .map_err(|e| match e {
+                HttpError::Timeout { timeout, .. } => ApiError::Timeout {
+                    url: shown.clone(),
+                    timeout,
+                },
+                other => ApiError::Unreachable {
+                    url: shown.clone(),
+                    reason: match other {
+                        HttpError::Unreachable { reason, .. } => reason,
+                        other => other.to_string(),
+                    },
+                },
+            })?;
+        if !answer.status.is_success() {
             return Err(ApiError::Status {
                 url: shown,
-                status: status.as_u16(),
-                body: text,
+                status: answer.status.as_u16(),
+                body: answer.excerpt(),
             });
         }
-        serde_json::from_slice(&body).map_err(|source| ApiError::Json { url: shown, source })
+        serde_json::from_slice(&answer.body).map_err(|source| ApiError::Json { url: shown, source })
     }
 }
 
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
-}
+/// The largest answer read from the machine: a whole history with samples is megabytes.
+const MAX_ANSWER: usize = 256 << 20;
