@@ -16,7 +16,7 @@
 //! - [`Output::Discard`]: the shot ended too short to keep; drop its row and journal.
 //! - [`Output::Stalled`]: the controller stopped producing samples while extracting.
 //!
-//! The rules (`fixtures/meticulous/README` "Shot boundaries"): a shot starts on the rising edge of
+//! The rules (`fixtures/meticulous/README.md`, "Shot boundaries"): a shot starts on the rising edge of
 //! `extracting`; one sample per new `time`, with the sensor readings of the same tick; it ends on
 //! the falling edge, when `state` becomes `idle` or `purge`, or after [`Config::stall_after`]
 //! without a new `time` (not on `retracting`: the drip tail belongs to the shot). It is kept when
