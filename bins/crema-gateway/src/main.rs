@@ -110,7 +110,8 @@ fn main() {
     let cli = Cli::parse();
     init_logs(cli.log_format);
     if let Err(e) = run(cli) {
-        eprintln!("crema-gateway: {e:#}");
+        // Each cause once (a storage error already names its SQLite cause).
+        eprintln!("crema-gateway: {}", recorder::error_chain(e.as_ref()));
         std::process::exit(1);
     }
 }
@@ -256,13 +257,21 @@ async fn serve(
         });
         let (stored, notices) = tokio::sync::mpsc::channel(256);
         tokio::spawn(finished.clone().follow(notices));
-        recorders.push(tokio::spawn(record::run(
+        let recording = record::run(
             config,
             store.clone(),
             stop.clone(),
             Some(stored),
             Some(sink),
-        )));
+        );
+        let machine = name.clone();
+        recorders.push(tokio::spawn(async move {
+            // Said when it happens (another process records the machine, the disk refuses
+            // writes for minutes), not when the gateway stops.
+            if let Err(e) = recording.await {
+                tracing::error!(%machine, "stopped recording machine {machine}: {}", recorder::error_chain(&e));
+            }
+        }));
     }
     let ws = WsState::with_auth(hub.clone(), Limits::default(), auth.clone(), origins);
     let targets = states
@@ -314,10 +323,8 @@ async fn serve(
     }
     runs.stop(Duration::from_secs(5)).await;
     for r in recorders {
-        match r.await {
-            Ok(Err(e)) => tracing::error!("a recorder stopped: {}", recorder::error_chain(&e)),
-            Err(e) => tracing::error!("a recorder panicked: {e}"),
-            Ok(Ok(())) => {}
+        if let Err(e) = r.await {
+            tracing::error!("a recorder panicked: {e}");
         }
     }
     Ok(())

@@ -133,7 +133,8 @@ fn main() {
     let cli = Cli::parse();
     init_logs(cli.log_format);
     if let Err(e) = dispatch(cli) {
-        eprintln!("crema-recorder: {e:#}");
+        // Each cause once (a storage error already names its SQLite cause).
+        eprintln!("crema-recorder: {}", recorder::error_chain(e.as_ref()));
         std::process::exit(1);
     }
 }

@@ -29,31 +29,16 @@ pub enum ReadError {
     },
 }
 
-/// A shot's summary: what lists show and webhooks send.
+/// A shot's summary: what lists show and webhooks send. Its JSON is the stored summary's
+/// fields (`key`, `machine`, `time`, `name`, `profile_id`, `profile_name`, `source`, `status`,
+/// `sample_count`, `end_reason`) after the public `id`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Summary {
     /// The public id: the machine's UUID, or the store's key as text until it is known.
     pub id: String,
-    /// The store's key.
-    pub key: i64,
-    /// The machine's name.
-    pub machine: String,
-    /// Start time, Unix seconds.
-    pub time: f64,
-    /// The profile's name, as the machine named the shot.
-    pub name: Option<String>,
-    /// The profile's id.
-    pub profile_id: Option<String>,
-    /// The profile's name, from the stored profile when there is one.
-    pub profile_name: Option<String>,
-    /// `live` or `history`.
-    pub source: String,
-    /// `recording`, `complete` or `partial`.
-    pub status: String,
-    /// How many samples.
-    pub sample_count: i64,
-    /// How a live recording ended (`finished`, `stalled`, `disconnected`, `crash`, …).
-    pub end_reason: Option<String>,
+    /// The stored summary.
+    #[serde(flatten)]
+    pub shot: ShotSummary,
 }
 
 /// The public id of a stored shot (see the [module docs](self)).
@@ -65,16 +50,7 @@ pub fn public_id(s: &ShotSummary) -> String {
 pub fn summary(s: &ShotSummary) -> Summary {
     Summary {
         id: public_id(s),
-        key: s.key,
-        machine: s.machine.clone(),
-        time: s.time,
-        name: s.name.clone(),
-        profile_id: s.profile_id.clone(),
-        profile_name: s.profile_name.clone(),
-        source: s.source.clone(),
-        status: s.status.clone(),
-        sample_count: s.sample_count,
-        end_reason: s.end_reason.clone(),
+        shot: s.clone(),
     }
 }
 

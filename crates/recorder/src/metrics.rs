@@ -98,31 +98,31 @@ const PER_MACHINE: [MachineMetric; 11] = [
     (
         "crema_sync_running",
         "gauge",
-        "Whether a periodic history sync is running.",
+        "Whether a history sync of the machine (scheduled or asked for) is running.",
         |s| u64::from(s.syncing.load(Relaxed)),
     ),
     (
         "crema_sync_done",
         "gauge",
-        "Shots the running (or last) periodic history sync has fetched.",
+        "Shots the running (or last) history sync of the machine has fetched.",
         |s| s.sync_done.load(Relaxed),
     ),
     (
         "crema_sync_total",
         "gauge",
-        "Shots the running (or last) periodic history sync has to fetch.",
+        "Shots the running (or last) history sync of the machine has to fetch.",
         |s| s.sync_total.load(Relaxed),
     ),
     (
         "crema_sync_failures_total",
         "counter",
-        "Periodic history syncs that failed.",
+        "History syncs of the machine that failed.",
         |s| s.syncs_failed.load(Relaxed),
     ),
     (
         "crema_sync_last_success_timestamp_seconds",
         "gauge",
-        "When the last periodic history sync succeeded (0: never).",
+        "When the last history sync of the machine succeeded (0: never).",
         |s| s.last_sync_unix.load(Relaxed),
     ),
 ];

@@ -20,7 +20,9 @@ pub(crate) struct SqliteReader {
 pub struct ShotSummary {
     /// The store's key (stable; the REST API's shot id).
     pub key: i64,
-    /// The machine's shot UUID, once known.
+    /// The machine's shot UUID, once known. Not serialized: the public shape of a shot
+    /// (`recorder::document`) says `id` for the machine's UUID or, until it is known, the key.
+    #[serde(skip)]
     pub id: Option<String>,
     /// The machine's name.
     pub machine: String,
