@@ -34,6 +34,18 @@ impl Held {
     /// Takes lease `name` and keeps renewing it (every [`TTL`] / 3) until dropped; on drop it
     /// is given up.
     pub async fn take(store: Arc<Store>, name: &str) -> Result<Held, LeaseError> {
+        Held::hold(store, name, true).await
+    }
+
+    /// Takes lease `name` and keeps renewing it until dropped, but leaves giving it up to a
+    /// write of the owner's: the runs lease, which a run's last progress write gives up in the
+    /// same transaction as the run's end. (Given up again here, late, it could give up the
+    /// lease of the next run this process started meanwhile.)
+    pub async fn renew(store: Arc<Store>, name: &str) -> Result<Held, LeaseError> {
+        Held::hold(store, name, false).await
+    }
+
+    async fn hold(store: Arc<Store>, name: &str, release: bool) -> Result<Held, LeaseError> {
         let take = Write::Lease {
             name: name.to_owned(),
             ttl: TTL,
@@ -45,12 +57,13 @@ impl Held {
         };
         let lost = CancellationToken::new();
         let stop = CancellationToken::new();
-        tokio::spawn(renew(
+        tokio::spawn(keep_renewing(
             store,
             name.to_owned(),
             take,
             lost.clone(),
             stop.clone(),
+            release,
         ));
         Ok(Held {
             name: name.to_owned(),
@@ -92,12 +105,15 @@ impl Held {
     }
 }
 
-async fn renew(
+/// Renews the lease until `stop`; fires `lost` if another process holds it; gives it up at
+/// the end if `release`.
+async fn keep_renewing(
     store: Arc<Store>,
     name: String,
     take: Write,
     lost: CancellationToken,
     stop: CancellationToken,
+    release: bool,
 ) {
     let every = TTL / 3;
     loop {
@@ -118,6 +134,9 @@ async fn renew(
             // expires, another process may take it and the fenced writes say so.
             Err(e) => tracing::warn!("cannot renew the lease {name} (retrying in {every:?}): {e}"),
         }
+    }
+    if !release {
+        return;
     }
     if let Err(e) = store.write(Write::Release { name: name.clone() }).await
         && !matches!(e, StorageError::Closed)

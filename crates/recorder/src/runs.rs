@@ -265,7 +265,7 @@ impl Runs {
         let runs = self.clone();
         let snapshot = run.clone();
         // The run is this process's while it holds the runs lease: renewed until the run ends.
-        let lease = Held::take(self.store.clone(), storage::lease::RUNS).await;
+        let lease = Held::renew(self.store.clone(), storage::lease::RUNS).await;
         tokio::spawn(async move {
             let lease = match lease {
                 Ok(lease) => {
