@@ -13,7 +13,7 @@ use fanout::auth::{Auth, TokenGrant};
 use fanout::ws::{Limits, WsState};
 use recorder::hooks::{AnalyzerConfig, FinishedShots, HookFormat, Hooks, WebhookConfig};
 use recorder::process::{LogFormat, init_logs, stop_on_signals};
-use recorder::record::{self, MachineConfig};
+use recorder::record::{self, MachineConfig, RecordError};
 use recorder::runs::{Runs, SyncTarget};
 use storage::{Options, Store};
 use tokio_util::sync::CancellationToken;
@@ -240,16 +240,13 @@ async fn serve(
     let finished = FinishedShots::start(store.clone(), hooks);
     let mut recorders = Vec::new();
     let mut states = Vec::new();
-    let count = machines.len() as u64;
-    for (i, (name, url)) in machines.iter().enumerate() {
+    for (name, url) in &machines {
         let topic = format!("machine:{name}");
         let sink_hub = hub.clone();
         let sink: record::EventSink = Arc::new(move |event, data| {
             sink_hub.publish(&topic, event, data, SystemTime::now());
         });
-        let mut config = MachineConfig::new(name, url);
-        // Every machine numbers its recordings apart from the others'.
-        config.key_space = (i as u64, count);
+        let config = MachineConfig::new(name, url);
         states.push(state::MachineInfo {
             name: name.clone(),
             url: url.clone(),
@@ -257,19 +254,42 @@ async fn serve(
         });
         let (stored, notices) = tokio::sync::mpsc::channel(256);
         tokio::spawn(finished.clone().follow(notices));
-        let recording = record::run(
-            config,
-            store.clone(),
-            stop.clone(),
-            Some(stored),
-            Some(sink),
-        );
-        let machine = name.clone();
+        let (store, stop, machine) = (store.clone(), stop.clone(), name.clone());
         recorders.push(tokio::spawn(async move {
-            // Said when it happens (another process records the machine, the disk refuses
-            // writes for minutes), not when the gateway stops.
-            if let Err(e) = recording.await {
-                tracing::error!(%machine, "stopped recording machine {machine}: {}", recorder::error_chain(&e));
+            // A machine another process records is waited for (a standby gateway takes over
+            // when that process stops); any other stop is said when it happens, not at exit.
+            let mut told = false;
+            loop {
+                let recording = record::run(
+                    config.clone(),
+                    store.clone(),
+                    stop.clone(),
+                    Some(stored.clone()),
+                    Some(sink.clone()),
+                );
+                match recording.await {
+                    Ok(()) => return,
+                    Err(RecordError::Owned { holder, .. }) => {
+                        if !std::mem::replace(&mut told, true) {
+                            tracing::warn!(
+                                %machine,
+                                "not recording machine {machine} yet: {holder}; taking over when that process stops"
+                            );
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!(
+                            %machine,
+                            "stopped recording machine {machine}: {}",
+                            recorder::error_chain(&e)
+                        );
+                        return;
+                    }
+                }
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    () = tokio::time::sleep(storage::lease::TTL / 2) => {}
+                }
             }
         }));
     }

@@ -186,6 +186,25 @@ async fn live_events_and_recorded_shots() {
     assert!(at("crema_events_published_total") >= kitchen("crema_machine_events_total"));
     assert!(kitchen("crema_sync_last_success_timestamp_seconds") > 1.7e9);
     assert_eq!(kitchen("crema_sync_running"), 0.0);
+    // That sync was a run, started by the schedule once the machine was connected.
+    let (status, runs) = get(&gw.addr, "/api/v1/runs?limit=5").await;
+    assert_eq!(status, 200);
+    let runs: Value = serde_json::from_str(&runs).unwrap();
+    let scheduled: Vec<&Value> = runs["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["started_by"] == "schedule")
+        .collect();
+    assert_eq!(scheduled.len(), 1, "{runs}");
+    assert_eq!(
+        (
+            scheduled[0]["kind"].as_str(),
+            scheduled[0]["status"].as_str()
+        ),
+        (Some("sync"), Some("succeeded")),
+        "{runs}"
+    );
     assert_eq!(
         at("crema_subscribers{topic=\"machine:kitchen\"}"),
         1.0,

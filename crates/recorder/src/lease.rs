@@ -26,6 +26,7 @@ pub struct Held {
     name: String,
     token: u64,
     recovered: Vec<Recovered>,
+    first_key: Option<u64>,
     lost: CancellationToken,
     _renewing: DropGuard,
 }
@@ -50,8 +51,12 @@ impl Held {
             name: name.to_owned(),
             ttl: TTL,
         };
-        let (token, recovered) = match store.write(take.clone()).await? {
-            Applied::Leased { token, recovered } => (token, recovered),
+        let (token, recovered, first_key) = match store.write(take).await? {
+            Applied::Leased {
+                token,
+                recovered,
+                first_key,
+            } => (token, recovered, first_key),
             Applied::LeaseHeld(holder) => return Err(LeaseError::Held(holder)),
             other => unreachable!("taking a lease answered {other:?}"),
         };
@@ -60,7 +65,7 @@ impl Held {
         tokio::spawn(keep_renewing(
             store,
             name.to_owned(),
-            take,
+            token,
             lost.clone(),
             stop.clone(),
             release,
@@ -69,6 +74,7 @@ impl Held {
             name: name.to_owned(),
             token,
             recovered,
+            first_key,
             lost,
             _renewing: stop.drop_guard(),
         })
@@ -88,6 +94,28 @@ impl Held {
     /// the lease changed hands.
     pub fn recovered(&self) -> &[Recovered] {
         &self.recovered
+    }
+
+    /// For a `machine:` lease: the first recording key free for the machine's next shot, in
+    /// the machine's own slot of keys.
+    pub fn first_key(&self) -> Option<u64> {
+        self.first_key
+    }
+
+    /// Gives the lease up now (a clean stop), rather than when the renewer notices the drop.
+    pub async fn release(self, store: &Store) {
+        if let Err(e) = store
+            .write(Write::Release {
+                name: self.name.clone(),
+            })
+            .await
+            && !matches!(e, StorageError::Closed)
+        {
+            tracing::warn!(
+                "cannot give up the lease {}: {e}; it expires within {TTL:?}",
+                self.name
+            );
+        }
     }
 
     /// Fires when another process has taken the lease (this one stalled past its life).
@@ -110,25 +138,31 @@ impl Held {
 async fn keep_renewing(
     store: Arc<Store>,
     name: String,
-    take: Write,
+    token: u64,
     lost: CancellationToken,
     stop: CancellationToken,
     release: bool,
 ) {
+    let renewal = Write::Renew {
+        name: name.clone(),
+        token,
+        ttl: TTL,
+    };
     let every = TTL / 3;
     loop {
         tokio::select! {
             () = stop.cancelled() => break,
             () = tokio::time::sleep(every) => {}
         }
-        match store.write(take.clone()).await {
-            Ok(Applied::Leased { .. }) => {}
-            Ok(Applied::LeaseHeld(holder)) => {
-                tracing::error!("lost the lease {name}: {holder}; stopping what it covered");
+        match store.write(renewal.clone()).await {
+            Ok(_) => {}
+            // Another process took it (this one stalled past its life, on another host's
+            // clock): what it covered is that process's now.
+            Err(e @ StorageError::LeaseLost { .. }) => {
+                tracing::error!("{e}; stopping what it covered");
                 lost.cancel();
                 return;
             }
-            Ok(other) => unreachable!("renewing a lease answered {other:?}"),
             Err(StorageError::Closed) => return,
             // A full disk, say: the next renewal may go through; if none does before the lease
             // expires, another process may take it and the fenced writes say so.

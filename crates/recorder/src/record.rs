@@ -90,9 +90,6 @@ pub struct MachineConfig {
     pub give_up_after: Duration,
     /// What the loop is doing now, kept up to date for `/metrics` (clones share it).
     pub stats: Arc<MachineStats>,
-    /// `(i, n)`: this is machine `i` of the `n` recording into the same store, so its shots take
-    /// the recording keys `k` with `k % n == i` and never collide with another machine's.
-    pub key_space: (u64, u64),
 }
 
 /// What a recording loop is doing now: its connection, the shot in progress, and the history
@@ -160,7 +157,6 @@ impl MachineConfig {
             recorder: Config::default(),
             give_up_after: Duration::from_secs(120),
             stats: Arc::new(MachineStats::default()),
-            key_space: (0, 1),
         }
     }
 }
@@ -230,13 +226,10 @@ impl Recording {
             }
             Err(LeaseError::Storage(e)) => return Err(e.into()),
         };
-        // Machine `i` of `n` takes the keys `k` with `k % n == i`, from above every stored key:
-        // another machine's keys can never be among them, whenever each loop starts.
-        let (index, machines) = (machine.key_space.0, machine.key_space.1.max(1));
-        let above = store.reader()?.max_recording_key()? + 1;
-        let first_key = above + (index + machines - above % machines) % machines;
-        let mut recorder =
-            Recorder::new(machine.recorder.clone(), first_key).with_key_stride(machines);
+        // The machine's own slot of keys, above every key stored in it: no other machine's
+        // shots (in this process or another) ever take the same keys.
+        let first_key = lease.first_key().unwrap_or(1);
+        let mut recorder = Recorder::new(machine.recorder.clone(), first_key);
         // The last shot a crash cut: finished as partial when this store was opened, or as the
         // lease changed hands. The recorder goes on in it if the machine is still in that shot.
         if let Some(last) = store
@@ -301,6 +294,9 @@ impl Recording {
         recording.stop().await?;
         client.close();
         tracing::info!(machine = %recording.machine.name, "stopped recording");
+        // Stopped cleanly: the machine is free for another process at once.
+        let store = self.store.clone();
+        self.lease.release(&store).await;
         Ok(())
     }
 }

@@ -344,13 +344,29 @@ impl Runs {
         Ok(runs)
     }
 
-    /// Syncs every machine's history now and then every `every` after the last sync ended,
-    /// as runs (`started_by: schedule`) under the one-active-run rule: while another run is
-    /// active (in this process or another one on the store), the schedule waits for it. Ends
-    /// when `stop` is cancelled.
+    /// Syncs every machine's history as soon as one of them is connected, and then every
+    /// `every` after the last sync ended, as runs (`started_by: schedule`) under the
+    /// one-active-run rule: while another run is active (in this process or another one on the
+    /// store), the schedule waits for it. While no machine is connected it waits too, rather
+    /// than store a failed run every `every` for a machine that is switched off. Ends when
+    /// `stop` is cancelled.
     pub async fn schedule_sync(self: Arc<Self>, every: Duration, stop: CancellationToken) {
         const RETRY: Duration = Duration::from_secs(2);
+        if self.machines.is_empty() {
+            return;
+        }
         loop {
+            let reachable = self.machines.iter().any(|m| {
+                m.stats
+                    .as_ref()
+                    .is_none_or(|s| s.connected.load(Ordering::Relaxed))
+            });
+            if !reachable {
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    () = tokio::time::sleep(RETRY) => continue,
+                }
+            }
             let request = RunRequest {
                 kind: RunKind::Sync,
                 shots: None,

@@ -132,7 +132,7 @@ async fn two_machines_shooting_at_once_keep_their_own_shots() {
     let mut sims = Vec::new();
     let mut tasks = Vec::new();
     let mut notices = Vec::new();
-    for (i, name) in ["left", "right"].into_iter().enumerate() {
+    for name in ["left", "right"] {
         let sim = Simulator::start(SimulatorConfig {
             scenario: Scenario::Normal,
             speed: 20.0,
@@ -142,7 +142,6 @@ async fn two_machines_shooting_at_once_keep_their_own_shots() {
         .unwrap();
         let mut machine = MachineConfig::new(name, &sim.url());
         machine.reconcile_for = Duration::from_secs(3);
-        machine.key_space = (i as u64, 2);
         let (tx, rx) = tokio::sync::mpsc::channel::<Stored>(4096);
         notices.push(rx);
         tasks.push(tokio::spawn(record::run(

@@ -3,9 +3,13 @@
 //! A process that records machine `m` holds `machine:m` (the machine's live shots are its); a
 //! process executing a run holds `runs` (the active run is its). A lease is taken or renewed by
 //! a write ([`crate::Write::Lease`]) and lasts `ttl` from then; its holder renews it well within
-//! that. A lease counts as held while it has not expired and, when its holder is on this host,
-//! while the holder's process is alive: a holder killed with `kill -9` frees what it held at
-//! once for a process on the same host, and after `ttl` for any other.
+//! that. Whether someone else holds a lease:
+//!
+//! - a holder on this host holds it exactly while its process lives (the same pid with the same
+//!   start time): killed with `kill -9`, it frees what it held at once; stalled past its `ttl`
+//!   (a full disk, a suspended box, a clock jump), it keeps it;
+//! - a holder on another host holds it until the lease expires: its liveness cannot be seen
+//!   from here.
 //!
 //! Every new holder gets a larger `token`. A write fenced with a token
 //! ([`crate::Write::Fenced`]) is refused once another process holds the lease, so a process
@@ -18,7 +22,7 @@ use serde::Serialize;
 
 use crate::{StorageError, sql};
 
-/// Who a process is, as a lease holder: a unique id, its pid and its host.
+/// Who a process is, as a lease holder: a unique id, its pid, its host and its start.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Owner {
     /// Unique among processes: `<host>/<pid>/<start time in µs>`.
@@ -27,6 +31,8 @@ pub struct Owner {
     pub pid: u32,
     /// Its host name.
     pub host: String,
+    /// When the process started, in the kernel's clock ticks since boot (0: unknown).
+    pub started: u64,
 }
 
 impl Owner {
@@ -41,6 +47,7 @@ impl Owner {
             id: format!("{host}/{pid}/{micros}"),
             pid,
             host,
+            started: started(pid).unwrap_or(0),
         }
     }
 }
@@ -91,11 +98,25 @@ fn host_name() -> String {
         .unwrap_or_else(|| "localhost".to_owned())
 }
 
-/// Whether process `pid` of this host is alive. Where that cannot be told (no `/proc`), it is
-/// taken as alive and only the lease's expiry frees what it held.
-fn alive(pid: u32) -> bool {
-    let proc = std::path::Path::new("/proc");
-    !proc.join("self").exists() || proc.join(pid.to_string()).exists()
+/// When process `pid` of this host started (`/proc/<pid>/stat`, field 22), if it is alive.
+fn started(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) is in parentheses and may hold anything: count after it.
+    let after = &stat[stat.rfind(')')? + 1..];
+    after.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// Whether the process `pid` that started at `since` is alive on this host; `None` where that
+/// cannot be told (no `/proc`).
+fn alive(pid: u32, since: u64) -> Option<bool> {
+    if !std::path::Path::new("/proc/self/stat").exists() {
+        return None;
+    }
+    Some(match started(pid) {
+        None => false,
+        // A holder whose start is unknown is taken at its pid.
+        Some(now) => since == 0 || now == since,
+    })
 }
 
 /// A lease's row.
@@ -104,16 +125,27 @@ struct Row {
     owner: String,
     pid: u32,
     host: String,
+    started: u64,
     expires_at: f64,
     token: u64,
 }
 
 impl Row {
-    /// Held by someone other than `me`, now.
+    /// Held by someone other than `me`, now (see the [module docs](self)).
     fn held_against(&self, me: &Owner, now: f64) -> bool {
-        // A holder on another host is taken at its word until it expires; one on this host
-        // also has to be alive.
-        self.owner != me.id && self.expires_at > now && (self.host != me.host || alive(self.pid))
+        // Given up (released) by its holder, or ours.
+        if self.owner == me.id || self.expires_at <= 0.0 {
+            return false;
+        }
+        let here = if self.host == me.host {
+            alive(self.pid, self.started)
+        } else {
+            None
+        };
+        match here {
+            Some(alive) => alive,
+            None => self.expires_at > now,
+        }
     }
 
     fn holder(self, name: &str) -> Holder {
@@ -129,15 +161,16 @@ impl Row {
 
 fn row(conn: &Connection, name: &str) -> Result<Option<Row>, StorageError> {
     conn.query_row(
-        "SELECT owner, pid, host, expires_at, token FROM leases WHERE name = ?1",
+        "SELECT owner, pid, host, started, expires_at, token FROM leases WHERE name = ?1",
         [name],
         |r| {
             Ok(Row {
                 owner: r.get(0)?,
                 pid: r.get::<_, i64>(1)?.max(0) as u32,
                 host: r.get(2)?,
-                expires_at: r.get(3)?,
-                token: r.get::<_, i64>(4)?.max(0) as u64,
+                started: r.get::<_, i64>(3)?.max(0) as u64,
+                expires_at: r.get(4)?,
+                token: r.get::<_, i64>(5)?.max(0) as u64,
             })
         },
     )
@@ -199,14 +232,44 @@ fn seize(
         None => (1, true),
     };
     tx.execute(
-        "INSERT INTO leases (name, owner, pid, host, expires_at, token)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-         ON CONFLICT (name) DO UPDATE SET owner = ?2, pid = ?3, host = ?4, expires_at = ?5,
-            token = ?6",
-        params![name, me.id, me.pid, me.host, now + ttl_s, token as i64],
+        "INSERT INTO leases (name, owner, pid, host, started, expires_at, token)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+         ON CONFLICT (name) DO UPDATE SET owner = ?2, pid = ?3, host = ?4, started = ?5,
+            expires_at = ?6, token = ?7",
+        params![
+            name,
+            me.id,
+            me.pid,
+            me.host,
+            me.started as i64,
+            now + ttl_s,
+            token as i64
+        ],
     )
     .map_err(sql("taking a lease"))?;
     Ok(Taken::Held { token, new })
+}
+
+/// Renews lease `name` for `me` if `me` still holds it with `token` (nobody took it since):
+/// never takes it anew. The holder otherwise.
+pub(crate) fn renew(
+    tx: &Connection,
+    name: &str,
+    token: u64,
+    me: &Owner,
+    ttl_s: f64,
+    now: f64,
+) -> Result<Result<(), Option<Holder>>, StorageError> {
+    let renewed = tx
+        .execute(
+            "UPDATE leases SET expires_at = ?4 WHERE name = ?1 AND owner = ?2 AND token = ?3",
+            params![name, me.id, token as i64, now + ttl_s],
+        )
+        .map_err(sql("renewing a lease"))?;
+    if renewed == 1 {
+        return Ok(Ok(()));
+    }
+    Ok(Err(row(tx, name)?.map(|r| r.holder(name))))
 }
 
 /// Gives lease `name` up if `me` holds it (it expires now; the token stays, so the next holder
@@ -245,8 +308,9 @@ pub(crate) fn held_by_other(
     Ok(row(conn, name)?.is_some_and(|r| r.held_against(me, now)))
 }
 
-/// Whether process `owner` holds `name` now (from `me`'s point of view: on `me`'s host, a dead
-/// holder holds nothing).
+/// Whether process `owner` holds `name` now. Another process: as [`Row::held_against`] says.
+/// `me`: while the lease has not expired (a run of this process whose renewer stopped without
+/// its end being stored is over once its lease runs out).
 pub(crate) fn held_by(
     conn: &Connection,
     name: &str,
@@ -254,8 +318,14 @@ pub(crate) fn held_by(
     me: &Owner,
     now: f64,
 ) -> Result<bool, StorageError> {
-    Ok(row(conn, name)?
-        .is_some_and(|r| r.owner == owner && (r.owner == me.id || r.held_against(me, now))))
+    Ok(row(conn, name)?.is_some_and(|r| {
+        r.owner == owner
+            && if r.owner == me.id {
+                r.expires_at > now
+            } else {
+                r.held_against(me, now)
+            }
+    }))
 }
 
 /// The lease name of machine `machine`'s live shots.
@@ -265,6 +335,50 @@ pub fn machine(machine: &str) -> String {
 
 /// The lease name of the active run.
 pub const RUNS: &str = "runs";
+
+/// How many bits of a recording key number a machine's shots: machine slot `s` takes the keys
+/// from `s << SLOT_BITS` (slots start at 1; the keys of stores from before slots are below).
+pub const SLOT_BITS: u32 = 32;
+
+/// The first recording key free for `machine`'s next live shot: in the machine's slot (given it
+/// the first time), above every key stored there.
+pub(crate) fn first_key(tx: &Connection, machine: &str) -> Result<u64, StorageError> {
+    let what = "numbering a machine's shots";
+    let slot: Option<i64> = tx
+        .query_row(
+            "SELECT slot FROM machines WHERE name = ?1",
+            [machine],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(sql(what))?;
+    let slot = match slot {
+        Some(slot) => slot,
+        None => {
+            let slot: i64 = tx
+                .query_row("SELECT coalesce(max(slot), 0) + 1 FROM machines", [], |r| {
+                    r.get(0)
+                })
+                .map_err(sql(what))?;
+            tx.execute(
+                "INSERT INTO machines (name, slot) VALUES (?1, ?2)",
+                params![machine, slot],
+            )
+            .map_err(sql(what))?;
+            slot
+        }
+    };
+    let low = slot << SLOT_BITS;
+    let high = (slot + 1) << SLOT_BITS;
+    let max: Option<i64> = tx
+        .query_row(
+            "SELECT max(recording_key) FROM shots WHERE recording_key >= ?1 AND recording_key < ?2",
+            params![low, high],
+            |r| r.get(0),
+        )
+        .map_err(sql(what))?;
+    Ok((max.unwrap_or(low) + 1) as u64)
+}
 
 /// How long a lease lasts unless renewed: what a process that dies takes from the others at
 /// most (on another host; on the same host, a dead holder holds nothing). Holders renew every

@@ -192,6 +192,17 @@ pub enum Write {
         /// How long it lasts unless renewed.
         ttl: std::time::Duration,
     },
+    /// Renews lease `name`, which this process took with `token`, until `ttl` from now; never
+    /// takes it anew: [`StorageError::LeaseLost`] if another process holds it now (or took it
+    /// since).
+    Renew {
+        /// The lease.
+        name: String,
+        /// The token [`Applied::Leased`] gave.
+        token: u64,
+        /// How long it lasts unless renewed again.
+        ttl: std::time::Duration,
+    },
     /// Gives lease `name` up, if this process holds it.
     Release {
         /// The lease.
@@ -277,6 +288,10 @@ pub enum Applied {
         /// Shots left recording by the machine's previous holder, finished as partial now
         /// (a `machine:` lease taken from nobody, or from a dead or expired holder).
         recovered: Vec<Recovered>,
+        /// For a `machine:` lease taken: the first recording key free for the machine's next
+        /// live shot, in the machine's own slot ([`lease::SLOT_BITS`]), so that no other
+        /// process's machine ever takes the same keys.
+        first_key: Option<u64>,
     },
     /// Another process holds the lease.
     LeaseHeld(Holder),

@@ -129,8 +129,9 @@ pub(crate) fn migrations() -> Migrations<'static> {
         ),
         // 3: many processes on one store. A lease names what a process owns (`machine:<name>`:
         // its live shots; `runs`: the active run) until it expires; `token` grows with every
-        // new holder (fencing). Runs remember the process that executes them and what started
-        // them.
+        // new holder (fencing). Each machine gets a slot: its live shots take the recording keys
+        // of that slot, whichever process records it. Runs remember the process that executes
+        // them and what started them.
         M::up(
             "CREATE TABLE leases (
                 name TEXT PRIMARY KEY,
@@ -138,8 +139,15 @@ pub(crate) fn migrations() -> Migrations<'static> {
                 owner TEXT NOT NULL,
                 pid INTEGER NOT NULL,
                 host TEXT NOT NULL,
+                -- The holder's start, in the kernel's clock ticks since boot (0: unknown): a
+                -- pid reused by another process is not the holder.
+                started INTEGER NOT NULL,
                 expires_at REAL NOT NULL,
                 token INTEGER NOT NULL
+            ) STRICT;
+            CREATE TABLE machines (
+                name TEXT PRIMARY KEY,
+                slot INTEGER NOT NULL UNIQUE CHECK (slot > 0)
             ) STRICT;
             ALTER TABLE runs ADD COLUMN owner TEXT;
             ALTER TABLE runs ADD COLUMN started_by TEXT;",
@@ -147,6 +155,7 @@ pub(crate) fn migrations() -> Migrations<'static> {
         .down(
             "ALTER TABLE runs DROP COLUMN started_by;
             ALTER TABLE runs DROP COLUMN owner;
+            DROP TABLE machines;
             DROP TABLE leases;",
         ),
     ])

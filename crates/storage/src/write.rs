@@ -215,13 +215,32 @@ fn apply(tx: &Connection, write: &Write, me: &Owner) -> Result<Applied, StorageE
             return Ok(match lease::take(tx, name, me, ttl.as_secs_f64(), now)? {
                 Taken::Refused(holder) => Applied::LeaseHeld(holder),
                 Taken::Held { token, new } => {
-                    let recovered = match name.strip_prefix("machine:") {
+                    let machine = name.strip_prefix("machine:");
+                    let recovered = match machine {
                         Some(machine) if new => finish_recording(tx, machine, now)?,
                         _ => Vec::new(),
                     };
-                    Applied::Leased { token, recovered }
+                    let first_key = machine.map(|m| lease::first_key(tx, m)).transpose()?;
+                    Applied::Leased {
+                        token,
+                        recovered,
+                        first_key,
+                    }
                 }
             });
+        }
+        Write::Renew { name, token, ttl } => {
+            return match lease::renew(tx, name, *token, me, ttl.as_secs_f64(), unix_now())? {
+                Ok(()) => Ok(Applied::Leased {
+                    token: *token,
+                    recovered: Vec::new(),
+                    first_key: None,
+                }),
+                Err(holder) => Err(StorageError::LeaseLost {
+                    lease: name.clone(),
+                    holder,
+                }),
+            };
         }
         Write::Release { name } => lease::release(tx, name, me)?,
         Write::CreateRun {

@@ -8,12 +8,14 @@ use crate::lease::{self, Owner};
 use crate::{Applied, Options, RunKind, RunStatus, StorageError, Store, Write};
 use recorder_core::ShotStart;
 
-/// A process on another host (its liveness cannot be checked here: only expiry frees it).
+/// A process on a host of its own (its liveness cannot be checked from any other: only expiry
+/// frees what it holds).
 fn elsewhere(id: &str) -> Owner {
     Owner {
         id: id.into(),
         pid: 1,
-        host: "another-host".into(),
+        host: format!("host-of-{id}"),
+        started: 0,
     }
 }
 
@@ -26,6 +28,7 @@ fn dead_here() -> Owner {
         id: "dead".into(),
         pid,
         host: Owner::this_process().host,
+        started: 0,
     }
 }
 
@@ -98,12 +101,12 @@ pub(crate) fn a_lease_is_refused_while_held_and_fences_the_old_holder_once_taken
     };
     assert_eq!(
         (holder.owner.as_str(), holder.host.as_str()),
-        ("a", "another-host")
+        ("a", "host-of-a")
     );
     assert!(
         holder
             .to_string()
-            .contains("held by process 1 on another-host"),
+            .contains("held by process 1 on host-of-a"),
         "{holder}"
     );
     // A fenced write of a's goes through while a holds it.
@@ -265,4 +268,110 @@ pub(crate) fn the_active_run_belongs_to_its_process(at: &dyn Location) {
         RunStatus::Interrupted
     );
     assert_eq!(reader.active_run().unwrap().unwrap().id, next);
+}
+
+pub(crate) fn machines_number_their_shots_apart(at: &dyn Location) {
+    let a = open(at, elsewhere("a"));
+    let b = open(at, elsewhere("b"));
+    let first = |applied: Applied| match applied {
+        Applied::Leased {
+            first_key: Some(k), ..
+        } => k,
+        other => panic!("{other:?}"),
+    };
+    let ka = first(take(&a, &lease::machine("a"), Duration::from_secs(60)));
+    let kb = first(take(&b, &lease::machine("b"), Duration::from_secs(60)));
+    assert_ne!(
+        ka >> lease::SLOT_BITS,
+        kb >> lease::SLOT_BITS,
+        "each machine numbers its shots in a slot of its own"
+    );
+    assert_eq!(take(&a, lease::RUNS, Duration::from_secs(1)).clone(), {
+        match take(&a, lease::RUNS, Duration::from_secs(1)) {
+            l @ Applied::Leased {
+                first_key: None, ..
+            } => l,
+            other => panic!("only machine leases number shots: {other:?}"),
+        }
+    });
+    let mut shot = start(ka);
+    if let Write::StartShot { machine, .. } = &mut shot {
+        *machine = "a".into();
+    }
+    a.write_blocking(shot).unwrap();
+    a.write_blocking(Write::Release {
+        name: lease::machine("a"),
+    })
+    .unwrap();
+    // Whoever records machine a next goes on above its last key, in the same slot.
+    let c = open(at, elsewhere("c"));
+    assert_eq!(
+        first(take(&c, &lease::machine("a"), Duration::from_secs(60))),
+        ka + 1
+    );
+}
+
+pub(crate) fn a_live_holder_on_this_host_keeps_its_lease_past_its_expiry(at: &dyn Location) {
+    // A process of this host (this one, under another id) that stalled past its lease.
+    let stalled = Owner {
+        id: "stalled".into(),
+        ..Owner::this_process()
+    };
+    let holder = open(at, stalled);
+    assert!(matches!(
+        take(&holder, "machine:x", Duration::ZERO),
+        Applied::Leased { .. }
+    ));
+    let other = open(at, Owner::this_process());
+    assert!(
+        matches!(
+            take(&other, "machine:x", Duration::from_secs(60)),
+            Applied::LeaseHeld(_)
+        ),
+        "alive on this host: still the holder"
+    );
+    // From another host only the expiry can be seen.
+    let far = open(at, elsewhere("far"));
+    assert!(matches!(
+        take(&far, "machine:x", Duration::from_secs(60)),
+        Applied::Leased { .. }
+    ));
+}
+
+pub(crate) fn a_renewal_never_takes_a_lease_anew(at: &dyn Location) {
+    let a = open(at, elsewhere("a"));
+    let b = open(at, elsewhere("b"));
+    let Applied::Leased { token, .. } = take(&a, "machine:k", Duration::from_secs(60)) else {
+        panic!("a takes it")
+    };
+    let renew = |store: &Store| {
+        store.write_blocking(Write::Renew {
+            name: "machine:k".into(),
+            token,
+            ttl: Duration::from_secs(60),
+        })
+    };
+    assert!(renew(&a).is_ok());
+    a.write_blocking(Write::Release {
+        name: "machine:k".into(),
+    })
+    .unwrap();
+    assert!(matches!(
+        take(&b, "machine:k", Duration::from_secs(60)),
+        Applied::Leased { .. }
+    ));
+    b.write_blocking(Write::Release {
+        name: "machine:k".into(),
+    })
+    .unwrap();
+    // Free again, but a took it before b did: a's renewal is refused, and takes nothing.
+    let lost = renew(&a).unwrap_err();
+    assert!(
+        matches!(&lost, StorageError::LeaseLost { holder: Some(h), .. } if h.owner == "b"),
+        "{lost}"
+    );
+    assert!(matches!(
+        take(&b, "machine:k", Duration::from_secs(60)),
+        Applied::Leased { .. }
+    ));
 }

@@ -89,4 +89,16 @@ pub const BEHAVIOURS: &[Behaviour] = &[
         "leases::the_active_run_belongs_to_its_process",
         leases::the_active_run_belongs_to_its_process,
     ),
+    (
+        "leases::machines_number_their_shots_apart",
+        leases::machines_number_their_shots_apart,
+    ),
+    (
+        "leases::a_live_holder_on_this_host_keeps_its_lease_past_its_expiry",
+        leases::a_live_holder_on_this_host_keeps_its_lease_past_its_expiry,
+    ),
+    (
+        "leases::a_renewal_never_takes_a_lease_anew",
+        leases::a_renewal_never_takes_a_lease_anew,
+    ),
 ];

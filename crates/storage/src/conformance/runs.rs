@@ -98,6 +98,7 @@ pub(crate) fn an_active_run_is_interrupted_by_a_restart(at: &dyn Location) {
         id: "gone".into(),
         pid: child.id(),
         host: crate::Owner::this_process().host,
+        started: 0,
     };
     child.wait().unwrap();
     let id = {
