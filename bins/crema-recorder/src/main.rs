@@ -38,6 +38,10 @@ struct RunArgs {
     /// The machine's URL, e.g. `http://meticulous.local`.
     #[arg(long, required_unless_present = "demo")]
     machine: Option<String>,
+    /// The machine's name in the database (letters, digits, '-' and '_'): give each machine
+    /// its own when several recorders share one database file.
+    #[arg(long, default_value = "default", value_parser = machine_name)]
+    name: String,
     /// The database file (created if missing).
     #[arg(long, default_value = "crema.db")]
     db: PathBuf,
@@ -194,7 +198,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         let (stored, notices) = tokio::sync::mpsc::channel(256);
         let finished = FinishedShots::start(store.clone(), hooks);
         tokio::spawn(finished.clone().follow(notices));
-        let machine = MachineConfig::new("default", &url);
+        let machine = MachineConfig::new(&args.name, &url);
         let target = SyncTarget {
             stats: Some(machine.stats.clone()),
             ..SyncTarget::new(&machine.name, &url)
@@ -216,6 +220,18 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         ),
     }
     result
+}
+
+/// A machine name: letters, digits, '-' and '_' (it names a topic, a lease and metrics labels).
+fn machine_name(name: &str) -> Result<String, String> {
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err(format!("{name:?}: use letters, digits, '-' and '_'"));
+    }
+    Ok(name.to_owned())
 }
 
 /// The first SIGINT/SIGTERM cancels `stop`; the second exits at once.

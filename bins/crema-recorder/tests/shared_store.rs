@@ -36,7 +36,8 @@ fn text(out: &Output) -> String {
     )
 }
 
-/// `(status, sample_count)` of every stored shot, by `crema-recorder shots --json`.
+/// `(status, sample_count)` of every stored shot of machine `default`, by
+/// `crema-recorder shots --json`.
 fn shots(db: &str) -> Vec<(String, u64)> {
     let out = recorder(&["shots", "--db", db, "--json"]);
     assert!(out.status.success(), "{}", text(&out));
@@ -55,6 +56,7 @@ fn parse(out: &Output) -> Vec<(String, u64)> {
         .as_array()
         .unwrap()
         .iter()
+        .filter(|s| s["machine"] == "default")
         .map(|s| {
             (
                 s["status"].as_str().unwrap().to_owned(),
@@ -124,6 +126,24 @@ async fn processes_beside_a_recorder_never_touch_its_live_shot_or_its_run() {
     .unwrap();
     let url = sim.url();
     let mut first = spawn(&["run", "--machine", &url, "--db", db]);
+    // Beside it, another machine recorded by another process into the same file.
+    let mut other_sim = Simulator::start(SimulatorConfig {
+        scenario: Scenario::Normal,
+        speed: 2.5,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let other_url = other_sim.url();
+    let mut other = spawn(&[
+        "run",
+        "--machine",
+        &other_url,
+        "--name",
+        "other",
+        "--db",
+        db,
+    ]);
     until("the live shot", Duration::from_secs(20), || {
         shots_once_created(db).filter(|s| {
             s.first()
@@ -200,5 +220,35 @@ async fn processes_beside_a_recorder_never_touch_its_live_shot_or_its_run() {
     })
     .await;
     assert_eq!(end, ("complete".to_owned(), saved));
+    // The other machine's shot, recorded at the same time by the other process, is whole and
+    // its own: the two processes never numbered a shot alike.
+    other_sim.finished().await;
+    let other_saved = other_sim.saved()[0].data.len() as i64;
+    until("the other machine's shot", Duration::from_secs(20), || {
+        let reader = storage::open_reader(&db_path).unwrap();
+        let theirs: Vec<_> = reader
+            .all_shots()
+            .unwrap()
+            .into_iter()
+            .filter(|s| s.machine == "other")
+            .collect();
+        (theirs.len() == 1 && theirs[0].status == "complete").then_some(())
+    })
+    .await;
+    let all = storage::open_reader(&db_path).unwrap().all_shots().unwrap();
+    assert_eq!(all.len(), 2, "{all:?}");
+    for shot in &all {
+        let expected = if shot.machine == "other" {
+            other_saved
+        } else {
+            saved as i64
+        };
+        assert_eq!(
+            (shot.status.as_str(), shot.sample_count),
+            ("complete", expected),
+            "{shot:?}"
+        );
+    }
     terminate(&mut first);
+    terminate(&mut other);
 }

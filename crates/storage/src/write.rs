@@ -34,12 +34,25 @@ pub(crate) fn open_writer(path: &Path) -> Result<Connection, StorageError> {
          PRAGMA busy_timeout = 5000;",
     )
     .map_err(open)?;
-    schema::migrations()
-        .to_latest(&mut conn)
-        .map_err(|source| StorageError::Migrate {
-            path: path.to_owned(),
-            source,
-        })?;
+    // Two processes opening a new file at once both see version 0; the one that migrates
+    // second fails on tables the first just made. Read the version again and go on: what is
+    // left to do (often nothing) is done on the next try.
+    let mut tries = 0;
+    loop {
+        match schema::migrations().to_latest(&mut conn) {
+            Ok(()) => break,
+            Err(_) if tries < 50 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(20 + 10 * tries));
+            }
+            Err(source) => {
+                return Err(StorageError::Migrate {
+                    path: path.to_owned(),
+                    source,
+                });
+            }
+        }
+    }
     Ok(conn)
 }
 

@@ -14,7 +14,7 @@ mod runs;
 mod store;
 
 /// Where a backend keeps one store, for one behaviour.
-pub trait Location {
+pub trait Location: Sync {
     /// Opens the store here (the same store each time), as `options` say; panics on failure.
     fn open(&self, options: Options) -> Store;
     /// A folder for files a behaviour writes (exports).
@@ -28,6 +28,10 @@ pub type Behaviour = (&'static str, fn(&dyn Location));
 
 /// Every behaviour, by name.
 pub const BEHAVIOURS: &[Behaviour] = &[
+    (
+        "store::opening_a_new_store_at_once_from_many_places",
+        store::opening_a_new_store_at_once_from_many_places,
+    ),
     (
         "store::a_live_shot_then_its_history_copy_replaces_it_once",
         store::a_live_shot_then_its_history_copy_replaces_it_once,

@@ -401,3 +401,18 @@ pub(crate) fn a_second_live_copy_of_the_same_shot_joins_the_first(at: &dyn Locat
     );
     assert_eq!(samples_of(&store, shots[0].key), data[..40].to_vec());
 }
+
+/// Several processes creating the store at once (a recorder and a gateway started together):
+/// every one of them opens it.
+pub(crate) fn opening_a_new_store_at_once_from_many_places(at: &dyn Location) {
+    std::thread::scope(|scope| {
+        let opening: Vec<_> = (0..4)
+            .map(|_| scope.spawn(|| drop(at.open(Options::default()))))
+            .collect();
+        for open in opening {
+            assert!(open.join().is_ok(), "every opener gets the store");
+        }
+    });
+    let store = at.open(Options::default());
+    assert_eq!(store.reader().unwrap().shot_count().unwrap(), 0);
+}
