@@ -122,13 +122,7 @@ fn parse_machine(flag: &str) -> anyhow::Result<(String, String)> {
         Some((name, url)) if !name.contains("://") => (name.to_owned(), url.to_owned()),
         _ => ("default".to_owned(), flag.to_owned()),
     };
-    if name.is_empty()
-        || !name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-    {
-        anyhow::bail!("machine name {name:?}: use letters, digits, '-' and '_'");
-    }
+    record::check_name(&name).map_err(anyhow::Error::msg)?;
     meticulous::api::Api::new(&url, Duration::from_secs(1))?;
     Ok((name, url))
 }

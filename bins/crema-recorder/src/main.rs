@@ -222,16 +222,9 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
     result
 }
 
-/// A machine name: letters, digits, '-' and '_' (it names a topic, a lease and metrics labels).
+/// A machine name, checked.
 fn machine_name(name: &str) -> Result<String, String> {
-    if name.is_empty()
-        || !name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-    {
-        return Err(format!("{name:?}: use letters, digits, '-' and '_'"));
-    }
-    Ok(name.to_owned())
+    recorder::record::check_name(name).map(|()| name.to_owned())
 }
 
 /// The first SIGINT/SIGTERM cancels `stop`; the second exits at once.

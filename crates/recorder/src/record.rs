@@ -147,6 +147,22 @@ impl MachineStats {
     }
 }
 
+/// Checks a machine's name: 1 to 64 letters, digits, `-` and `_` (it names a topic, a lease
+/// and metrics labels). The error says what to write instead.
+pub fn check_name(name: &str) -> Result<(), String> {
+    if name.is_empty()
+        || name.len() > 64
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err(format!(
+            "machine name {name:?}: use 1 to 64 letters, digits, '-' and '_'"
+        ));
+    }
+    Ok(())
+}
+
 impl MachineConfig {
     /// The defaults: reconcile each shot for 30 s, retry refused writes for 2 minutes.
     pub fn new(name: &str, url: &str) -> Self {
