@@ -384,3 +384,29 @@ pub(crate) fn first_key(tx: &Connection, machine: &str) -> Result<u64, StorageEr
 /// most (on another host; on the same host, a dead holder holds nothing). Holders renew every
 /// third of it.
 pub const TTL: std::time::Duration = std::time::Duration::from_secs(10);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_process_is_alive_with_its_own_start_and_not_with_another() {
+        let me = Owner::this_process();
+        assert!(me.started > 0, "this process's start is read from /proc");
+        assert_eq!(alive(me.pid, me.started), Some(true));
+        assert_eq!(
+            alive(me.pid, 0),
+            Some(true),
+            "an unknown start is taken at its pid"
+        );
+        assert_eq!(
+            alive(me.pid, me.started + 1),
+            Some(false),
+            "the same pid with another start is another process"
+        );
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        assert_eq!(alive(pid, 0), Some(false));
+    }
+}
