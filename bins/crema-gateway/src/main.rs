@@ -103,6 +103,8 @@ enum AuthConfig {
     },
     Introspect {
         url: String,
+        /// How long the introspection URL may take to answer, seconds (5).
+        timeout_s: Option<f64>,
     },
 }
 
@@ -155,10 +157,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let auth = match config.auth {
         AuthConfig::None => Auth::None,
         AuthConfig::Token { tokens } => Auth::Token(tokens),
-        AuthConfig::Introspect { url } => Auth::Introspect {
-            url,
-            timeout: Duration::from_secs(5),
-        },
+        AuthConfig::Introspect { url, timeout_s } => {
+            http_client::check_url(&url, true)
+                .map_err(|e| anyhow::anyhow!("auth: the introspection URL {e}"))?;
+            let seconds = timeout_s.unwrap_or(5.0);
+            let timeout = Duration::try_from_secs_f64(seconds)
+                .ok()
+                .filter(|t| !t.is_zero())
+                .with_context(|| format!("auth: timeout_s = {seconds} is not a duration"))?;
+            Auth::Introspect { url, timeout }
+        }
     };
     if matches!(auth, Auth::None) && !listen.ip().is_loopback() && !cli.allow_remote {
         anyhow::bail!(

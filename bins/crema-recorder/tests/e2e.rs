@@ -223,3 +223,30 @@ fn an_unreachable_machine_is_retried_and_a_signal_still_stops_cleanly() {
     assert!(log.contains("reconnecting"), "{log}");
     assert!(shots(&db).is_empty());
 }
+
+/// Text logs going to a file (or a pipe, or a journal) carry no terminal colour codes.
+#[test]
+fn logs_to_a_file_are_plain_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("crema.db");
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let mut child = Command::new(BIN)
+        .args(["run", "--machine", &format!("http://127.0.0.1:{port}")])
+        .args(["--db", db.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(terminate(&mut child).success());
+    let mut log = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut log).unwrap();
+    assert!(log.contains("reconnecting"), "{log}");
+    assert!(
+        !log.contains('\u{1b}'),
+        "no ANSI escapes in a piped log: {log:?}"
+    );
+}

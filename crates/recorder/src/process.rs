@@ -24,12 +24,16 @@ impl std::str::FromStr for LogFormat {
     }
 }
 
-/// Logs to standard error at `info` (or `RUST_LOG`), as text or JSON.
+/// Logs to standard error at `info` (or `RUST_LOG`), as text or JSON; colours only when
+/// standard error is a terminal.
 pub fn init_logs(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Colour only for a person at a terminal: a file or a journal gets plain text.
+    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour)
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
