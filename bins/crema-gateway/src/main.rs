@@ -244,6 +244,8 @@ async fn serve(
     let mut states = Vec::new();
     for (name, url) in &machines {
         let topic = format!("machine:{name}");
+        // Browsers may subscribe before the machine's first event; no other topic exists.
+        hub.declare(&topic);
         let sink_hub = hub.clone();
         let sink: record::EventSink = Arc::new(move |event, data| {
             sink_hub.publish(&topic, event, data, SystemTime::now());

@@ -178,6 +178,19 @@ impl Hub {
         (key, topic)
     }
 
+    /// Makes `topic` known before its first event: clients may subscribe to it. Topics are
+    /// made by the server's side (this, [`Hub::publish`], [`Hub::subscribe`]), never by a
+    /// client's subscription: a name nobody publishes is answered `not_found`, not kept.
+    pub fn declare(&self, topic: &str) {
+        self.topic(topic);
+    }
+
+    /// Whether `topic` is known (declared, published to, or subscribed to in-process).
+    pub fn exists(&self, topic: &str) -> bool {
+        let topics = self.topics.lock().unwrap_or_else(|e| e.into_inner());
+        topics.contains_key(topic)
+    }
+
     /// The topics that have had an event or a subscriber.
     pub fn topics(&self) -> Vec<Arc<str>> {
         let topics = self.topics.lock().unwrap_or_else(|e| e.into_inner());
@@ -235,18 +248,23 @@ impl Hub {
 
     /// Subscribes a WebSocket connection's mailbox to `topic`: from now on every event's frame
     /// is pushed into it. Returns the topic's shared name and its snapshot, read under the same
-    /// lock (live events follow it exactly).
+    /// lock (live events follow it exactly); `None` when no such topic exists (a client never
+    /// creates one).
     pub(crate) fn attach(
         &self,
         topic: &str,
         mailbox: &Arc<Mailbox>,
-    ) -> (Arc<str>, Vec<Arc<Event>>) {
-        let (key, t) = self.topic(topic);
+    ) -> Option<(Arc<str>, Vec<Arc<Event>>)> {
+        let (key, t) = {
+            let topics = self.topics.lock().unwrap_or_else(|e| e.into_inner());
+            let (k, v) = topics.get_key_value(topic)?;
+            (k.clone(), v.clone())
+        };
         let mut state = t.state.lock().unwrap_or_else(|e| e.into_inner());
         state.mailboxes.push(mailbox.clone());
         let mut snapshot = state.latest.clone();
         snapshot.sort_by_key(|e| e.seq);
-        (key, snapshot)
+        Some((key, snapshot))
     }
 
     /// Ends what [`Hub::attach`] began.

@@ -427,9 +427,17 @@ impl Conn {
             Op::Subscribe => {
                 // Attached and snapshotted under the topic's lock; the `subscribed` frame is
                 // queued before this task writes anything, on the control lane that goes first.
-                let (key, snapshot) = self.state.hub.attach(&topic, &self.mailbox);
-                self.topics.push(key);
-                subscribed(&topic, &snapshot)
+                match self.state.hub.attach(&topic, &self.mailbox) {
+                    Some((key, snapshot)) => {
+                        self.topics.push(key);
+                        subscribed(&topic, &snapshot)
+                    }
+                    // A typo must not look like a silent machine, nor leave a topic behind.
+                    None => error(
+                        "not_found",
+                        &format!("no topic {topic}: nothing publishes it here"),
+                    ),
+                }
             }
             Op::Unsubscribe => match known {
                 Some(i) => {

@@ -23,12 +23,18 @@ async fn listen(app: axum::Router) -> std::net::SocketAddr {
 }
 
 async fn gateway(auth: Auth, origins: Option<Vec<String>>) -> String {
-    let state = WsState::with_auth(
-        Arc::new(Hub::new(1, 8, 64)),
-        Limits::default(),
-        auth,
-        origins,
-    );
+    let hub = Arc::new(Hub::new(1, 8, 64));
+    // The topics the tests read: as a gateway declares its machines' at start.
+    for topic in [
+        "machine:kitchen",
+        "machine:office",
+        "machine:a",
+        "machine:b",
+        "run:1",
+    ] {
+        hub.declare(topic);
+    }
+    let state = WsState::with_auth(hub, Limits::default(), auth, origins);
     format!("ws://{}/ws", listen(router(state)).await)
 }
 

@@ -70,6 +70,7 @@ async fn stalled_clients_do_not_move_the_others_p99() {
     const EVENTS: usize = 2000;
     const PAD: usize = 4000;
     let hub = Arc::new(Hub::new(1, 64, 100_000));
+    hub.declare("t");
     let limits = Limits {
         data_bytes: 64 * 1024,
         ..Limits::default()

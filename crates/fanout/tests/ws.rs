@@ -62,6 +62,8 @@ async fn snapshot_then_events_in_order() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn strict_errors_keep_the_connection() {
     let hub = Arc::new(Hub::new(1, 64, 1024));
+    hub.declare("t");
+    hub.declare("u");
     let url = serve(
         hub.clone(),
         Limits {
@@ -79,6 +81,11 @@ async fn strict_errors_keep_the_connection() {
         ),
         (json!({"op": "subscribe"}), "bad_request"),
         (json!({"op": "unsubscribe", "topic": "t"}), "not_subscribed"),
+        // A name nothing publishes: answered, and not made a topic.
+        (
+            json!({"op": "subscribe", "topic": "machine:nope"}),
+            "not_found",
+        ),
     ] {
         send(&mut ws, request).await;
         let error = next_json(&mut ws).await;
@@ -93,6 +100,10 @@ async fn strict_errors_keep_the_connection() {
         .await
         .unwrap();
     assert_eq!(next_json(&mut ws).await["code"], "bad_request");
+    assert!(
+        !hub.exists("machine:nope"),
+        "a client's subscription creates no topic"
+    );
     send(&mut ws, json!({"op": "subscribe", "topic": "t"})).await;
     assert_eq!(next_json(&mut ws).await["type"], "subscribed");
     send(&mut ws, json!({"op": "subscribe", "topic": "t"})).await;
@@ -110,6 +121,7 @@ async fn strict_errors_keep_the_connection() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_never_reads_gets_a_gap_and_slows_nobody() {
     let hub = Arc::new(Hub::new(1, 64, 100_000));
+    hub.declare("t");
     let state = WsState::new(
         hub.clone(),
         Limits {
@@ -243,6 +255,7 @@ impl Raw {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_websocket_layer_over_a_raw_socket() {
     let hub = Arc::new(Hub::new(1, 64, 1024));
+    hub.declare("t");
     let url = serve(
         hub.clone(),
         Limits {

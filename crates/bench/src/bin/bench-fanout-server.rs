@@ -66,6 +66,8 @@ fn main() -> anyhow::Result<()> {
             hub = hub.with_pace(Duration::from_micros(us));
         }
         let hub = Arc::new(hub);
+        // The topic the load generator subscribes to, before its first event.
+        hub.declare("machine:bench");
         let ws = WsState::new(hub.clone(), Limits::default());
         let app = fanout::ws::router(ws).merge(
             axum::Router::new()
