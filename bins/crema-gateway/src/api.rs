@@ -37,7 +37,7 @@ pub(crate) fn router(state: AppState) -> Router {
         )
         .route("/api/v1/runs/{id}/events", get(runs_api::events))
         .route("/metrics", get(metrics))
-        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/healthz", get(healthz))
         .route("/", get(|| async { axum::response::Html(PAGE) }))
         .with_state(state)
 }
@@ -201,6 +201,27 @@ async fn analyses(State(state): State<AppState>, Path(id): Path<String>) -> Resp
     }
 }
 
+fn health(state: &AppState) -> metrics::Health {
+    metrics::health(
+        state
+            .machines
+            .iter()
+            .map(|machine| (machine.name.as_str(), &*machine.stats)),
+        &state.store,
+    )
+}
+
+/// `/healthz`: `200 {"status":"ok"}`, or `503` with what is wrong (storage, a machine link).
+async fn healthz(State(state): State<AppState>) -> Response {
+    let health = health(&state);
+    let status = if health.is_ok() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(health)).into_response()
+}
+
 /// `/metrics`: the fan-out's families here, the rest from the application library.
 async fn metrics(State(state): State<AppState>) -> Response {
     let mut m = Text::default();
@@ -269,6 +290,7 @@ async fn metrics(State(state): State<AppState>) -> Response {
     metrics::storage(&mut m, &state.store);
     metrics::hooks(&mut m, &state.finished);
     metrics::runs(&mut m, &state.runs, &state.store);
+    metrics::healthy(&mut m, &health(&state));
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         m.finish(),

@@ -42,7 +42,24 @@ async fn live_events_and_recorded_shots() {
         db.to_str().unwrap(),
     ])
     .await;
-    assert_eq!(get(&gw.addr, "/healthz").await, (200, "ok\n".to_owned()));
+    // Healthy once the machine is connected (503 naming it before).
+    let mut health = get(&gw.addr, "/healthz").await;
+    for _ in 0..200 {
+        if health.0 == 200 {
+            break;
+        }
+        let body: Value = serde_json::from_str(&health.1).unwrap();
+        assert_eq!(
+            (health.0, body["problems"][0]["machine"].as_str()),
+            (503, Some("kitchen"))
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+        health = get(&gw.addr, "/healthz").await;
+    }
+    assert_eq!(
+        (health.0, serde_json::from_str::<Value>(&health.1).unwrap()),
+        (200, json!({"status": "ok"}))
+    );
     // The machine's live events over the WebSocket: the snapshot, then events in order.
     let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws", gw.addr))
         .await

@@ -50,6 +50,86 @@ pub fn label(value: &str) -> String {
         .replace('\n', "\\n")
 }
 
+/// What is wrong with a process, for `/healthz` and `crema_healthy`: nothing, or each problem
+/// named.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Health {
+    /// `ok` or `unhealthy`.
+    pub status: &'static str,
+    /// What is wrong (empty when `ok`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<Problem>,
+}
+
+/// One thing wrong.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Problem {
+    /// `storage` or `machine`.
+    pub what: &'static str,
+    /// The machine, for a machine link.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub machine: Option<String>,
+    /// What is wrong, for a person.
+    pub message: String,
+}
+
+impl Health {
+    /// Whether nothing is wrong.
+    pub fn is_ok(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+/// The health of a process recording `machines` into `store`: the store is failing when its
+/// last batch of writes did not store whole (a full disk, a read-only file, an I/O error), a
+/// machine link when the machine is not connected.
+pub fn health<'a>(
+    machines: impl Iterator<Item = (&'a str, &'a MachineStats)>,
+    store: &Store,
+) -> Health {
+    let mut problems = Vec::new();
+    if let Some(error) = store.commit_stats().last_error {
+        problems.push(Problem {
+            what: "storage",
+            machine: None,
+            message: format!("the last writes were not stored: {error}"),
+        });
+    }
+    for (name, stats) in machines {
+        if !stats.connected.load(Relaxed) {
+            problems.push(Problem {
+                what: "machine",
+                machine: Some(name.to_owned()),
+                message: format!("not connected to machine {name}"),
+            });
+        }
+    }
+    Health {
+        status: if problems.is_empty() {
+            "ok"
+        } else {
+            "unhealthy"
+        },
+        problems,
+    }
+}
+
+/// `crema_healthy` (what `/healthz` says, as a number) and `crema_storage_healthy`.
+pub fn healthy(m: &mut Text, health: &Health) {
+    m.one(
+        "crema_healthy",
+        "gauge",
+        "1 when /healthz answers ok: storage stores and every machine is connected.",
+        u64::from(health.is_ok()),
+    );
+    m.one(
+        "crema_storage_healthy",
+        "gauge",
+        "1 when the last batch of writes was stored whole.",
+        u64::from(!health.problems.iter().any(|p| p.what == "storage")),
+    );
+}
+
 /// A per-machine family: name, type, help, and how to read it off the loop's stats.
 type MachineMetric = (
     &'static str,
@@ -271,6 +351,51 @@ pub fn runs(m: &mut Text, runs: &Runs, store: &Store) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn health_names_a_failing_store_and_a_machine_not_connected() {
+        let dir = tempfile::tempdir().unwrap();
+        let fail = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let failing = fail.clone();
+        let options = storage::Options {
+            fail_commit: Some(std::sync::Arc::new(move |_| failing.load(Relaxed))),
+            ..storage::Options::default()
+        };
+        let store = Store::open(&dir.path().join("crema.db"), options).unwrap();
+        let up = MachineStats::default();
+        up.connected.store(true, Relaxed);
+        let down = MachineStats::default();
+        let release = || storage::Write::Release { name: "x".into() };
+        store.write_blocking(release()).unwrap();
+        assert!(health([("kitchen", &up)].into_iter(), &store).is_ok());
+        // A full disk refuses the commit.
+        fail.store(true, Relaxed);
+        assert!(store.write_blocking(release()).is_err());
+        let sick = health([("kitchen", &up), ("office", &down)].into_iter(), &store);
+        let text = serde_json::to_value(&sick).unwrap();
+        assert_eq!(text["status"], "unhealthy");
+        assert_eq!(text["problems"][0]["what"], "storage");
+        assert_eq!(
+            (
+                text["problems"][1]["what"].as_str(),
+                text["problems"][1]["machine"].as_str()
+            ),
+            (Some("machine"), Some("office"))
+        );
+        let mut m = Text::default();
+        healthy(&mut m, &sick);
+        let families = m.finish();
+        assert!(families.contains("crema_healthy 0\n"), "{families}");
+        assert!(families.contains("crema_storage_healthy 0\n"), "{families}");
+        // Space again: the next batch stores whole, and storage is healthy again.
+        fail.store(false, Relaxed);
+        store.write_blocking(release()).unwrap();
+        assert!(health([("kitchen", &up)].into_iter(), &store).is_ok());
+        assert_eq!(
+            serde_json::to_value(health([("kitchen", &up)].into_iter(), &store)).unwrap(),
+            serde_json::json!({"status": "ok"})
+        );
+    }
 
     #[test]
     fn families_and_escaped_labels() {

@@ -536,7 +536,10 @@ fn write_loop(
         let began = std::time::Instant::now();
         let writes: Vec<&Write> = waiting.iter().map(|job| &job.write).collect();
         let results = writer.apply(&writes);
-        stats.record(began.elapsed(), results.iter().all(Result::is_ok));
+        let error = results
+            .iter()
+            .find_map(|r| r.as_ref().err().map(ToString::to_string));
+        stats.record(began.elapsed(), error);
         for (job, result) in waiting.drain(..).zip(results) {
             // The caller may have given up waiting; the write stands either way.
             let _ = job.ack.send(result);

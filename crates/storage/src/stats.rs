@@ -1,5 +1,6 @@
 //! Commit statistics for `/metrics`: a count, the failures, and a latency histogram.
 
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -15,16 +16,19 @@ pub(crate) struct Stats {
     micros: AtomicU64,
     /// Commits at or under each bound of [`COMMIT_BUCKETS`] (not cumulative here).
     buckets: [AtomicU64; COMMIT_BUCKETS.len()],
+    /// Why the last batch had a write that was not stored; `None` once a batch stores all.
+    last_error: Mutex<Option<String>>,
 }
 
 impl Stats {
-    /// One batch: how long it took from `BEGIN` to the end of `COMMIT`, and whether every
-    /// write of it is stored.
-    pub(crate) fn record(&self, took: Duration, ok: bool) {
+    /// One batch: how long it took from `BEGIN` to the end of `COMMIT`, and the first error
+    /// of a write that was not stored (`None`: every write of it is stored).
+    pub(crate) fn record(&self, took: Duration, error: Option<String>) {
         self.commits.fetch_add(1, Ordering::Relaxed);
-        if !ok {
+        if error.is_some() {
             self.failed.fetch_add(1, Ordering::Relaxed);
         }
+        *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = error;
         self.micros.fetch_add(
             u64::try_from(took.as_micros()).unwrap_or(u64::MAX),
             Ordering::Relaxed,
@@ -50,6 +54,11 @@ impl Stats {
             failed: self.failed.load(Ordering::Relaxed),
             seconds_sum: self.micros.load(Ordering::Relaxed) as f64 / 1e6,
             buckets,
+            last_error: self
+                .last_error
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
         }
     }
 }
@@ -65,6 +74,9 @@ pub struct CommitStats {
     pub seconds_sum: f64,
     /// Cumulative counts: commits that took at most each bound of [`COMMIT_BUCKETS`], seconds.
     pub buckets: Vec<(f64, u64)>,
+    /// Why the last batch did not store every write (`None` when it did, or before the first):
+    /// storage is failing now.
+    pub last_error: Option<String>,
 }
 
 #[cfg(test)]
@@ -74,9 +86,15 @@ mod tests {
     #[test]
     fn buckets_are_cumulative_and_slow_commits_count_only_in_the_total() {
         let stats = Stats::default();
-        stats.record(Duration::from_micros(500), true);
-        stats.record(Duration::from_millis(20), false);
-        stats.record(Duration::from_secs(3), true);
+        stats.record(Duration::from_micros(500), None);
+        stats.record(Duration::from_millis(20), Some("disk full".into()));
+        assert_eq!(stats.snapshot().last_error.as_deref(), Some("disk full"));
+        stats.record(Duration::from_secs(3), None);
+        assert_eq!(
+            stats.snapshot().last_error,
+            None,
+            "a batch stored whole clears it"
+        );
         let s = stats.snapshot();
         assert_eq!((s.commits, s.failed), (3, 1));
         assert!((s.seconds_sum - 3.0205).abs() < 1e-9, "{}", s.seconds_sum);
