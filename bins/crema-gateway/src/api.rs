@@ -17,10 +17,20 @@ use crate::state::{ApiError, AppState, MachineInfo, error, storage_error};
 /// The web page: one file, no build step.
 const PAGE: &str = include_str!("page.html");
 
+/// The largest request body the API reads (`413` beyond it): every request it takes is small.
+pub(crate) const MAX_BODY: usize = 64 * 1024;
+
+/// How long a REST handler may take before it is answered `503` (streams are not limited).
+pub(crate) const HANDLER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// How many REST requests are handled at once; more wait for a turn.
+pub(crate) const CONCURRENT_REQUESTS: usize = 64;
+
 pub(crate) fn router(state: AppState) -> Router {
-    Router::new()
+    // The REST handlers: bounded in body, time and concurrency, by tower's and tower-http's
+    // layers. The streams (SSE) run as long as their client stays.
+    let rest = Router::new()
         .route("/api/v1/machines", get(machines))
-        .route("/api/v1/machines/{name}/events", get(machine_events))
         .route("/api/v1/shots", get(shots))
         .route("/api/v1/shots/{id}", get(shot))
         .route("/api/v1/shots/{id}/file", get(shot_file))
@@ -35,11 +45,24 @@ pub(crate) fn router(state: AppState) -> Router {
             "/api/v1/runs/{id}/cancel",
             axum::routing::post(runs_api::cancel),
         )
-        .route("/api/v1/runs/{id}/events", get(runs_api::events))
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .route("/", get(|| async { axum::response::Html(PAGE) }))
-        .with_state(state)
+        .layer(
+            tower::ServiceBuilder::new()
+                .layer(tower_http::limit::RequestBodyLimitLayer::new(MAX_BODY))
+                .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    HANDLER_TIMEOUT,
+                ))
+                .layer(tower::limit::ConcurrencyLimitLayer::new(
+                    CONCURRENT_REQUESTS,
+                )),
+        );
+    let streams = Router::new()
+        .route("/api/v1/machines/{name}/events", get(machine_events))
+        .route("/api/v1/runs/{id}/events", get(runs_api::events));
+    rest.merge(streams).with_state(state)
 }
 
 fn reader(state: &AppState) -> Result<Box<dyn Reader>, ApiError> {

@@ -107,6 +107,10 @@ async fn runs_over_http_and_sse() {
 
     assert_eq!(get(&addr, "/api/v1/runs/current").await.0, 404);
     assert_eq!(get(&addr, "/api/v1/runs/999").await.0, 404);
+    // A body over 64 KiB is refused before any handler reads it.
+    let big = json!({"kind": "qa", "shots": vec!["x".repeat(100); 700]});
+    let (status, _) = request(&addr, "POST", "/api/v1/runs", "", &big.to_string()).await;
+    assert_eq!(status, 413);
     let (status, body) = post(&addr, "/api/v1/runs", json!({"kind": "paint"})).await;
     assert_eq!((status, body["error"].as_str()), (400, Some("bad_request")));
     let (status, body) = post(
