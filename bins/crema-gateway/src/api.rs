@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use storage::Reader;
 
 use crate::runs_api;
-use crate::state::{ApiError, AppState, MachineInfo, error, storage_error};
+use crate::state::{ApiError, AppState, MachineInfo, blocking, error, storage_error};
 
 /// The web page: one file, no build step.
 const PAGE: &str = include_str!("page.html");
@@ -143,7 +143,11 @@ struct ShotsQuery {
 }
 
 async fn shots(State(state): State<AppState>, Query(q): Query<ShotsQuery>) -> Response {
-    let reader = match reader(&state) {
+    blocking(move || shots_now(&state, q)).await
+}
+
+fn shots_now(state: &AppState, q: ShotsQuery) -> Response {
+    let reader = match reader(state) {
         Ok(r) => r,
         Err(e) => return e.into_response(),
     };
@@ -172,7 +176,11 @@ fn find(state: &AppState, id: &str) -> Result<(Box<dyn Reader>, storage::ShotSum
 }
 
 async fn shot(State(state): State<AppState>, Path(id): Path<String>) -> Response {
-    let (reader, shot) = match find(&state, &id) {
+    blocking(move || shot_now(&state, &id)).await
+}
+
+fn shot_now(state: &AppState, id: &str) -> Response {
+    let (reader, shot) = match find(state, id) {
         Ok(found) => found,
         Err(e) => return e.into_response(),
     };
@@ -195,7 +203,11 @@ async fn shot(State(state): State<AppState>, Path(id): Path<String>) -> Response
 }
 
 async fn shot_file(State(state): State<AppState>, Path(id): Path<String>) -> Response {
-    let (reader, shot) = match find(&state, &id) {
+    blocking(move || shot_file_now(&state, &id)).await
+}
+
+fn shot_file_now(state: &AppState, id: &str) -> Response {
+    let (reader, shot) = match find(state, id) {
         Ok(found) => found,
         Err(e) => return e.into_response(),
     };
@@ -214,7 +226,11 @@ async fn shot_file(State(state): State<AppState>, Path(id): Path<String>) -> Res
 }
 
 async fn analyses(State(state): State<AppState>, Path(id): Path<String>) -> Response {
-    let (reader, shot) = match find(&state, &id) {
+    blocking(move || analyses_now(&state, &id)).await
+}
+
+fn analyses_now(state: &AppState, id: &str) -> Response {
+    let (reader, shot) = match find(state, id) {
         Ok(found) => found,
         Err(e) => return e.into_response(),
     };
@@ -247,6 +263,10 @@ async fn healthz(State(state): State<AppState>) -> Response {
 
 /// `/metrics`: the fan-out's families here, the rest from the application library.
 async fn metrics(State(state): State<AppState>) -> Response {
+    blocking(move || metrics_now(&state)).await
+}
+
+fn metrics_now(state: &AppState) -> Response {
     let mut m = Text::default();
     let (hub, ws) = (&state.hub, &state.ws);
     m.one(
@@ -313,7 +333,7 @@ async fn metrics(State(state): State<AppState>) -> Response {
     metrics::storage(&mut m, &state.store);
     metrics::hooks(&mut m, &state.finished);
     metrics::runs(&mut m, &state.runs, &state.store);
-    metrics::healthy(&mut m, &health(&state));
+    metrics::healthy(&mut m, &health(state));
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         m.finish(),

@@ -13,7 +13,7 @@ use recorder::runs::{RunError, RunRequest, Started};
 use serde_json::json;
 use storage::RunKind;
 
-use crate::state::{AppState, error, storage_error};
+use crate::state::{AppState, blocking, error, storage_error};
 
 fn run_error(e: RunError) -> Response {
     match e {
@@ -88,15 +88,18 @@ pub(crate) struct ListQuery {
 
 /// `GET /api/v1/runs?limit=20`: `{"runs":[…]}`, newest first (at most 200).
 pub(crate) async fn list(State(state): State<AppState>, Query(q): Query<ListQuery>) -> Response {
-    match state.runs.list(q.limit.unwrap_or(20).min(200)) {
-        Ok(runs) => Json(json!({ "runs": runs })).into_response(),
-        Err(e) => run_error(e),
-    }
+    blocking(
+        move || match state.runs.list(q.limit.unwrap_or(20).min(200)) {
+            Ok(runs) => Json(json!({ "runs": runs })).into_response(),
+            Err(e) => run_error(e),
+        },
+    )
+    .await
 }
 
 /// `GET /api/v1/runs/current`.
 pub(crate) async fn current(State(state): State<AppState>) -> Response {
-    match state.runs.current() {
+    blocking(move || match state.runs.current() {
         Ok(Some(run)) => Json(run).into_response(),
         Ok(None) => error(
             StatusCode::NOT_FOUND,
@@ -104,23 +107,26 @@ pub(crate) async fn current(State(state): State<AppState>) -> Response {
             "no run is queued or running",
         ),
         Err(e) => run_error(e),
-    }
+    })
+    .await
 }
 
 /// `GET /api/v1/runs/{id}`.
 pub(crate) async fn get(State(state): State<AppState>, Path(id): Path<i64>) -> Response {
-    match state.runs.get(id) {
+    blocking(move || match state.runs.get(id) {
         Ok(run) => Json(run).into_response(),
         Err(e) => run_error(e),
-    }
+    })
+    .await
 }
 
 /// `POST /api/v1/runs/{id}/cancel`: the snapshot; the run ends `cancelled` soon after.
 pub(crate) async fn cancel(State(state): State<AppState>, Path(id): Path<i64>) -> Response {
-    match state.runs.cancel(id) {
+    blocking(move || match state.runs.cancel(id) {
         Ok(run) => (StatusCode::ACCEPTED, Json(run)).into_response(),
         Err(e) => run_error(e),
-    }
+    })
+    .await
 }
 
 #[derive(serde::Deserialize)]

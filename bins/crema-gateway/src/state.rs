@@ -75,3 +75,16 @@ pub(crate) fn storage_error(e: storage::StorageError) -> ApiError {
         message: e.to_string(),
     }
 }
+
+/// Runs `f` (reads of the store) on the blocking pool: the runtime's threads, which serve
+/// every connection and stream, never wait on the disk.
+pub(crate) async fn blocking(f: impl FnOnce() -> Response + Send + 'static) -> Response {
+    tokio::task::spawn_blocking(f).await.unwrap_or_else(|e| {
+        tracing::error!("a request's handler failed: {e}");
+        error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "the request failed; the gateway's log says why",
+        )
+    })
+}
