@@ -18,6 +18,10 @@ use recorder::runs::{Runs, SyncTarget};
 use storage::{Options, Store};
 use tokio_util::sync::CancellationToken;
 
+/// How often a gateway asks again for a machine another process records (a standby takes it
+/// over this soon after that process dies on this host; after its lease expires elsewhere).
+const STANDBY_RETRY: Duration = Duration::from_secs(2);
+
 /// How often every machine's history is synced (a `sync` run started by the schedule).
 const SYNC_EVERY: Duration = Duration::from_secs(15 * 60);
 
@@ -298,7 +302,7 @@ async fn serve(
                 }
                 tokio::select! {
                     () = stop.cancelled() => return,
-                    () = tokio::time::sleep(storage::lease::TTL / 2) => {}
+                    () = tokio::time::sleep(STANDBY_RETRY) => {}
                 }
             }
         }));

@@ -44,7 +44,7 @@ async fn live_events_and_recorded_shots() {
     .await;
     // Healthy once the machine is connected (503 naming it before).
     let mut health = get(&gw.addr, "/healthz").await;
-    for _ in 0..200 {
+    for _ in 0..400 {
         if health.0 == 200 {
             break;
         }
