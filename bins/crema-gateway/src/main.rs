@@ -263,7 +263,6 @@ async fn serve(
         let (stored, notices) = tokio::sync::mpsc::channel(256);
         tokio::spawn(finished.clone().follow(notices));
         let (store, stop, machine) = (store.clone(), stop.clone(), name.clone());
-        let stats = config.stats.clone();
         recorders.push(tokio::spawn(async move {
             // A machine another process records is waited for (a standby gateway takes over
             // when that process stops); any other stop is said when it happens, not at exit.
@@ -276,12 +275,7 @@ async fn serve(
                     Some(stored.clone()),
                     Some(sink.clone()),
                 );
-                let result = recording.await;
-                // Not recording: the link is down for `/healthz`, whatever the last event said.
-                stats
-                    .connected
-                    .store(false, std::sync::atomic::Ordering::Relaxed);
-                match result {
+                match recording.await {
                     Ok(()) => return,
                     Err(RecordError::Owned { holder, .. }) => {
                         if !std::mem::replace(&mut told, true) {

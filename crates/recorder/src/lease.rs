@@ -24,6 +24,7 @@ pub enum LeaseError {
 #[derive(Debug)]
 pub struct Held {
     name: String,
+    /// The fencing token, as of taking: fenced writes carry it.
     token: u64,
     recovered: Vec<Recovered>,
     first_key: Option<u64>,
@@ -35,18 +36,6 @@ impl Held {
     /// Takes lease `name` and keeps renewing it (every [`TTL`] / 3) until dropped; on drop it
     /// is given up.
     pub async fn take(store: Arc<Store>, name: &str) -> Result<Held, LeaseError> {
-        Held::hold(store, name, true).await
-    }
-
-    /// Takes lease `name` and keeps renewing it until dropped, but leaves giving it up to a
-    /// write of the owner's: the runs lease, which a run's last progress write gives up in the
-    /// same transaction as the run's end. (Given up again here, late, it could give up the
-    /// lease of the next run this process started meanwhile.)
-    pub async fn renew(store: Arc<Store>, name: &str) -> Result<Held, LeaseError> {
-        Held::hold(store, name, false).await
-    }
-
-    async fn hold(store: Arc<Store>, name: &str, release: bool) -> Result<Held, LeaseError> {
         let take = Write::Lease {
             name: name.to_owned(),
             ttl: TTL,
@@ -60,6 +49,26 @@ impl Held {
             Applied::LeaseHeld(holder) => return Err(LeaseError::Held(holder)),
             other => unreachable!("taking a lease answered {other:?}"),
         };
+        Ok(Held::keep(store, name, token, recovered, first_key, true))
+    }
+
+    /// Keeps renewing lease `name`, which a write of this process already took with `token`,
+    /// until dropped, and leaves giving it up to a write of the owner's: the runs lease, which
+    /// `Write::CreateRun` takes and the run's last progress write gives up, each in the same
+    /// transaction as the run's start and end. (Given up again here, late, it could give up the
+    /// lease of the next run this process started meanwhile.)
+    pub fn renew(store: Arc<Store>, name: &str, token: u64) -> Held {
+        Held::keep(store, name, token, Vec::new(), None, false)
+    }
+
+    fn keep(
+        store: Arc<Store>,
+        name: &str,
+        token: u64,
+        recovered: Vec<Recovered>,
+        first_key: Option<u64>,
+        release: bool,
+    ) -> Held {
         let lost = CancellationToken::new();
         let stop = CancellationToken::new();
         tokio::spawn(keep_renewing(
@@ -70,24 +79,19 @@ impl Held {
             stop.clone(),
             release,
         ));
-        Ok(Held {
+        Held {
             name: name.to_owned(),
             token,
             recovered,
             first_key,
             lost,
             _renewing: stop.drop_guard(),
-        })
+        }
     }
 
     /// Its name.
     pub fn name(&self) -> &str {
         &self.name
-    }
-
-    /// Its fencing token: wrap each write with [`Held::fence`].
-    pub fn token(&self) -> u64 {
-        self.token
     }
 
     /// What the previous holder of a `machine:` lease left recording, finished as partial as

@@ -281,7 +281,16 @@ impl Recording {
     /// Records until `stop` is cancelled; then stores every sample read. Fails when it cannot
     /// go on (the database refuses writes for minutes, the lease was lost): samples are never
     /// dropped silently.
-    pub async fn run(mut self, stop: CancellationToken) -> Result<(), RecordError> {
+    pub async fn run(self, stop: CancellationToken) -> Result<(), RecordError> {
+        let stats = self.machine.stats.clone();
+        let result = self.record(stop).await;
+        // Not recording any more: the link is down (for `/healthz`), whatever the last event
+        // said.
+        stats.connected.store(false, Ordering::Relaxed);
+        result
+    }
+
+    async fn record(mut self, stop: CancellationToken) -> Result<(), RecordError> {
         let recording = &mut self;
         let Some((client, _socket, mut events, mut report_rx)) = recording.connection.take() else {
             return Ok(());
@@ -355,11 +364,6 @@ impl std::fmt::Debug for Recording {
 }
 
 impl Recording {
-    /// The machine's name.
-    pub fn machine(&self) -> &str {
-        &self.machine.name
-    }
-
     /// An event from the machine's socket.io connection.
     fn on_event(&mut self, event: Event) {
         self.input_at = Instant::now();

@@ -246,12 +246,12 @@ impl Runs {
                 started_by: request.started_by.clone(),
             })
             .await?;
-        let id = match created {
+        let (id, lease_token) = match created {
             Applied::RunBusy { active } => {
                 let run = reader.run(active)?.ok_or(RunError::NotFound(active))?;
                 return Ok(Started::Busy(run));
             }
-            Applied::RunCreated { id } => id,
+            Applied::RunCreated { id, lease_token } => (id, lease_token),
             other => unreachable!("creating a run answered {other:?}"),
         };
         let run = reader.run(id)?.ok_or(RunError::NotFound(id))?;
@@ -265,22 +265,21 @@ impl Runs {
         let runs = self.clone();
         let snapshot = run.clone();
         // The run is this process's while it holds the runs lease: renewed until the run ends.
-        let lease = Held::renew(self.store.clone(), storage::lease::RUNS).await;
+        let lease = Held::renew(self.store.clone(), storage::lease::RUNS, lease_token);
         tokio::spawn(async move {
-            let lease = match lease {
-                Ok(lease) => {
-                    let (lost, cancel) = (lease.lost().clone(), cancel.clone());
-                    tokio::spawn(async move {
-                        lost.cancelled().await;
-                        cancel.cancel();
-                    });
-                    Some(lease)
+            // Another process took the lease (this one stalled past it): the run is not ours.
+            let (lost, stop_run, ended) = (
+                lease.lost().clone(),
+                cancel.clone(),
+                CancellationToken::new(),
+            );
+            let _ending = ended.clone().drop_guard();
+            tokio::spawn(async move {
+                tokio::select! {
+                    () = lost.cancelled() => stop_run.cancel(),
+                    () = ended.cancelled() => {}
                 }
-                Err(e) => {
-                    tracing::warn!("run {id}: cannot hold the runs lease: {e}");
-                    None
-                }
-            };
+            });
             let job = Job {
                 store: runs.store.clone(),
                 run: run.clone(),

@@ -211,6 +211,7 @@ async fn a_database_that_refuses_writes_stops_the_loop_loudly() {
     .unwrap();
     let mut machine = MachineConfig::new("default", &sim.url());
     machine.give_up_after = Duration::from_millis(500);
+    let stats = machine.stats.clone();
     let result = tokio::time::timeout(
         Duration::from_secs(20),
         record::run(machine, store, CancellationToken::new(), None, None),
@@ -220,4 +221,8 @@ async fn a_database_that_refuses_writes_stops_the_loop_loudly() {
     let error = format!("{:#}", result.unwrap_err());
     assert!(error.contains("the database refused writes"), "{error}");
     assert!(error.contains("committing"), "{error}");
+    assert!(
+        !stats.connected.load(std::sync::atomic::Ordering::Relaxed),
+        "a loop that stopped is not connected, whatever the machine's last event said"
+    );
 }

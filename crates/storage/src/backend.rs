@@ -57,9 +57,6 @@ pub trait Reader: Send {
     /// The machine UUIDs the store holds as history copies, for `machine`.
     fn history_ids(&self, machine: &str) -> Result<BTreeSet<String>, StorageError>;
 
-    /// The largest recorder key stored (the recorder starts after it).
-    fn max_recording_key(&self) -> Result<u64, StorageError>;
-
     /// Run `id`.
     fn run(&self, id: i64) -> Result<Option<Run>, StorageError>;
 

@@ -275,6 +275,9 @@ pub enum Applied {
     RunCreated {
         /// Its id.
         id: i64,
+        /// The token of the runs lease this process took with it (renew it with
+        /// [`Write::Renew`] while the run is active).
+        lease_token: u64,
     },
     /// No run was created: this one is active.
     RunBusy {
@@ -419,11 +422,6 @@ impl Store {
         })
     }
 
-    /// This process, as a lease holder.
-    pub fn owner(&self) -> &Owner {
-        &self.owner
-    }
-
     /// The shots [`Store::open`] found recording and finished as partial, by key.
     pub fn recovered(&self) -> &[Recovered] {
         &self.recovered
@@ -432,11 +430,6 @@ impl Store {
     /// How the writer's commits went so far: how many, how many failed, and how long they took.
     pub fn commit_stats(&self) -> CommitStats {
         self.stats.snapshot()
-    }
-
-    /// Where the store is, for log lines.
-    pub fn location(&self) -> String {
-        self.backend.location()
     }
 
     /// Applies `write`; answers once it is committed (durable), or with why it is not.

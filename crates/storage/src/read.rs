@@ -244,14 +244,6 @@ impl crate::Reader for SqliteReader {
             .map_err(sql("listing history shots"))
     }
 
-    fn max_recording_key(&self) -> Result<u64, StorageError> {
-        let max: Option<i64> = self
-            .conn
-            .query_row("SELECT max(recording_key) FROM shots", [], |r| r.get(0))
-            .map_err(sql("reading the largest shot key"))?;
-        Ok(max.map_or(0, |m| m.max(0) as u64))
-    }
-
     fn run(&self, id: i64) -> Result<Option<Run>, StorageError> {
         crate::runs::get(&self.conn, id)
     }

@@ -264,7 +264,7 @@ pub(crate) fn create(
         interrupt(tx, id, now)?;
     }
     // No run is active: whoever held the runs lease holds nothing any more.
-    lease::take_over(tx, lease::RUNS, me, lease::TTL.as_secs_f64(), now)?;
+    let lease_token = lease::take_over(tx, lease::RUNS, me, lease::TTL.as_secs_f64(), now)?;
     let shots = run
         .shots
         .map(|s| serde_json::to_string(s).unwrap_or_else(|_| "[]".into()));
@@ -283,6 +283,7 @@ pub(crate) fn create(
     .map_err(sql("creating a run"))?;
     Ok(crate::Applied::RunCreated {
         id: tx.last_insert_rowid(),
+        lease_token,
     })
 }
 

@@ -243,7 +243,7 @@ pub(crate) fn the_active_run_belongs_to_its_process(at: &dyn Location) {
             })
             .unwrap()
     };
-    let Applied::RunCreated { id } = create(&gateway) else {
+    let Applied::RunCreated { id, .. } = create(&gateway) else {
         panic!("created")
     };
     // The CLI opens the store beside it: the run stays active, and the CLI's run is refused.
@@ -259,7 +259,7 @@ pub(crate) fn the_active_run_belongs_to_its_process(at: &dyn Location) {
             ttl: Duration::ZERO,
         })
         .unwrap();
-    let Applied::RunCreated { id: next } = create(&cli) else {
+    let Applied::RunCreated { id: next, .. } = create(&cli) else {
         panic!("created")
     };
     let reader = cli.reader().unwrap();
@@ -286,14 +286,16 @@ pub(crate) fn machines_number_their_shots_apart(at: &dyn Location) {
         kb >> lease::SLOT_BITS,
         "each machine numbers its shots in a slot of its own"
     );
-    assert_eq!(take(&a, lease::RUNS, Duration::from_secs(1)).clone(), {
-        match take(&a, lease::RUNS, Duration::from_secs(1)) {
-            l @ Applied::Leased {
-                first_key: None, ..
-            } => l,
-            other => panic!("only machine leases number shots: {other:?}"),
-        }
-    });
+    assert!(
+        matches!(
+            take(&a, lease::RUNS, Duration::from_secs(1)),
+            Applied::Leased {
+                first_key: None,
+                ..
+            }
+        ),
+        "only machine leases number shots"
+    );
     let mut shot = start(ka);
     if let Write::StartShot { machine, .. } = &mut shot {
         *machine = "a".into();

@@ -30,7 +30,7 @@ fn create(store: &Store, kind: RunKind) -> Applied {
 
 pub(crate) fn one_active_run_and_its_life(at: &dyn Location) {
     let store = at.open(Options::default());
-    let Applied::RunCreated { id } = create(&store, RunKind::Qa) else {
+    let Applied::RunCreated { id, .. } = create(&store, RunKind::Qa) else {
         panic!("the first run is created")
     };
     assert_eq!(
@@ -84,7 +84,7 @@ pub(crate) fn one_active_run_and_its_life(at: &dyn Location) {
     assert_eq!((run.status, run.done), (RunStatus::Succeeded, 10));
     assert!(run.finished_at.is_some());
     assert!(reader.active_run().unwrap().is_none());
-    let Applied::RunCreated { id: next } = create(&store, RunKind::Analyze) else {
+    let Applied::RunCreated { id: next, .. } = create(&store, RunKind::Analyze) else {
         panic!("a run after the first ended is created")
     };
     assert!(next > id);
@@ -107,7 +107,7 @@ pub(crate) fn an_active_run_is_interrupted_by_a_restart(at: &dyn Location) {
             ..Options::default()
         };
         let store = at.open(options);
-        let Applied::RunCreated { id } = create(&store, RunKind::Qa) else {
+        let Applied::RunCreated { id, .. } = create(&store, RunKind::Qa) else {
             panic!()
         };
         store

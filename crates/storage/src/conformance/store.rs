@@ -184,7 +184,6 @@ pub(crate) fn a_crash_leaves_recording_shots_that_reopen_as_partial(at: &dyn Loc
     let reader = store.reader().unwrap();
     let shot = &reader.all_shots().unwrap()[0];
     assert_eq!((shot.status.as_str(), shot.sample_count), ("partial", 40));
-    assert_eq!(reader.max_recording_key().unwrap(), 3);
     assert_eq!(reader.integrity_check().unwrap(), "ok");
 }
 
