@@ -1,11 +1,14 @@
 //! The REST API under `/api/v1`, the machines' SSE streams, `/metrics` and `/healthz`.
 
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use fanout::Hub;
+use fanout::admission::Kind;
+use fanout::auth::{Credential, Identity, check_origin};
 use recorder::document;
 use recorder::metrics::{self, Text};
 use serde_json::{Value, json};
@@ -62,7 +65,75 @@ pub(crate) fn router(state: AppState) -> Router {
     let streams = Router::new()
         .route("/api/v1/machines/{name}/events", get(machine_events))
         .route("/api/v1/runs/{id}/events", get(runs_api::events));
-    rest.merge(streams).with_state(state)
+    rest.merge(streams)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), guard))
+        .with_state(state)
+}
+
+/// What anyone may read, whatever the auth: the health check, and the page's HTML (which
+/// holds no data: everything it shows, it asks for with the visitor's credentials).
+const PUBLIC: &[&str] = &["/healthz", "/"];
+
+/// In front of every route: who is asking (the same identity `/ws` would give), put in the
+/// request for the handlers, which filter or refuse by it. A request that changes something
+/// and is not authenticated by a bearer token must come from an allowed page
+/// ([`check_origin`]). `/metrics` needs the `metrics` action, or a peer on this host.
+async fn guard(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    let path = request.uri().path();
+    if PUBLIC.contains(&path) {
+        return next.run(request).await;
+    }
+    let metrics = path == "/metrics";
+    let local = fanout::serve::peer(&request).is_some_and(|peer| peer.ip().is_loopback());
+    if metrics && local {
+        request.extensions_mut().insert(Identity::everyone());
+        return next.run(request).await;
+    }
+    let identity = match state.auth.authenticate(request.headers()).await {
+        Ok(identity) => identity,
+        Err(refused) => return error(refused.status, "unauthorized", refused.message),
+    };
+    let safe = matches!(
+        *request.method(),
+        Method::GET | Method::HEAD | Method::OPTIONS
+    );
+    if !safe
+        && identity.credential != Credential::Bearer
+        && let Err(who) = check_origin(request.headers(), state.origins.as_deref())
+    {
+        return error(
+            StatusCode::FORBIDDEN,
+            "origin_not_allowed",
+            format!(
+                "{who} may not {} {path}; list the page's origin in `origins`",
+                request.method()
+            ),
+        );
+    }
+    if metrics && !identity.may("metrics") {
+        return forbidden("read /metrics (the action `metrics`)");
+    }
+    request.extensions_mut().insert(identity);
+    next.run(request).await
+}
+
+/// `403`: what the caller may not do.
+pub(crate) fn forbidden(what: &str) -> Response {
+    refusal(what).into_response()
+}
+
+/// `403` as an error value.
+pub(crate) fn refusal(what: &str) -> ApiError {
+    ApiError {
+        status: StatusCode::FORBIDDEN,
+        code: "forbidden",
+        message: format!("your credentials do not allow you to {what}"),
+    }
+}
+
+/// The topic of a machine's events.
+pub(crate) fn topic(machine: &str) -> String {
+    format!("machine:{machine}")
 }
 
 fn reader(state: &AppState) -> Result<Box<dyn Reader>, ApiError> {
@@ -92,11 +163,16 @@ fn machine_state(hub: &Hub, machine: &MachineInfo) -> Value {
     })
 }
 
-async fn machines(State(state): State<AppState>) -> Json<Value> {
+/// `GET /api/v1/machines`: the machines the caller may read.
+async fn machines(
+    State(state): State<AppState>,
+    Extension(identity): Extension<Identity>,
+) -> Json<Value> {
     Json(Value::Array(
         state
             .machines
             .iter()
+            .filter(|m| identity.may_read(&topic(&m.name)))
             .map(|m| machine_state(&state.hub, m))
             .collect(),
     ))
@@ -109,6 +185,7 @@ struct EventsQuery {
 
 async fn machine_events(
     State(state): State<AppState>,
+    Extension(identity): Extension<Identity>,
     Path(name): Path<String>,
     headers: HeaderMap,
     Query(q): Query<EventsQuery>,
@@ -120,20 +197,32 @@ async fn machine_events(
             format!("no machine named {name}"),
         );
     }
-    let identity = match state.auth.authenticate(&headers).await {
-        Ok(identity) => identity,
-        Err(refused) => return error(refused.status, "unauthorized", refused.message),
-    };
-    let topic = format!("machine:{name}");
+    let topic = topic(&name);
     if !identity.may_read(&topic) {
-        return error(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            format!("you may not read {topic}"),
-        );
+        return forbidden(&format!("read {topic}"));
     }
+    let ticket = match stream_ticket(&state, &identity) {
+        Ok(ticket) => ticket,
+        Err(full) => return full.into_response(),
+    };
     let id = fanout::sse::last_event_id(&headers, q.last_event_id.as_deref()).map(str::to_owned);
-    fanout::sse::stream(state.hub.clone(), &topic, id.as_deref())
+    fanout::sse::stream(state.hub.clone(), &topic, id.as_deref(), Some(ticket))
+}
+
+/// A slot for an SSE stream, in the caps it shares with the WebSocket connections.
+pub(crate) fn stream_ticket(
+    state: &AppState,
+    identity: &Identity,
+) -> Result<fanout::admission::Ticket, ApiError> {
+    state
+        .ws
+        .admission()
+        .admit(Kind::Sse, identity.id.as_deref())
+        .map_err(|full| ApiError {
+            status: full.status,
+            code: full.code,
+            message: full.message,
+        })
 }
 
 #[derive(serde::Deserialize)]
@@ -142,29 +231,62 @@ struct ShotsQuery {
     before: Option<String>,
 }
 
-async fn shots(State(state): State<AppState>, Query(q): Query<ShotsQuery>) -> Response {
-    blocking(move || shots_now(&state, q)).await
+async fn shots(
+    State(state): State<AppState>,
+    Extension(identity): Extension<Identity>,
+    Query(q): Query<ShotsQuery>,
+) -> Response {
+    blocking(move || shots_now(&state, &identity, q)).await
 }
 
-fn shots_now(state: &AppState, q: ShotsQuery) -> Response {
+/// How many pages of other machines' shots one request reads past, looking for the caller's.
+const FILTERED_PAGES: usize = 20;
+
+/// The shots of the machines the caller may read, newest first: pages of the store read until
+/// `limit` are found, the store ends, or [`FILTERED_PAGES`] pages were read (then `next` goes
+/// on from there, and a page may hold fewer than `limit`).
+fn shots_now(state: &AppState, identity: &Identity, q: ShotsQuery) -> Response {
     let reader = match reader(state) {
         Ok(r) => r,
         Err(e) => return e.into_response(),
     };
-    match reader.shots(q.limit.unwrap_or(50), q.before.as_deref()) {
-        Ok(page) => Json(json!({
-            "shots": page.shots.iter().map(document::summary).collect::<Vec<_>>(),
-            "next": page.next,
-        }))
-        .into_response(),
-        Err(e) => storage_error(e).into_response(),
+    let limit = q.limit.unwrap_or(50).min(1000);
+    let mut before = q.before;
+    let mut shots = Vec::new();
+    for _ in 0..FILTERED_PAGES {
+        let page = match reader.shots(limit - shots.len(), before.as_deref()) {
+            Ok(page) => page,
+            Err(e) => return storage_error(e).into_response(),
+        };
+        shots.extend(
+            page.shots
+                .into_iter()
+                .filter(|shot| identity.may_read(&topic(&shot.machine))),
+        );
+        before = page.next;
+        if shots.len() >= limit || before.is_none() {
+            break;
+        }
     }
+    Json(json!({
+        "shots": shots.iter().map(document::summary).collect::<Vec<_>>(),
+        "next": before,
+    }))
+    .into_response()
 }
 
-/// The shot named by `{id}`: the store's key, or the machine's UUID.
-fn find(state: &AppState, id: &str) -> Result<(Box<dyn Reader>, storage::ShotSummary), ApiError> {
+/// The shot named by `{id}`: the store's key, or the machine's UUID; `403` when it is a shot of
+/// a machine the caller may not read.
+fn find(
+    state: &AppState,
+    identity: &Identity,
+    id: &str,
+) -> Result<(Box<dyn Reader>, storage::ShotSummary), ApiError> {
     let reader = reader(state)?;
     match reader.find(id) {
+        Ok(Some(shot)) if !identity.may_read(&topic(&shot.machine)) => {
+            Err(refusal(&format!("read shots of machine {}", shot.machine)))
+        }
         Ok(Some(shot)) => Ok((reader, shot)),
         Ok(None) => Err(ApiError {
             status: StatusCode::NOT_FOUND,
@@ -175,12 +297,16 @@ fn find(state: &AppState, id: &str) -> Result<(Box<dyn Reader>, storage::ShotSum
     }
 }
 
-async fn shot(State(state): State<AppState>, Path(id): Path<String>) -> Response {
-    blocking(move || shot_now(&state, &id)).await
+async fn shot(
+    State(state): State<AppState>,
+    Extension(identity): Extension<Identity>,
+    Path(id): Path<String>,
+) -> Response {
+    blocking(move || shot_now(&state, &identity, &id)).await
 }
 
-fn shot_now(state: &AppState, id: &str) -> Response {
-    let (reader, shot) = match find(state, id) {
+fn shot_now(state: &AppState, identity: &Identity, id: &str) -> Response {
+    let (reader, shot) = match find(state, identity, id) {
         Ok(found) => found,
         Err(e) => return e.into_response(),
     };
@@ -202,12 +328,16 @@ fn shot_now(state: &AppState, id: &str) -> Response {
     Json(body).into_response()
 }
 
-async fn shot_file(State(state): State<AppState>, Path(id): Path<String>) -> Response {
-    blocking(move || shot_file_now(&state, &id)).await
+async fn shot_file(
+    State(state): State<AppState>,
+    Extension(identity): Extension<Identity>,
+    Path(id): Path<String>,
+) -> Response {
+    blocking(move || shot_file_now(&state, &identity, &id)).await
 }
 
-fn shot_file_now(state: &AppState, id: &str) -> Response {
-    let (reader, shot) = match find(state, id) {
+fn shot_file_now(state: &AppState, identity: &Identity, id: &str) -> Response {
+    let (reader, shot) = match find(state, identity, id) {
         Ok(found) => found,
         Err(e) => return e.into_response(),
     };
@@ -225,12 +355,16 @@ fn shot_file_now(state: &AppState, id: &str) -> Response {
     }
 }
 
-async fn analyses(State(state): State<AppState>, Path(id): Path<String>) -> Response {
-    blocking(move || analyses_now(&state, &id)).await
+async fn analyses(
+    State(state): State<AppState>,
+    Extension(identity): Extension<Identity>,
+    Path(id): Path<String>,
+) -> Response {
+    blocking(move || analyses_now(&state, &identity, &id)).await
 }
 
-fn analyses_now(state: &AppState, id: &str) -> Response {
-    let (reader, shot) = match find(state, id) {
+fn analyses_now(state: &AppState, identity: &Identity, id: &str) -> Response {
+    let (reader, shot) = match find(state, identity, id) {
         Ok(found) => found,
         Err(e) => return e.into_response(),
     };
@@ -339,4 +473,86 @@ fn metrics_now(state: &AppState) -> Response {
         m.finish(),
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+    use std::sync::Arc;
+
+    use axum::body::Body;
+    use axum::extract::ConnectInfo;
+    use fanout::admission::{Admission, Caps};
+    use fanout::auth::{Auth, TokenGrant};
+    use fanout::ws::{Limits, WsState};
+    use recorder::hooks::{FinishedShots, Hooks};
+    use recorder::runs::Runs;
+    use tower::ServiceExt as _;
+
+    use super::*;
+
+    /// The router over an empty store, with token auth.
+    fn app(store: Arc<storage::Store>) -> Router {
+        let hub = Arc::new(Hub::new(1, 8, 64));
+        let auth = Auth::Token(vec![
+            TokenGrant {
+                token: "scraper".into(),
+                topics: vec![],
+                actions: vec!["metrics".into()],
+                name: None,
+            },
+            TokenGrant {
+                token: "reader".into(),
+                topics: vec!["machine:*".into()],
+                ..TokenGrant::default()
+            },
+        ]);
+        let ws = WsState::with_auth(
+            hub.clone(),
+            Limits::default(),
+            auth.clone(),
+            None,
+            Admission::new(Caps::default()),
+        );
+        router(AppState {
+            hub,
+            store: store.clone(),
+            machines: vec![],
+            auth,
+            origins: None,
+            ws,
+            runs: Runs::new(store.clone(), vec![], vec![]),
+            finished: FinishedShots::start(store, Hooks::new(&[], &[]).unwrap()),
+        })
+    }
+
+    async fn scrape(app: &Router, peer: &str, token: Option<&str>) -> StatusCode {
+        let mut request = axum::http::Request::get("/metrics");
+        if let Some(token) = token {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        let mut request = request.body(Body::empty()).unwrap();
+        let peer: SocketAddr = peer.parse().unwrap();
+        request.extensions_mut().insert(ConnectInfo(peer));
+        app.clone().oneshot(request).await.unwrap().status()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn metrics_needs_the_action_off_this_host() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(
+            storage::Store::open(&dir.path().join("crema.db"), storage::Options::default())
+                .unwrap(),
+        );
+        let app = app(store);
+        let remote = "192.0.2.7:40000";
+        assert_eq!(scrape(&app, remote, None).await, StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            scrape(&app, remote, Some("reader")).await,
+            StatusCode::FORBIDDEN
+        );
+        assert_eq!(scrape(&app, remote, Some("scraper")).await, StatusCode::OK);
+        assert_eq!(scrape(&app, "127.0.0.1:40000", None).await, StatusCode::OK);
+        assert_eq!(scrape(&app, "[::1]:40000", None).await, StatusCode::OK);
+    }
 }

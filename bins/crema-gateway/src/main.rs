@@ -9,6 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::Context as _;
 use clap::Parser;
 use fanout::Hub;
+use fanout::admission::{Admission, Caps};
 use fanout::auth::{Auth, TokenGrant};
 use fanout::ws::{Limits, WsState};
 use recorder::hooks::{AnalyzerConfig, FinishedShots, HookFormat, Hooks, WebhookConfig};
@@ -162,14 +163,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         AuthConfig::None => Auth::None,
         AuthConfig::Token { tokens } => Auth::Token(tokens),
         AuthConfig::Introspect { url, timeout_s } => {
-            http_client::check_url(&url, true)
-                .map_err(|e| anyhow::anyhow!("auth: the introspection URL {e}"))?;
             let seconds = timeout_s.unwrap_or(5.0);
             let timeout = Duration::try_from_secs_f64(seconds)
                 .ok()
                 .filter(|t| !t.is_zero())
                 .with_context(|| format!("auth: timeout_s = {seconds} is not a duration"))?;
-            Auth::Introspect { url, timeout }
+            Auth::introspect(url, timeout)
+                .map_err(|e| anyhow::anyhow!("auth: the introspection URL {e}"))?
         }
     };
     if matches!(auth, Auth::None) && !listen.ip().is_loopback() && !cli.allow_remote {
@@ -301,7 +301,14 @@ async fn serve(
             }
         }));
     }
-    let ws = WsState::with_auth(hub.clone(), Limits::default(), auth.clone(), origins);
+    let admission = Admission::new(Caps::default());
+    let ws = WsState::with_auth(
+        hub.clone(),
+        Limits::default(),
+        auth.clone(),
+        origins.clone(),
+        admission,
+    );
     let targets = states
         .iter()
         .map(|m| SyncTarget {
@@ -317,6 +324,7 @@ async fn serve(
         store: store.clone(),
         machines: states,
         auth,
+        origins,
         ws: ws.clone(),
         runs: runs.clone(),
         finished: finished.clone(),
@@ -335,13 +343,16 @@ async fn serve(
         std::process::exit(130);
     });
     let graceful = stop.clone();
-    let mut server = tokio::spawn(async move {
-        axum::serve(fanout::ws::listener(listener), app)
-            .with_graceful_shutdown(async move { graceful.cancelled().await })
-            .await
-    });
+    let connections = Arc::new(fanout::serve::Connections::default());
+    let mut server = tokio::spawn(fanout::serve::serve(
+        listener,
+        app,
+        fanout::serve::ServeConfig::default(),
+        connections,
+        async move { graceful.cancelled().await },
+    ));
     tokio::select! {
-        served = &mut server => served.context("the HTTP server stopped")?.context("serving HTTP")?,
+        served = &mut server => served.context("the HTTP server stopped")?,
         () = stop.cancelled() => {
             // Open WebSocket and SSE streams get a moment to end, then they are cut.
             if tokio::time::timeout(Duration::from_secs(3), &mut server).await.is_err() {

@@ -2,18 +2,42 @@
 
 use std::convert::Infallible;
 
-use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::Event as SseEvent;
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use fanout::auth::Identity;
 use futures_util::StreamExt as _;
 use recorder::runs::{RunError, RunRequest, Started};
 use serde_json::json;
-use storage::RunKind;
+use storage::{Run, RunKind};
 
+use crate::api::{forbidden, refusal, stream_ticket, topic};
 use crate::state::{AppState, blocking, error, storage_error};
+
+/// Whether `identity` may see a run over `machine` (`None`: every machine, as a QA or analysis
+/// run and a sync of all machines are): it must read every machine the run covers.
+fn may_see(state: &AppState, identity: &Identity, machine: Option<&str>) -> bool {
+    match machine {
+        Some(machine) => identity.may_read(&topic(machine)),
+        None => state
+            .machines
+            .iter()
+            .all(|m| identity.may_read(&topic(&m.name))),
+    }
+}
+
+/// The run `id` if the caller may see it (`403` if not).
+fn visible(state: &AppState, identity: &Identity, id: i64) -> Result<Run, Box<Response>> {
+    let run = state.runs.get(id).map_err(|e| Box::new(run_error(e)))?;
+    if may_see(state, identity, run.machine.as_deref()) {
+        Ok(run)
+    } else {
+        Err(Box::new(refusal(&format!("read run {id}")).into_response()))
+    }
+}
 
 fn run_error(e: RunError) -> Response {
     match e {
@@ -36,8 +60,12 @@ pub(crate) struct StartBody {
 /// `POST /api/v1/runs`: `202` with the new run, `409` with the active one.
 pub(crate) async fn start(
     State(state): State<AppState>,
+    Extension(identity): Extension<Identity>,
     body: Result<Json<StartBody>, JsonRejection>,
 ) -> Response {
+    if !identity.may("runs") {
+        return forbidden("start runs (the action `runs`)");
+    }
     let body = match body {
         Ok(Json(body)) => body,
         Err(e) => {
@@ -60,6 +88,9 @@ pub(crate) async fn start(
             })
             .collect()
     });
+    if !may_see(&state, &identity, body.machine.as_deref()) {
+        return forbidden("start a run over machines you may not read");
+    }
     let request = RunRequest {
         kind: body.kind,
         shots,
@@ -68,6 +99,13 @@ pub(crate) async fn start(
     };
     match state.runs.start(request).await {
         Ok(Started::Started(run)) => (StatusCode::ACCEPTED, Json(run)).into_response(),
+        Ok(Started::Busy(active)) if !may_see(&state, &identity, active.machine.as_deref()) => {
+            error(
+                StatusCode::CONFLICT,
+                "run_active",
+                "another run is active; one run at a time",
+            )
+        }
         Ok(Started::Busy(active)) => (
             StatusCode::CONFLICT,
             Json(json!({
@@ -87,10 +125,21 @@ pub(crate) struct ListQuery {
 }
 
 /// `GET /api/v1/runs?limit=20`: `{"runs":[…]}`, newest first (at most 200).
-pub(crate) async fn list(State(state): State<AppState>, Query(q): Query<ListQuery>) -> Response {
+/// Only the runs the caller may see.
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    Extension(identity): Extension<Identity>,
+    Query(q): Query<ListQuery>,
+) -> Response {
     blocking(
         move || match state.runs.list(q.limit.unwrap_or(20).min(200)) {
-            Ok(runs) => Json(json!({ "runs": runs })).into_response(),
+            Ok(runs) => {
+                let runs: Vec<Run> = runs
+                    .into_iter()
+                    .filter(|run| may_see(&state, &identity, run.machine.as_deref()))
+                    .collect();
+                Json(json!({ "runs": runs })).into_response()
+            }
             Err(e) => run_error(e),
         },
     )
@@ -98,10 +147,15 @@ pub(crate) async fn list(State(state): State<AppState>, Query(q): Query<ListQuer
 }
 
 /// `GET /api/v1/runs/current`.
-pub(crate) async fn current(State(state): State<AppState>) -> Response {
+pub(crate) async fn current(
+    State(state): State<AppState>,
+    Extension(identity): Extension<Identity>,
+) -> Response {
     blocking(move || match state.runs.current() {
-        Ok(Some(run)) => Json(run).into_response(),
-        Ok(None) => error(
+        Ok(Some(run)) if may_see(&state, &identity, run.machine.as_deref()) => {
+            Json(run).into_response()
+        }
+        Ok(Some(_)) | Ok(None) => error(
             StatusCode::NOT_FOUND,
             "no_active_run",
             "no run is queued or running",
@@ -112,19 +166,35 @@ pub(crate) async fn current(State(state): State<AppState>) -> Response {
 }
 
 /// `GET /api/v1/runs/{id}`.
-pub(crate) async fn get(State(state): State<AppState>, Path(id): Path<i64>) -> Response {
-    blocking(move || match state.runs.get(id) {
+pub(crate) async fn get(
+    State(state): State<AppState>,
+    Extension(identity): Extension<Identity>,
+    Path(id): Path<i64>,
+) -> Response {
+    blocking(move || match visible(&state, &identity, id) {
         Ok(run) => Json(run).into_response(),
-        Err(e) => run_error(e),
+        Err(refused) => *refused,
     })
     .await
 }
 
 /// `POST /api/v1/runs/{id}/cancel`: the snapshot; the run ends `cancelled` soon after.
-pub(crate) async fn cancel(State(state): State<AppState>, Path(id): Path<i64>) -> Response {
-    blocking(move || match state.runs.cancel(id) {
-        Ok(run) => (StatusCode::ACCEPTED, Json(run)).into_response(),
-        Err(e) => run_error(e),
+pub(crate) async fn cancel(
+    State(state): State<AppState>,
+    Extension(identity): Extension<Identity>,
+    Path(id): Path<i64>,
+) -> Response {
+    if !identity.may("runs") {
+        return forbidden("cancel runs (the action `runs`)");
+    }
+    blocking(move || {
+        if let Err(refused) = visible(&state, &identity, id) {
+            return *refused;
+        }
+        match state.runs.cancel(id) {
+            Ok(run) => (StatusCode::ACCEPTED, Json(run)).into_response(),
+            Err(e) => run_error(e),
+        }
     })
     .await
 }
@@ -139,10 +209,27 @@ pub(crate) struct EventsQuery {
 /// comes back with `Last-Event-ID` gets the current snapshot and numbering goes on after its id.
 pub(crate) async fn events(
     State(state): State<AppState>,
+    Extension(identity): Extension<Identity>,
     Path(id): Path<i64>,
     headers: HeaderMap,
     Query(q): Query<EventsQuery>,
 ) -> Response {
+    let seen = {
+        let state = state.clone();
+        let identity = identity.clone();
+        blocking(move || match visible(&state, &identity, id) {
+            Ok(_) => StatusCode::OK.into_response(),
+            Err(refused) => *refused,
+        })
+        .await
+    };
+    if seen.status() != StatusCode::OK {
+        return seen;
+    }
+    let ticket = match stream_ticket(&state, &identity) {
+        Ok(ticket) => ticket,
+        Err(full) => return full.into_response(),
+    };
     let resume = fanout::sse::last_event_id(&headers, q.last_event_id.as_deref())
         .and_then(|last| last.trim().split_once('-'))
         .filter(|(run, _)| run.parse() == Ok(id))
@@ -153,6 +240,7 @@ pub(crate) async fn events(
         Err(e) => return run_error(e),
     };
     fanout::sse::response(stream.map(move |e| {
+        let _held = &ticket;
         Ok::<_, Infallible>(
             SseEvent::default()
                 .event(e.kind.as_str())

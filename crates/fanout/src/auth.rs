@@ -1,62 +1,120 @@
-//! Who may read which topics: checked once per connection (who) and once per subscription
-//! (which), never per event.
+//! Who may read which topics, and do what: checked once per connection or request (who) and
+//! once per subscription (which), never per event.
 //!
-//! - [`Auth::None`]: everyone reads everything (the gateway then listens on loopback only,
-//!   unless told otherwise).
-//! - [`Auth::Token`]: static bearer tokens, each with the topics it may read; sent as
-//!   `Authorization: Bearer <token>` or the cookie `crema_token`.
-//! - [`Auth::Introspect`]: the request's `Cookie` and `Authorization` are forwarded, once per
-//!   connection, to a URL of yours; `200 {"id": …, "topics": […]}` binds that identity to the
-//!   connection, anything else refuses it.
+//! - [`Auth::None`]: everyone reads everything and may do everything (the gateway then listens
+//!   on loopback only, unless told otherwise).
+//! - [`Auth::Token`]: static bearer tokens, each with the topics it may read and the
+//!   [actions](Identity::may) it may take; sent as `Authorization: Bearer <token>` or the cookie
+//!   `crema_token`.
+//! - [`Auth::Introspect`]: the request's `Cookie` and `Authorization` are forwarded to a URL of
+//!   yours; `200 {"id": …, "topics": […], "actions": […]}` is that identity, anything else
+//!   refuses it. An answer is kept for [`INTROSPECTION_TTL`] per set of credentials, so a page's
+//!   REST calls do not each cost a round trip (a revoked session keeps working that long).
 //!
-//! Topic patterns are exact names, or a prefix ending in `*` (`machine:*`), or `*`.
+//! Topic patterns are exact names, or a prefix ending in `*` (`machine:*`), or `*`. Actions are
+//! names (`runs`, `metrics`) or `*`.
+//!
+//! A browser sends cookies with requests that other sites make it send: [`check_origin`] is the
+//! rule for requests that change something (and WebSocket upgrades) authenticated by a cookie.
 
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::http::{HeaderMap, StatusCode, header};
 
-/// One static token and what it may read.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+/// One static token and what it may do.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct TokenGrant {
     /// The bearer token.
     pub token: String,
     /// Topic patterns it may read.
     pub topics: Vec<String>,
+    /// Actions it may take (`runs`: start and cancel runs; `metrics`: read `/metrics`). None by
+    /// default.
+    #[serde(default)]
+    pub actions: Vec<String>,
+    /// A name for logs and for the per-identity caps (default `token-<n>`, its place in the
+    /// list, from 1).
+    #[serde(default)]
+    pub name: Option<String>,
 }
+
+/// How long an introspection answer is kept for the same credentials.
+pub const INTROSPECTION_TTL: Duration = Duration::from_secs(10);
+
+/// Introspection answers kept at most (a full cache is emptied).
+const CACHE_ENTRIES: usize = 4096;
 
 /// How connections are authenticated.
 #[derive(Debug, Clone, Default)]
 pub enum Auth {
-    /// Everyone reads everything.
+    /// Everyone reads everything and may do everything.
     #[default]
     None,
     /// Static bearer tokens.
     Token(Vec<TokenGrant>),
-    /// Ask a URL of yours, forwarding the request's credentials.
-    Introspect {
-        /// The URL (http).
-        url: String,
-        /// How long to wait for it.
-        timeout: Duration,
-    },
+    /// Ask a URL of yours, forwarding the request's credentials ([`Auth::introspect`]).
+    Introspect(Introspector),
 }
 
-/// Who a connection is, and what it may read.
+/// The introspection URL, its time limit and the answers it gave lately.
+#[derive(Debug, Clone)]
+pub struct Introspector {
+    url: String,
+    timeout: Duration,
+    cache: Arc<Mutex<HashMap<String, (Identity, Instant)>>>,
+}
+
+/// How a request proved who it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Credential {
+    /// It did not have to: no auth is configured.
+    Nothing,
+    /// `Authorization: Bearer`: sent by code that holds the token, never by a browser on its
+    /// own.
+    Bearer,
+    /// A cookie: a browser sends it with whatever a page asks, so what it authenticates must
+    /// come from an allowed origin when it changes something.
+    Cookie,
+}
+
+/// Who a connection is, and what it may read and do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
-    /// The identity's id, when the auth mode has one.
+    /// The identity's id: the token's name, the introspected id, or `None` without auth.
     pub id: Option<String>,
     /// Topic patterns it may read.
     pub topics: Vec<String>,
+    /// Actions it may take.
+    pub actions: Vec<String>,
+    /// How it was proved.
+    pub credential: Credential,
 }
 
 impl Identity {
+    /// Everyone, when no auth is configured: reads everything, may do everything.
+    pub fn everyone() -> Self {
+        Self {
+            id: None,
+            topics: vec!["*".to_owned()],
+            actions: vec!["*".to_owned()],
+            credential: Credential::Nothing,
+        }
+    }
+
     /// Whether it may read `topic`.
     pub fn may_read(&self, topic: &str) -> bool {
         self.topics.iter().any(|p| match p.strip_suffix('*') {
             Some(prefix) => topic.starts_with(prefix),
             None => p == topic,
         })
+    }
+
+    /// Whether it may take `action` (`runs`, `metrics`, …).
+    pub fn may(&self, action: &str) -> bool {
+        self.actions.iter().any(|a| a == "*" || a == action)
     }
 }
 
@@ -79,13 +137,14 @@ impl Refused {
     }
 }
 
-fn bearer(headers: &HeaderMap) -> Option<&str> {
+/// The token a request carries, and how.
+fn bearer(headers: &HeaderMap) -> Option<(&str, Credential)> {
     if let Some(value) = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         && let Some(token) = value.strip_prefix("Bearer ")
     {
-        return Some(token.trim());
+        return Some((token.trim(), Credential::Bearer));
     }
     headers
         .get_all(header::COOKIE)
@@ -93,32 +152,50 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .find_map(|c| c.trim().strip_prefix("crema_token="))
+        .map(|token| (token, Credential::Cookie))
 }
 
 impl Auth {
-    /// Authenticates a request (once per connection).
+    /// Introspection at `url` (checked: `http://` or `https://`), waiting `timeout` for each
+    /// answer.
+    pub fn introspect(url: impl Into<String>, timeout: Duration) -> Result<Self, String> {
+        let url = url.into();
+        http_client::check_url(&url, true)?;
+        Ok(Self::Introspect(Introspector {
+            url,
+            timeout,
+            cache: Arc::default(),
+        }))
+    }
+
+    /// Whether any auth is configured.
+    pub fn is_on(&self) -> bool {
+        !matches!(self, Auth::None)
+    }
+
+    /// Authenticates a request.
     pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Identity, Refused> {
         match self {
-            Auth::None => Ok(Identity {
-                id: None,
-                topics: vec!["*".to_owned()],
-            }),
+            Auth::None => Ok(Identity::everyone()),
             Auth::Token(grants) => {
-                let token = bearer(headers).ok_or_else(|| {
+                let (token, credential) = bearer(headers).ok_or_else(|| {
                     Refused::unauthorized(
                         "send a token: Authorization: Bearer <token>, or the crema_token cookie",
                     )
                 })?;
                 grants
                     .iter()
-                    .find(|g| constant_time_eq(g.token.as_bytes(), token.as_bytes()))
-                    .map(|g| Identity {
-                        id: None,
+                    .enumerate()
+                    .find(|(_, g)| constant_time_eq(g.token.as_bytes(), token.as_bytes()))
+                    .map(|(i, g)| Identity {
+                        id: Some(g.name.clone().unwrap_or_else(|| format!("token-{}", i + 1))),
                         topics: g.topics.clone(),
+                        actions: g.actions.clone(),
+                        credential,
                     })
                     .ok_or_else(|| Refused::unauthorized("this token is not known to the gateway"))
             }
-            Auth::Introspect { url, timeout } => introspect(url, *timeout, headers).await,
+            Auth::Introspect(introspector) => introspector.identity(headers).await,
         }
     }
 }
@@ -133,46 +210,112 @@ struct Introspected {
     id: String,
     #[serde(default)]
     topics: Vec<String>,
+    #[serde(default)]
+    actions: Vec<String>,
 }
 
-async fn introspect(
-    url: &str,
-    timeout: Duration,
-    headers: &HeaderMap,
-) -> Result<Identity, Refused> {
-    let unavailable = |why: String| Refused {
-        status: StatusCode::SERVICE_UNAVAILABLE,
-        message: format!("cannot check who you are: {why}"),
-    };
-    let target = http_client::check_url(url, true).map_err(unavailable)?;
-    let mut forwarded = HeaderMap::new();
-    for name in [header::COOKIE, header::AUTHORIZATION] {
-        for value in headers.get_all(&name) {
-            forwarded.append(&name, value.clone());
+impl Introspector {
+    async fn identity(&self, headers: &HeaderMap) -> Result<Identity, Refused> {
+        let credential = if headers.contains_key(header::AUTHORIZATION) {
+            Credential::Bearer
+        } else if headers.contains_key(header::COOKIE) {
+            Credential::Cookie
+        } else {
+            return Err(Refused::unauthorized(
+                "not signed in: send your session cookie or an Authorization header",
+            ));
+        };
+        let mut forwarded = HeaderMap::new();
+        let mut key = String::new();
+        for name in [header::AUTHORIZATION, header::COOKIE] {
+            for value in headers.get_all(&name) {
+                forwarded.append(&name, value.clone());
+                key.push_str(name.as_str());
+                key.push(':');
+                key.push_str(&String::from_utf8_lossy(value.as_bytes()));
+                key.push('\n');
+            }
         }
+        if let Ok(cache) = self.cache.lock()
+            && let Some((identity, at)) = cache.get(&key)
+            && at.elapsed() < INTROSPECTION_TTL
+        {
+            return Ok(identity.clone());
+        }
+        let mut identity = self.ask(forwarded).await?;
+        identity.credential = credential;
+        if let Ok(mut cache) = self.cache.lock() {
+            if cache.len() >= CACHE_ENTRIES {
+                cache.clear();
+            }
+            cache.insert(key, (identity.clone(), Instant::now()));
+        }
+        Ok(identity)
     }
-    // One pool for the process: a connection per browser connect would cost a handshake each.
-    let limits = http_client::Limits {
-        timeout,
-        max_body: 64 << 10,
+
+    async fn ask(&self, forwarded: HeaderMap) -> Result<Identity, Refused> {
+        let url = &self.url;
+        let unavailable = |why: String| Refused {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            message: format!("cannot check who you are: {why}"),
+        };
+        let target = http_client::check_url(url, true).map_err(unavailable)?;
+        // One pool for the process: a connection per request would cost a handshake each.
+        let limits = http_client::Limits {
+            timeout: self.timeout,
+            max_body: 64 << 10,
+        };
+        let answer = http_client::HttpClient::shared()
+            .get(&target, forwarded, limits)
+            .await
+            .map_err(|e| unavailable(e.to_string()))?;
+        let (status, body) = (answer.status, answer.body);
+        if status != StatusCode::OK {
+            return Err(Refused::unauthorized("not signed in, or not allowed here"));
+        }
+        let who: Introspected = serde_json::from_slice(&body).map_err(|e| {
+            unavailable(format!(
+                "{url} answered something other than {{\"id\",\"topics\",\"actions\"}}: {e}"
+            ))
+        })?;
+        Ok(Identity {
+            id: Some(who.id),
+            topics: who.topics,
+            actions: who.actions,
+            credential: Credential::Nothing,
+        })
+    }
+}
+
+/// Whether a request that a browser may have been made to send by another site comes from a
+/// page that may send it: `Sec-Fetch-Site: same-origin` (or `none`: typed by its user), or an
+/// `Origin` in `allowed`, or an `Origin` naming this very host (`Host`). A request with neither
+/// header is not a browser's (every current browser sends `Origin` with a `POST` and with a
+/// WebSocket upgrade) and passes. `Err` says which origin was refused.
+pub fn check_origin(headers: &HeaderMap, allowed: Option<&[String]>) -> Result<(), String> {
+    let site = headers
+        .get("sec-fetch-site")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_ascii_lowercase);
+    if matches!(site.as_deref(), Some("same-origin" | "none")) {
+        return Ok(());
+    }
+    let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
+    let Some(origin) = origin else {
+        return match site {
+            None => Ok(()),
+            Some(site) => Err(format!("a {site} request without an Origin")),
+        };
     };
-    let answer = http_client::HttpClient::shared()
-        .get(&target, forwarded, limits)
-        .await
-        .map_err(|e| unavailable(e.to_string()))?;
-    let (status, body) = (answer.status, answer.body);
-    if status != StatusCode::OK {
-        return Err(Refused::unauthorized("not signed in, or not allowed here"));
+    if allowed.is_some_and(|list| list.iter().any(|a| a.eq_ignore_ascii_case(origin))) {
+        return Ok(());
     }
-    let who: Introspected = serde_json::from_slice(&body).map_err(|e| {
-        unavailable(format!(
-            "{url} answered something other than {{\"id\",\"topics\"}}: {e}"
-        ))
-    })?;
-    Ok(Identity {
-        id: Some(who.id),
-        topics: who.topics,
-    })
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+    let authority = origin.split_once("://").map(|(_, rest)| rest);
+    match (authority, host) {
+        (Some(authority), Some(host)) if authority.eq_ignore_ascii_case(host) => Ok(()),
+        _ => Err(format!("pages from {origin}")),
+    }
 }
 
 #[cfg(test)]
@@ -193,17 +336,18 @@ mod tests {
     #[test]
     fn patterns() {
         let id = Identity {
-            id: None,
             topics: vec!["machine:kitchen".into(), "run:*".into()],
+            actions: vec!["runs".into()],
+            ..Identity::everyone()
         };
         assert!(id.may_read("machine:kitchen"));
         assert!(!id.may_read("machine:office"));
         assert!(id.may_read("run:42"));
-        let all = Identity {
-            id: None,
-            topics: vec!["*".into()],
-        };
+        assert!(id.may("runs"));
+        assert!(!id.may("metrics"));
+        let all = Identity::everyone();
         assert!(all.may_read("anything"));
+        assert!(all.may("metrics"));
     }
 
     #[tokio::test]
@@ -211,20 +355,55 @@ mod tests {
         let auth = Auth::Token(vec![TokenGrant {
             token: "s3cret".into(),
             topics: vec!["machine:*".into()],
+            ..TokenGrant::default()
         }]);
         let id = auth
             .authenticate(&headers(&[("authorization", "Bearer s3cret")]))
             .await
             .unwrap();
         assert!(id.may_read("machine:a"));
+        assert_eq!(id.credential, Credential::Bearer);
+        assert_eq!(id.id.as_deref(), Some("token-1"));
+        assert!(!id.may("runs"), "no actions unless granted");
         let id = auth
             .authenticate(&headers(&[("cookie", "theme=dark; crema_token=s3cret")]))
             .await
             .unwrap();
         assert!(!id.may_read("run:1"));
+        assert_eq!(id.credential, Credential::Cookie);
         for h in [headers(&[]), headers(&[("authorization", "Bearer nope")])] {
             let refused = auth.authenticate(&h).await.unwrap_err();
             assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
         }
+    }
+
+    #[test]
+    fn origins() {
+        let allowed = vec!["https://crema.example".to_owned()];
+        let check = |pairs: &[(&str, &str)]| check_origin(&headers(pairs), Some(&allowed));
+        assert!(check(&[]).is_ok(), "not a browser");
+        assert!(check(&[("sec-fetch-site", "same-origin")]).is_ok());
+        assert!(check(&[("sec-fetch-site", "none")]).is_ok());
+        assert!(check(&[("origin", "https://crema.example")]).is_ok());
+        assert!(
+            check(&[
+                ("sec-fetch-site", "cross-site"),
+                ("origin", "https://crema.example")
+            ])
+            .is_ok()
+        );
+        assert!(check(&[("origin", "http://box:8080"), ("host", "box:8080")]).is_ok());
+        let refused = check(&[("origin", "https://evil.example"), ("host", "box:8080")]);
+        assert_eq!(refused.unwrap_err(), "pages from https://evil.example");
+        assert!(check(&[("origin", "null"), ("host", "box:8080")]).is_err());
+        assert!(check(&[("sec-fetch-site", "cross-site")]).is_err());
+        assert!(
+            check(&[
+                ("sec-fetch-site", "same-site"),
+                ("origin", "https://a.example")
+            ])
+            .is_err()
+        );
+        assert!(check_origin(&headers(&[("origin", "https://crema.example")]), None).is_err());
     }
 }

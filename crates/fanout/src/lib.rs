@@ -8,11 +8,13 @@
 //! [`auth`] (none, static tokens, introspection; checked once per connection and at subscribe).
 #![deny(missing_docs)]
 
+pub mod admission;
 pub mod auth;
 pub mod frames;
 pub mod hub;
 mod mailbox;
 pub mod outbound;
+pub mod serve;
 pub mod sse;
 pub mod ws;
 

@@ -20,6 +20,7 @@ use futures_util::StreamExt as _;
 use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 
+use crate::admission::Ticket;
 use crate::{Event, Hub};
 
 /// Parses `<epoch>-<seq>`.
@@ -36,7 +37,13 @@ fn sse_event(hub: &Hub, event: &Event) -> SseEvent {
 }
 
 /// The SSE response for `topic`, resuming after `last_event_id` (the header's or the query's).
-pub fn stream(hub: Arc<Hub>, topic: &str, last_event_id: Option<&str>) -> Response {
+/// The stream holds `ticket` (its slot in the gateway's caps) for as long as it lives.
+pub fn stream(
+    hub: Arc<Hub>,
+    topic: &str,
+    last_event_id: Option<&str>,
+    ticket: Option<Ticket>,
+) -> Response {
     let resume = last_event_id
         .and_then(parse_id)
         .filter(|(epoch, _)| *epoch == hub.epoch())
@@ -51,7 +58,7 @@ pub fn stream(hub: Arc<Hub>, topic: &str, last_event_id: Option<&str>) -> Respon
     let head: Vec<SseEvent> = std::iter::once(SseEvent::default().retry(Duration::from_secs(2)))
         .chain(first.iter().map(|e| sse_event(&hub, e)))
         .collect();
-    let open = Open::new(hub.clone());
+    let open = Open::new(hub.clone(), ticket);
     let live = BroadcastStream::new(live).map(move |item| {
         open.sent(1);
         match item {
@@ -84,15 +91,19 @@ where
     response
 }
 
-/// Counts an SSE stream as open for as long as it lives.
+/// Counts an SSE stream as open for as long as it lives, and holds its slot.
 struct Open {
     hub: Arc<Hub>,
+    _ticket: Option<Ticket>,
 }
 
 impl Open {
-    fn new(hub: Arc<Hub>) -> Self {
+    fn new(hub: Arc<Hub>, ticket: Option<Ticket>) -> Self {
         hub.sse_streams.fetch_add(1, Ordering::Relaxed);
-        Self { hub }
+        Self {
+            hub,
+            _ticket: ticket,
+        }
     }
 
     fn sent(&self, n: u64) {

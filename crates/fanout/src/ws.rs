@@ -20,13 +20,14 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use crate::Hub;
-use crate::auth::{Auth, Identity};
+use crate::admission::{Admission, Caps, Kind};
+use crate::auth::{Auth, Credential, Identity, check_origin};
 use crate::frames::{Decoder, Inbound};
 use crate::mailbox::{Mailbox, text_frame};
 use axum::extract::{Request, State};
@@ -44,8 +45,6 @@ pub struct Limits {
     pub max_inbound: usize,
     /// Subscriptions per connection (32).
     pub max_subscriptions: usize,
-    /// Connections per gateway (10,000).
-    pub max_connections: usize,
     /// Data bytes a connection may have waiting before its oldest are dropped (256 KiB).
     pub data_bytes: usize,
     /// A ping every (30 s)…
@@ -59,7 +58,6 @@ impl Default for Limits {
         Self {
             max_inbound: 4096,
             max_subscriptions: 32,
-            max_connections: 10_000,
             data_bytes: 256 * 1024,
             ping_every: Duration::from_secs(30),
             silence: Duration::from_secs(60),
@@ -74,7 +72,8 @@ pub struct WsState {
     limits: Limits,
     auth: Auth,
     origins: Option<Vec<String>>,
-    connections: AtomicUsize,
+    /// Open connections, capped per gateway and per identity (with the SSE streams).
+    admission: Arc<Admission>,
     /// Frames written to clients, and data frames dropped for slow ones.
     sent: AtomicU64,
     dropped: Arc<AtomicU64>,
@@ -85,23 +84,34 @@ pub struct WsState {
 impl WsState {
     /// The endpoint's state over `hub`: everyone may connect and read everything.
     pub fn new(hub: Arc<Hub>, limits: Limits) -> Arc<Self> {
-        Self::with_auth(hub, limits, Auth::None, None)
+        Self::with_auth(
+            hub,
+            limits,
+            Auth::None,
+            None,
+            Admission::new(Caps::default()),
+        )
     }
 
-    /// The endpoint's state with `auth`, and WebSocket upgrades accepted only from `origins`
-    /// (when given; requests without an `Origin` header, from non-browser clients, pass).
+    /// The endpoint's state with `auth`, WebSocket upgrades accepted only from `origins` (when
+    /// given; requests without an `Origin` header, from non-browser clients, pass; a page of the
+    /// gateway's own host always may), and connections counted in `admission` (which the SSE
+    /// streams share). A connection authenticated by a cookie must come from one of `origins`
+    /// or from the gateway's own host even when `origins` is not given: another site's page
+    /// could otherwise read the machines with its visitor's cookie.
     pub fn with_auth(
         hub: Arc<Hub>,
         limits: Limits,
         auth: Auth,
         origins: Option<Vec<String>>,
+        admission: Arc<Admission>,
     ) -> Arc<Self> {
         Arc::new(Self {
             hub,
             limits,
             auth,
             origins,
-            connections: AtomicUsize::new(0),
+            admission,
             sent: AtomicU64::new(0),
             dropped: Arc::new(AtomicU64::new(0)),
             mailboxes: Mutex::new(HashMap::new()),
@@ -110,7 +120,12 @@ impl WsState {
 
     /// Connections open now.
     pub fn connections(&self) -> usize {
-        self.connections.load(Ordering::Relaxed)
+        self.admission.open(Kind::WebSocket)
+    }
+
+    /// The stream counts and caps this endpoint shares with the SSE streams.
+    pub fn admission(&self) -> &Arc<Admission> {
+        &self.admission
     }
 
     /// Frames written to clients so far.
@@ -182,7 +197,7 @@ pub async fn handler(State(state): State<Arc<WsState>>, mut request: Request) ->
     if let (Some(allowed), Some(origin)) = (
         &state.origins,
         headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()),
-    ) && !allowed.iter().any(|a| a == origin)
+    ) && check_origin(headers, Some(allowed)).is_err()
     {
         return refuse(
             StatusCode::FORBIDDEN,
@@ -194,21 +209,29 @@ pub async fn handler(State(state): State<Arc<WsState>>, mut request: Request) ->
         Ok(identity) => identity,
         Err(refused) => return refuse(refused.status, "unauthorized", &refused.message),
     };
-    if state.connections.fetch_add(1, Ordering::AcqRel) >= state.limits.max_connections {
-        state.connections.fetch_sub(1, Ordering::AcqRel);
+    if identity.credential == Credential::Cookie
+        && let Err(who) = check_origin(headers, state.origins.as_deref())
+    {
         return refuse(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "too_many_connections",
-            "the gateway serves as many connections as it is configured for; try again later",
+            StatusCode::FORBIDDEN,
+            "origin_not_allowed",
+            &format!("{who} may not open this WebSocket with your cookie"),
         );
     }
+    let ticket = match state
+        .admission
+        .admit(Kind::WebSocket, identity.id.as_deref())
+    {
+        Ok(ticket) => ticket,
+        Err(full) => return refuse(full.status, full.code, &full.message),
+    };
     let on_upgrade = hyper::upgrade::on(&mut request);
     tokio::spawn(async move {
         match on_upgrade.await {
             Ok(upgraded) => Conn::new(state.clone(), identity, TokioIo::new(upgraded)).await,
             Err(e) => tracing::debug!("a WebSocket upgrade did not complete: {e}"),
         }
-        state.connections.fetch_sub(1, Ordering::AcqRel);
+        drop(ticket);
     });
     let mut response = StatusCode::SWITCHING_PROTOCOLS.into_response();
     let h = response.headers_mut();

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use axum::http::HeaderMap;
 use fanout::Hub;
+use fanout::admission::{Admission, Caps};
 use fanout::auth::{Auth, TokenGrant};
 use fanout::ws::{Limits, WsState, router};
 use futures_util::{SinkExt as _, StreamExt as _};
@@ -34,7 +35,8 @@ async fn gateway(auth: Auth, origins: Option<Vec<String>>) -> String {
     ] {
         hub.declare(topic);
     }
-    let state = WsState::with_auth(hub, Limits::default(), auth, origins);
+    let admission = Admission::new(Caps::default());
+    let state = WsState::with_auth(hub, Limits::default(), auth, origins, admission);
     format!("ws://{}/ws", listen(router(state)).await)
 }
 
@@ -82,6 +84,7 @@ async fn static_tokens() {
         Auth::Token(vec![TokenGrant {
             token: "kitchen-key".into(),
             topics: vec!["machine:kitchen".into()],
+            ..TokenGrant::default()
         }]),
         None,
     )
@@ -141,10 +144,7 @@ async fn introspection_once_per_connection() {
     ))
     .await;
     let url = gateway(
-        Auth::Introspect {
-            url: format!("http://{who}/whoami"),
-            timeout: Duration::from_secs(2),
-        },
+        Auth::introspect(format!("http://{who}/whoami"), Duration::from_secs(2)).unwrap(),
         None,
     )
     .await;
@@ -164,10 +164,7 @@ async fn introspection_once_per_connection() {
     );
     // The introspection server gone: a clear refusal, not a hang.
     let url = gateway(
-        Auth::Introspect {
-            url: "http://127.0.0.1:9/whoami".into(),
-            timeout: Duration::from_secs(2),
-        },
+        Auth::introspect("http://127.0.0.1:9/whoami", Duration::from_secs(2)).unwrap(),
         None,
     )
     .await;

@@ -21,7 +21,7 @@ async fn serve(hub: Arc<Hub>) -> std::net::SocketAddr {
                 |State(hub): State<Arc<Hub>>, headers: HeaderMap, Query(q): Query<Q>| async move {
                     let id = fanout::sse::last_event_id(&headers, q.last_event_id.as_deref())
                         .map(str::to_owned);
-                    fanout::sse::stream(hub, "machine:a", id.as_deref())
+                    fanout::sse::stream(hub, "machine:a", id.as_deref(), None)
                 },
             ),
         )
