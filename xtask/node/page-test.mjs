@@ -1,12 +1,24 @@
 // Drives the gateway's web page in headless Chromium (Debian's, through playwright-core):
 // node page-test.mjs <gateway URL> <chromium path>. Checks that the page loads, that the live
 // chart moves while the machine brews, that the finished shot appears in the history
-// without a reload, and that QA and sync runs started from the page show their progress and
-// their end. Prints "page test: ok" or fails with what it saw; stops after 90 s.
+// without a reload, that QA and sync runs started from the page show their progress and
+// their end, and that the page recovers by itself from a gap, a frozen gateway (its silence
+// watchdog) and a gateway killed and restarted. For the last two it asks the test that runs it,
+// on standard output ("need: stop" | "need: cont" | "need: restart"), and waits for a line on
+// standard input. Prints "page test: ok" or fails with what it saw; stops after 180 s.
 import { chromium } from "playwright-core";
+import { createInterface } from "node:readline";
 
 const [url, executablePath] = process.argv.slice(2);
-setTimeout(() => { console.error("page test: timed out"); process.exit(1); }, 90_000).unref();
+setTimeout(() => { console.error("page test: timed out"); process.exit(1); }, 180_000).unref();
+const lines = createInterface({ input: process.stdin });
+const answers = lines[Symbol.asyncIterator]();
+async function need(what) {
+  console.log(`need: ${what}`);
+  const answer = await answers.next();
+  if (answer.done) throw new Error(`no answer to "need: ${what}"`);
+}
+const subscribed = (page) => page.evaluate(() => Number(document.body.dataset.subscribed || 0));
 const browser = await chromium.launch({
   executablePath,
   args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -16,7 +28,7 @@ try {
   const page = await browser.newPage({ viewport: { width: 390, height: 844 } });
   const errors = [];
   page.on("pageerror", (e) => errors.push(String(e)));
-  await page.goto(url);
+  await page.goto(url + "?silence_ms=3000");
   await page.waitForSelector("#machine option", { state: "attached", timeout: 10_000 });
   // The live chart moves: samples keep arriving while the machine brews.
   await page.waitForFunction(() => Number(document.body.dataset.liveSamples || 0) > 20, null, { timeout: 60_000 });
@@ -49,8 +61,30 @@ try {
   await page.waitForFunction(() => document.body.dataset.run === "sync:succeeded", null, { timeout: 30_000 });
   const sync = await page.textContent("#run-text");
   if (!sync.includes("on the machine")) throw new Error(`sync run shows ${sync}`);
+  // Recovery, all without a reload: this mark would be gone after one.
+  await page.evaluate(() => { window.sameDocument = true; });
+  // A gap (frames dropped for this page) asks the gateway for a fresh snapshot.
+  let n = await subscribed(page);
+  await page.evaluate(() => ws.onmessage({ data: JSON.stringify({ type: "gap", topic, dropped: 3 }) }));
+  await page.waitForFunction((n) => Number(document.body.dataset.subscribed) > n, n, { timeout: 10_000 });
+  // A gateway that stops answering (frozen: the connection stays open, nothing comes): the
+  // watchdog gives up on the silent connection and the page tries again.
+  n = await subscribed(page);
+  await need("stop");
+  await page.waitForFunction(() => document.body.dataset.ws !== "open", null, { timeout: 15_000 });
+  await need("cont");
+  await page.waitForFunction((n) => Number(document.body.dataset.subscribed) > n, n, { timeout: 45_000 });
+  // A gateway killed and started again: the page reconnects with back-off and live data flows.
+  n = await subscribed(page);
+  await need("restart");
+  await page.waitForFunction(() => document.body.dataset.ws !== "open", null, { timeout: 15_000 });
+  await page.waitForFunction((n) => Number(document.body.dataset.subscribed) > n, n, { timeout: 45_000 });
+  const frames = await page.evaluate(() => Number(document.body.dataset.frames));
+  await page.waitForFunction((f) => Number(document.body.dataset.frames) > f + 5, frames, { timeout: 20_000 });
+  if (!(await page.evaluate(() => window.sameDocument === true))) throw new Error("the page was reloaded");
   if (errors.length) throw new Error(`page errors: ${errors.join("; ")}`);
   console.log("page test: ok");
 } finally {
+  lines.close();
   await browser.close();
 }

@@ -1,14 +1,13 @@
 //! The REST API under `/api/v1`, the machines' SSE streams, `/metrics` and `/healthz`.
 
-use axum::extract::{Path, Query, Request, State};
-use axum::http::{HeaderMap, Method, StatusCode, header};
-use axum::middleware::Next;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Extension, Json, Router};
 use fanout::Hub;
 use fanout::admission::Kind;
-use fanout::auth::{Credential, Identity, check_origin};
+use fanout::auth::Identity;
 use recorder::document;
 use recorder::metrics::{self, Text};
 use serde_json::{Value, json};
@@ -65,56 +64,21 @@ pub(crate) fn router(state: AppState) -> Router {
     let streams = Router::new()
         .route("/api/v1/machines/{name}/events", get(machine_events))
         .route("/api/v1/runs/{id}/events", get(runs_api::events));
+    // In front of every route: who is asking, for the handlers, which filter or refuse by it.
+    // Anyone may read the health check, and the page's HTML (which holds no data: everything
+    // it shows, it asks for with the visitor's credentials).
+    let policy = std::sync::Arc::new(fanout::guard::Policy {
+        auth: state.auth.clone(),
+        origins: state.origins.clone(),
+        public: vec!["/healthz".into(), "/".into()],
+        metrics: Some("/metrics".into()),
+    });
     rest.merge(streams)
-        .layer(axum::middleware::from_fn_with_state(state.clone(), guard))
+        .layer(axum::middleware::from_fn_with_state(
+            policy,
+            fanout::guard::guard,
+        ))
         .with_state(state)
-}
-
-/// What anyone may read, whatever the auth: the health check, and the page's HTML (which
-/// holds no data: everything it shows, it asks for with the visitor's credentials).
-const PUBLIC: &[&str] = &["/healthz", "/"];
-
-/// In front of every route: who is asking (the same identity `/ws` would give), put in the
-/// request for the handlers, which filter or refuse by it. A request that changes something
-/// and is not authenticated by a bearer token must come from an allowed page
-/// ([`check_origin`]). `/metrics` needs the `metrics` action, or a peer on this host.
-async fn guard(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
-    let path = request.uri().path();
-    if PUBLIC.contains(&path) {
-        return next.run(request).await;
-    }
-    let metrics = path == "/metrics";
-    let local = fanout::serve::peer(&request).is_some_and(|peer| peer.ip().is_loopback());
-    if metrics && local {
-        request.extensions_mut().insert(Identity::everyone());
-        return next.run(request).await;
-    }
-    let identity = match state.auth.authenticate(request.headers()).await {
-        Ok(identity) => identity,
-        Err(refused) => return error(refused.status, "unauthorized", refused.message),
-    };
-    let safe = matches!(
-        *request.method(),
-        Method::GET | Method::HEAD | Method::OPTIONS
-    );
-    if !safe
-        && identity.credential != Credential::Bearer
-        && let Err(who) = check_origin(request.headers(), state.origins.as_deref())
-    {
-        return error(
-            StatusCode::FORBIDDEN,
-            "origin_not_allowed",
-            format!(
-                "{who} may not {} {path}; list the page's origin in `origins`",
-                request.method()
-            ),
-        );
-    }
-    if metrics && !identity.may("metrics") {
-        return forbidden("read /metrics (the action `metrics`)");
-    }
-    request.extensions_mut().insert(identity);
-    next.run(request).await
 }
 
 /// `403`: what the caller may not do.
@@ -473,86 +437,4 @@ fn metrics_now(state: &AppState) -> Response {
         m.finish(),
     )
         .into_response()
-}
-
-#[cfg(test)]
-mod tests {
-    use std::net::SocketAddr;
-    use std::sync::Arc;
-
-    use axum::body::Body;
-    use axum::extract::ConnectInfo;
-    use fanout::admission::{Admission, Caps};
-    use fanout::auth::{Auth, TokenGrant};
-    use fanout::ws::{Limits, WsState};
-    use recorder::hooks::{FinishedShots, Hooks};
-    use recorder::runs::Runs;
-    use tower::ServiceExt as _;
-
-    use super::*;
-
-    /// The router over an empty store, with token auth.
-    fn app(store: Arc<storage::Store>) -> Router {
-        let hub = Arc::new(Hub::new(1, 8, 64));
-        let auth = Auth::Token(vec![
-            TokenGrant {
-                token: "scraper".into(),
-                topics: vec![],
-                actions: vec!["metrics".into()],
-                name: None,
-            },
-            TokenGrant {
-                token: "reader".into(),
-                topics: vec!["machine:*".into()],
-                ..TokenGrant::default()
-            },
-        ]);
-        let ws = WsState::with_auth(
-            hub.clone(),
-            Limits::default(),
-            auth.clone(),
-            None,
-            Admission::new(Caps::default()),
-        );
-        router(AppState {
-            hub,
-            store: store.clone(),
-            machines: vec![],
-            auth,
-            origins: None,
-            ws,
-            runs: Runs::new(store.clone(), vec![], vec![]),
-            finished: FinishedShots::start(store, Hooks::new(&[], &[]).unwrap()),
-        })
-    }
-
-    async fn scrape(app: &Router, peer: &str, token: Option<&str>) -> StatusCode {
-        let mut request = axum::http::Request::get("/metrics");
-        if let Some(token) = token {
-            request = request.header("authorization", format!("Bearer {token}"));
-        }
-        let mut request = request.body(Body::empty()).unwrap();
-        let peer: SocketAddr = peer.parse().unwrap();
-        request.extensions_mut().insert(ConnectInfo(peer));
-        app.clone().oneshot(request).await.unwrap().status()
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn metrics_needs_the_action_off_this_host() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(
-            storage::Store::open(&dir.path().join("crema.db"), storage::Options::default())
-                .unwrap(),
-        );
-        let app = app(store);
-        let remote = "192.0.2.7:40000";
-        assert_eq!(scrape(&app, remote, None).await, StatusCode::UNAUTHORIZED);
-        assert_eq!(
-            scrape(&app, remote, Some("reader")).await,
-            StatusCode::FORBIDDEN
-        );
-        assert_eq!(scrape(&app, remote, Some("scraper")).await, StatusCode::OK);
-        assert_eq!(scrape(&app, "127.0.0.1:40000", None).await, StatusCode::OK);
-        assert_eq!(scrape(&app, "[::1]:40000", None).await, StatusCode::OK);
-    }
 }

@@ -136,7 +136,7 @@ tokens = [
         ("GET", "/healthz".into(), "", [200; 7]),
         ("GET", "/".into(), "", [200; 7]),
         // Loopback peers read /metrics whatever their credentials (the `metrics` action is for
-        // everyone else: `metrics_needs_the_action_off_this_host` in src/api.rs).
+        // everyone else: `metrics_needs_the_action_off_this_host` in crates/fanout/tests/guard.rs).
         ("GET", "/metrics".into(), "", [200; 7]),
         (
             "GET",

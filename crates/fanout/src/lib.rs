@@ -11,6 +11,7 @@
 pub mod admission;
 pub mod auth;
 pub mod frames;
+pub mod guard;
 pub mod hub;
 mod mailbox;
 pub mod outbound;

@@ -27,6 +27,7 @@ pub mod process;
 pub mod record;
 pub mod runs;
 pub mod sync;
+mod unstored;
 
 /// Now, in Unix seconds (what the store, the machine and the runs count in).
 pub(crate) fn unix_now() -> f64 {

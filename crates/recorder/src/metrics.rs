@@ -138,7 +138,7 @@ type MachineMetric = (
     fn(&MachineStats) -> u64,
 );
 
-const PER_MACHINE: [MachineMetric; 11] = [
+const PER_MACHINE: [MachineMetric; 14] = [
     (
         "crema_machine_connected",
         "gauge",
@@ -174,6 +174,24 @@ const PER_MACHINE: [MachineMetric; 11] = [
         "counter",
         "Live shots ended and not kept (flushes, too short, stalled).",
         |s| s.shots_discarded.load(Relaxed),
+    ),
+    (
+        "crema_recorder_unstored_samples",
+        "gauge",
+        "Samples read from the machine and not stored yet (held while the database refuses writes).",
+        |s| s.unstored_samples.load(Relaxed),
+    ),
+    (
+        "crema_recorder_samples_lost_total",
+        "counter",
+        "Samples given up on because the database refused writes for too long (each loss is logged).",
+        |s| s.samples_lost.load(Relaxed),
+    ),
+    (
+        "crema_recorder_storage_failing",
+        "gauge",
+        "Whether the recording loop's last write was refused (it is being retried).",
+        |s| u64::from(s.storage_failing.load(Relaxed)),
     ),
     (
         "crema_sync_running",

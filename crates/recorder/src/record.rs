@@ -21,6 +21,7 @@ use engineio_client::deadline::Deadline;
 
 use crate::lease::{Held, LeaseError};
 use crate::unix_now;
+use crate::unstored::{Item, Unstored};
 
 /// Why a recording loop stopped before it was asked to.
 #[derive(Debug, thiserror::Error)]
@@ -62,18 +63,8 @@ pub enum RecordError {
         /// The machine's name.
         machine: String,
     },
-    /// The database refused writes for longer than the loop waits.
-    #[error(
-        "the database refused writes for {waited:?}; stopping so nothing is dropped silently \
-         (what was journaled is safe; restart once the disk has room): {source}"
-    )]
-    GaveUp {
-        /// How long it retried.
-        waited: Duration,
-        /// The last refusal.
-        source: StorageError,
-    },
 }
+
 /// Which machine, and how.
 #[derive(Debug, Clone)]
 pub struct MachineConfig {
@@ -85,9 +76,13 @@ pub struct MachineConfig {
     pub reconcile_for: Duration,
     /// The recorder's limits.
     pub recorder: Config,
-    /// How long a write the database refuses (a full disk) is retried before the loop stops
-    /// with an error rather than drop it (2 minutes).
-    pub give_up_after: Duration,
+    /// How many samples the loop holds while the database refuses writes (a full disk, a
+    /// read-only file), retrying meanwhile (18,000: half an hour at 10 Hz, a few MB). Past it,
+    /// the oldest shot with unstored samples is lost, said in one log line, and ends partial.
+    pub max_unstored_samples: usize,
+    /// How long a stop waits for a refusing database before what is still unstored is given
+    /// up, said in one log line (10 s).
+    pub drain_on_stop: Duration,
     /// What the loop is doing now, kept up to date for `/metrics` (clones share it).
     pub stats: Arc<MachineStats>,
 }
@@ -109,6 +104,12 @@ pub struct MachineStats {
     pub shots_recorded: AtomicU64,
     /// Shots ended and not kept (flushes, too short, stalled).
     pub shots_discarded: AtomicU64,
+    /// Samples read and not stored yet (the database refuses writes, or is slow).
+    pub unstored_samples: AtomicU64,
+    /// Samples given up on because the database refused them for too long.
+    pub samples_lost: AtomicU64,
+    /// Whether the last write of this loop failed (it is being retried).
+    pub storage_failing: AtomicBool,
     /// Whether a history sync is running.
     pub syncing: AtomicBool,
     /// Shots the running (or last) sync has fetched, of how many it has to.
@@ -164,14 +165,16 @@ pub fn check_name(name: &str) -> Result<(), String> {
 }
 
 impl MachineConfig {
-    /// The defaults: reconcile each shot for 30 s, retry refused writes for 2 minutes.
+    /// The defaults: reconcile each shot for 30 s, hold up to 18,000 unstored samples, wait
+    /// 10 s on a stop.
     pub fn new(name: &str, url: &str) -> Self {
         Self {
             name: name.to_owned(),
             url: url.to_owned(),
             reconcile_for: Duration::from_secs(30),
             recorder: Config::default(),
-            give_up_after: Duration::from_secs(120),
+            max_unstored_samples: 18_000,
+            drain_on_stop: Duration::from_secs(10),
             stats: Arc::new(MachineStats::default()),
         }
     }
@@ -273,6 +276,7 @@ impl Recording {
             stored,
             sink,
             input_at: Instant::now(),
+            unstored: Unstored::new(machine.max_unstored_samples),
             machine,
             connection: Some((client, socket, events, report_rx)),
         })
@@ -296,11 +300,15 @@ impl Recording {
             return Ok(());
         };
         let mut deadline = Deadline::new();
+        let mut writer = Writer::new();
         tracing::info!(machine = %recording.machine.name, url = %recording.machine.url, "recording");
         let lost = recording.lease.lost().clone();
         loop {
-            recording.do_outputs().await?;
+            recording.do_outputs();
+            recording.next_write(&mut writer);
             deadline.set(recording.recorder.poll_timeout());
+            // Storing never holds up reading: the machine's events reach the sink (the live
+            // view) whatever the database does, and what waits is held in `unstored`.
             tokio::select! {
                 () = stop.cancelled() => break,
                 () = lost.cancelled() => {
@@ -314,9 +322,12 @@ impl Recording {
                 }
                 Some(report) = report_rx.recv() => recording.on_report(report),
                 () = deadline.expired() => recording.on_timeout(),
+                written = writer.event() => if let Some(written) = written {
+                    recording.on_written(&mut writer, written)?;
+                },
             }
         }
-        recording.stop().await?;
+        recording.stop(&mut writer).await?;
         client.close();
         tracing::info!(machine = %recording.machine.name, "stopped recording");
         // Stopped cleanly: the machine is free for another process at once.
@@ -325,6 +336,64 @@ impl Recording {
         Ok(())
     }
 }
+
+/// A write being stored.
+type Writing =
+    std::pin::Pin<Box<dyn Future<Output = Result<storage::Applied, StorageError>> + Send>>;
+
+/// The loop's one write in flight, and its retries while the database refuses writes.
+struct Writer {
+    in_flight: Option<(Item, Writing)>,
+    /// After a failure: when to try again.
+    retry: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+    delay: Duration,
+    /// Since when writes fail, and when that was last said.
+    failing_since: Option<Instant>,
+    told_at: Option<Instant>,
+}
+
+impl Writer {
+    fn new() -> Self {
+        Self {
+            in_flight: None,
+            retry: None,
+            delay: RETRY_FIRST,
+            failing_since: None,
+            told_at: None,
+        }
+    }
+
+    /// Whether a write may start now.
+    fn ready(&self) -> bool {
+        self.in_flight.is_none() && self.retry.is_none()
+    }
+
+    /// The write in flight once stored or refused, or `None` when a refused write may be
+    /// tried again; pending forever while neither is coming. Cancel-safe: what it waits for
+    /// stays in `self`.
+    async fn event(&mut self) -> Option<(Item, Result<storage::Applied, StorageError>)> {
+        if let Some(sleep) = &mut self.retry {
+            sleep.as_mut().await;
+            self.retry = None;
+            return None;
+        }
+        match &mut self.in_flight {
+            Some((_, writing)) => {
+                let result = writing.as_mut().await;
+                let (item, _) = self.in_flight.take()?;
+                Some((item, result))
+            }
+            None => std::future::pending().await,
+        }
+    }
+}
+
+/// The first wait before a refused write is tried again; it doubles up to [`RETRY_MAX`].
+const RETRY_FIRST: Duration = Duration::from_millis(250);
+/// The longest wait between tries of a refused write.
+const RETRY_MAX: Duration = Duration::from_secs(5);
+/// While writes keep failing, how often the log says so again.
+const TELL_EVERY: Duration = Duration::from_secs(60);
 
 /// The socket.io client, its namespace, its events, and the reports of the tasks beside.
 type Connection = (
@@ -352,6 +421,8 @@ pub struct Recording {
     input_at: Instant,
     /// Until [`Recording::run`] takes it.
     connection: Option<Connection>,
+    /// Outputs not stored yet, in order.
+    unstored: Unstored,
 }
 
 impl std::fmt::Debug for Recording {
@@ -407,8 +478,9 @@ impl Recording {
         self.recorder.handle_timeout(self.input_at.into_std());
     }
 
-    /// Does what the recorder asks, in order; a write is retried until it is stored.
-    async fn do_outputs(&mut self) -> Result<(), RecordError> {
+    /// Does what the recorder asks, in order. Its writes (and the notices that follow them) are
+    /// queued: [`Recording::next_write`] stores them one after another.
+    fn do_outputs(&mut self) {
         while let Some(output) = self.recorder.poll_output() {
             let name = &self.machine.name;
             match &output {
@@ -438,66 +510,187 @@ impl Recording {
                 Output::Discard { key, reason } => tracing::info!(
                     machine = %name, shot = key, "not keeping a shot: {reason}"
                 ),
-                Output::Finish(shot) => tracing::info!(
-                    machine = %name, shot = shot.key, id = ?shot.id,
-                    samples = shot.samples, status = ?shot.status, "shot recorded"
-                ),
                 _ => {}
             }
-            self.store_output(&output).await?;
-            self.machine.stats.output(&output);
-            if let Some(tx) = &self.stored {
-                // A slow listener misses notices; the recording never waits for it.
-                let _ = tx.try_send(Stored {
-                    output: output.clone(),
-                    caused_at: self.input_at,
-                    at: Instant::now(),
-                });
-            }
-            if let Output::Finish(shot) = &output
-                && let Some(id) = shot.id.clone()
-            {
-                tokio::spawn(reconcile(
-                    self.api.clone(),
-                    self.store.clone(),
-                    self.machine.name.clone(),
-                    id,
-                    self.machine.reconcile_for,
-                ));
-            }
+            self.queue(output);
         }
-        Ok(())
     }
 
-    /// Stores what `output` changes, fenced with the machine's lease.
-    async fn store_output(&self, output: &Output) -> Result<(), RecordError> {
-        let Some(write) = Write::from_output(&self.machine.name, output) else {
-            return Ok(());
-        };
-        match store_durably(
-            &self.store,
-            self.lease.fence(write),
-            self.machine.give_up_after,
-        )
-        .await
-        {
-            Err(RecordError::GaveUp {
-                source: StorageError::LeaseLost { .. },
-                ..
-            }) => Err(RecordError::LeaseLost {
-                machine: self.machine.name.clone(),
+    /// Queues `output` and its write; says so at once if that loses a shot.
+    fn queue(&mut self, output: Output) {
+        let write = Write::from_output(&self.machine.name, &output);
+        if let Some(lost) = self.unstored.push(output, write, self.input_at) {
+            let failing = self
+                .store
+                .commit_stats()
+                .last_error
+                .unwrap_or_else(|| "writes are too slow".to_owned());
+            tracing::error!(
+                machine = %self.machine.name, shot = lost.key,
+                "shot {} of machine {} is lost: {} of its samples could not be stored and are dropped \
+                 to keep memory bounded ({} samples are held at most); the database refuses writes: {failing}. \
+                 The shot will end partial, with what was stored before; free the disk (or fix the \
+                 file's permissions) and the next shot is recorded whole",
+                lost.key, self.machine.name, lost.samples, self.machine.max_unstored_samples
+            );
+        }
+        self.machine
+            .stats
+            .unstored_samples
+            .store(self.unstored.samples() as u64, Ordering::Relaxed);
+        self.machine
+            .stats
+            .samples_lost
+            .store(self.unstored.dropped(), Ordering::Relaxed);
+    }
+
+    /// Starts the next write, if none is in flight or waiting to be tried again. Outputs that
+    /// store nothing are announced as they come to the front.
+    fn next_write(&mut self, writer: &mut Writer) {
+        while writer.ready() {
+            let Some(item) = self.unstored.pop() else {
+                return;
+            };
+            self.machine
+                .stats
+                .unstored_samples
+                .store(self.unstored.samples() as u64, Ordering::Relaxed);
+            let Some(write) = item.write.clone() else {
+                self.announce(item);
+                continue;
+            };
+            let (store, write) = (self.store.clone(), self.lease.fence(write));
+            writer.in_flight = Some((item, Box::pin(async move { store.write(write).await })));
+        }
+    }
+
+    /// The write in flight was answered: announce it, or keep it to try again.
+    fn on_written(
+        &mut self,
+        writer: &mut Writer,
+        (item, result): (Item, Result<storage::Applied, StorageError>),
+    ) -> Result<(), RecordError> {
+        let name = &self.machine.name;
+        let stats = &self.machine.stats;
+        match result {
+            Ok(_) => {
+                if let Some(since) = writer.failing_since.take() {
+                    tracing::info!(
+                        machine = %name,
+                        "the database takes writes again after {:.0?}: storing the {} samples held meanwhile",
+                        since.elapsed(),
+                        self.unstored.samples() + item_samples(&item)
+                    );
+                }
+                stats.storage_failing.store(false, Ordering::Relaxed);
+                writer.delay = RETRY_FIRST;
+                writer.told_at = None;
+                self.announce(item);
+                Ok(())
+            }
+            Err(StorageError::Closed) => Err(StorageError::Closed.into()),
+            // Another process records the machine now: retrying cannot help.
+            Err(StorageError::LeaseLost { .. }) => Err(RecordError::LeaseLost {
+                machine: name.clone(),
             }),
-            other => other,
+            Err(e) => {
+                let now = Instant::now();
+                let since = *writer.failing_since.get_or_insert(now);
+                stats.storage_failing.store(true, Ordering::Relaxed);
+                let held = self.unstored.samples() + item_samples(&item);
+                if writer
+                    .told_at
+                    .is_none_or(|told| now.duration_since(told) >= TELL_EVERY)
+                {
+                    writer.told_at = Some(now);
+                    tracing::error!(
+                        machine = %name,
+                        "cannot store machine {name}'s recording for {:.0?}: {e}; the live view goes on, \
+                         {held} samples are held in memory (at most {}) and the write is retried every {:?} at most",
+                        now.duration_since(since),
+                        self.machine.max_unstored_samples,
+                        RETRY_MAX
+                    );
+                }
+                self.unstored.put_back(item);
+                writer.retry = Some(Box::pin(tokio::time::sleep(writer.delay)));
+                writer.delay = (writer.delay * 2).min(RETRY_MAX);
+                Ok(())
+            }
         }
     }
 
-    /// Stopping: every sample read so far is stored before we go.
-    async fn stop(&mut self) -> Result<(), RecordError> {
-        self.recorder.flush_journal();
-        while let Some(output) = self.recorder.poll_output() {
-            self.store_output(&output).await?;
+    /// An output is stored (or had nothing to store): counted, offered to the listener, and a
+    /// finished shot is reconciled with the machine's history.
+    fn announce(&mut self, item: Item) {
+        let output = item.output;
+        if let Output::Finish(shot) = &output {
+            tracing::info!(
+                machine = %self.machine.name, shot = shot.key, id = ?shot.id,
+                samples = shot.samples, status = ?shot.status, "shot recorded"
+            );
         }
-        Ok(())
+        self.machine.stats.output(&output);
+        if let Output::Finish(shot) = &output
+            && let Some(id) = shot.id.clone()
+        {
+            tokio::spawn(reconcile(
+                self.api.clone(),
+                self.store.clone(),
+                self.machine.name.clone(),
+                id,
+                self.machine.reconcile_for,
+            ));
+        }
+        if let Some(tx) = &self.stored {
+            // A slow listener misses notices; the recording never waits for it.
+            let _ = tx.try_send(Stored {
+                output,
+                caused_at: item.caused_at,
+                at: Instant::now(),
+            });
+        }
+    }
+
+    /// Stopping: every sample read so far is stored before we go, or, when the database keeps
+    /// refusing for [`MachineConfig::drain_on_stop`], what is left is said to be lost.
+    async fn stop(&mut self, writer: &mut Writer) -> Result<(), RecordError> {
+        self.recorder.flush_journal();
+        self.do_outputs();
+        let until = Instant::now() + self.machine.drain_on_stop;
+        loop {
+            self.next_write(writer);
+            if writer.in_flight.is_none() && self.unstored.is_empty() {
+                return Ok(());
+            }
+            tokio::select! {
+                written = writer.event() => if let Some(written) = written {
+                    self.on_written(writer, written)?;
+                },
+                () = tokio::time::sleep_until(until) => {
+                    let held = self.unstored.samples()
+                        + writer.in_flight.as_ref().map_or(0, |(item, _)| item_samples(item));
+                    tracing::error!(
+                        machine = %self.machine.name,
+                        "stopping with {held} samples of machine {} not stored: the database refused writes for the last {:?} ({}); \
+                         the shot in progress keeps what was stored before",
+                        self.machine.name,
+                        self.machine.drain_on_stop,
+                        self.store.commit_stats().last_error.unwrap_or_default()
+                    );
+                    self.machine.stats.samples_lost.fetch_add(held as u64, Ordering::Relaxed);
+                    return Ok(());
+                }
+            }
+        }
+    }
+}
+
+/// The journal samples an item stores.
+fn item_samples(item: &Item) -> usize {
+    match &item.write {
+        Some(Write::Journal { samples, .. }) => samples.len(),
+        _ => 0,
     }
 }
 
@@ -562,41 +755,6 @@ fn input(event: Event) -> Option<Input> {
             None
         }
         _ => None,
-    }
-}
-
-/// Stores `write`, retrying with backoff while the database refuses it (a full disk, a lock);
-/// gives up with an error after `give_up_after` rather than drop it.
-async fn store_durably(
-    store: &Store,
-    write: Write,
-    give_up_after: Duration,
-) -> Result<(), RecordError> {
-    let mut delay = Duration::from_millis(250);
-    let started = Instant::now();
-    loop {
-        match store.write(write.clone()).await {
-            Ok(_) => return Ok(()),
-            Err(StorageError::Closed) => return Err(StorageError::Closed.into()),
-            // Another process records the machine now: retrying cannot help.
-            Err(source @ StorageError::LeaseLost { .. }) => {
-                return Err(RecordError::GaveUp {
-                    waited: started.elapsed(),
-                    source,
-                });
-            }
-            Err(e) if started.elapsed() < give_up_after => {
-                tracing::error!("cannot store a recording write, retrying in {delay:?}: {e}");
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(10));
-            }
-            Err(source) => {
-                return Err(RecordError::GaveUp {
-                    waited: give_up_after,
-                    source,
-                });
-            }
-        }
     }
 }
 

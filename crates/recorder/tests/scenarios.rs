@@ -1,8 +1,9 @@
 //! The recording loop (`record::run`, what `crema-recorder run` runs) against every scenario of
 //! the simulated machine, at twenty times the real speed.
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use recorder::record::{self, MachineConfig, Stored};
 use recorder_core::Output;
@@ -191,14 +192,26 @@ async fn two_machines_shooting_at_once_keep_their_own_shots() {
     assert_eq!(shots, expected);
 }
 
-/// A database that refuses every commit (a full disk): the writes are retried, then the loop
-/// stops with an error that says so, instead of dropping samples.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_database_that_refuses_writes_stops_the_loop_loudly() {
+/// A store whose commits fail while `full` is set (a full disk), and the recording loop of a
+/// simulated machine on it, started (its lease taken) before the disk fills.
+async fn on_a_filling_disk(
+    machine: impl FnOnce(&mut MachineConfig),
+) -> (
+    Arc<AtomicBool>,
+    Arc<Mutex<Vec<Instant>>>,
+    tokio::sync::mpsc::Receiver<Stored>,
+    Arc<record::MachineStats>,
+    CancellationToken,
+    tokio::task::JoinHandle<Result<(), record::RecordError>>,
+    Simulator,
+    tempfile::TempDir,
+    Arc<Store>,
+) {
     let dir = tempfile::tempdir().unwrap();
-    // Every commit after the first (the machine's lease, taken as the loop starts) fails.
+    let full = Arc::new(AtomicBool::new(false));
+    let failing = full.clone();
     let options = Options {
-        fail_commit: Some(Arc::new(|n| n > 1)),
+        fail_commit: Some(Arc::new(move |_| failing.load(Ordering::SeqCst))),
         ..Options::default()
     };
     let store = Arc::new(Store::open(&dir.path().join("crema.db"), options).unwrap());
@@ -209,20 +222,119 @@ async fn a_database_that_refuses_writes_stops_the_loop_loudly() {
     })
     .await
     .unwrap();
-    let mut machine = MachineConfig::new("default", &sim.url());
-    machine.give_up_after = Duration::from_millis(500);
-    let stats = machine.stats.clone();
-    let result = tokio::time::timeout(
-        Duration::from_secs(20),
-        record::run(machine, store, CancellationToken::new(), None, None),
-    )
-    .await
-    .expect("the loop stops by itself");
-    let error = format!("{:#}", result.unwrap_err());
-    assert!(error.contains("the database refused writes"), "{error}");
-    assert!(error.contains("committing"), "{error}");
+    let mut config = MachineConfig::new("default", &sim.url());
+    config.reconcile_for = Duration::from_secs(1);
+    machine(&mut config);
+    let stats = config.stats.clone();
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let seen = events.clone();
+    let sink: record::EventSink = Arc::new(move |_, _| seen.lock().unwrap().push(Instant::now()));
+    let (tx, rx) = tokio::sync::mpsc::channel::<Stored>(4096);
+    let recording = record::Recording::start(config, store.clone(), Some(tx), Some(sink))
+        .await
+        .unwrap();
+    full.store(true, Ordering::SeqCst);
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(recording.run(stop.clone()));
+    (full, events, rx, stats, stop, task, sim, dir, store)
+}
+
+/// The longest pause between two events in `window`.
+fn longest_pause(events: &[Instant], window: (Instant, Instant)) -> Duration {
+    let inside: Vec<Instant> = events
+        .iter()
+        .copied()
+        .filter(|t| *t >= window.0 && *t <= window.1)
+        .collect();
+    let mut edges = vec![window.0];
+    edges.extend(inside);
+    edges.push(window.1);
+    edges
+        .windows(2)
+        .map(|w| w[1].duration_since(w[0]))
+        .max()
+        .unwrap_or_default()
+}
+
+/// A database that refuses every commit for a while (a full disk) mid-shot: the machine's events
+/// keep reaching the live view, what is read is held and retried, and once the disk has room
+/// the shot is stored whole, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_mid_shot_keeps_the_live_view_and_the_whole_shot() {
+    let (full, events, mut rx, stats, stop, task, mut sim, _dir, store) =
+        on_a_filling_disk(|_| {}).await;
+    let from = Instant::now();
+    // The shot starts 0.75 s in and lasts 1.4 s at this speed: the disk is full for most of it.
+    let mut held = 0;
+    while from.elapsed() < Duration::from_millis(1600) {
+        held = held.max(stats.unstored_samples.load(Ordering::Relaxed));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(stats.storage_failing.load(Ordering::Relaxed));
+    assert!(held > 0, "samples were held while the disk was full");
+    let pause = longest_pause(&events.lock().unwrap(), (from, Instant::now()));
     assert!(
-        !stats.connected.load(std::sync::atomic::Ordering::Relaxed),
-        "a loop that stopped is not connected, whatever the machine's last event said"
+        pause < Duration::from_millis(500),
+        "the live view paused {pause:?}"
     );
+    full.store(false, Ordering::SeqCst);
+    sim.finished().await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    stop.cancel();
+    task.await.unwrap().unwrap();
+    let mut finished = Vec::new();
+    while let Ok(stored) = rx.try_recv() {
+        if let Output::Finish(shot) = stored.output {
+            finished.push(shot);
+        }
+    }
+    assert_eq!(finished.len(), 1, "{finished:?}");
+    assert_eq!(finished[0].status, recorder_core::ShotStatus::Complete);
+    assert_eq!(stats.samples_lost.load(Ordering::Relaxed), 0);
+    assert!(!stats.storage_failing.load(Ordering::Relaxed));
+    let shots = store.reader().unwrap().all_shots().unwrap();
+    assert_eq!(shots.len(), 1, "{shots:?}");
+    assert_eq!(
+        (shots[0].status.as_str(), shots[0].sample_count),
+        ("complete", 214)
+    );
+}
+
+/// Past the bound of held samples, the shot is lost (said at once), ends partial once the disk
+/// has room, and a stop while the disk is still full ends the loop without hanging.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shot_past_the_bound_is_lost_and_ends_partial() {
+    let (full, _events, mut rx, stats, stop, task, mut sim, _dir, _store) =
+        on_a_filling_disk(|machine| {
+            machine.max_unstored_samples = 40;
+            machine.drain_on_stop = Duration::from_millis(300);
+        })
+        .await;
+    sim.finished().await;
+    assert!(stats.samples_lost.load(Ordering::Relaxed) > 0);
+    assert!(stats.unstored_samples.load(Ordering::Relaxed) <= 40);
+    full.store(false, Ordering::SeqCst);
+    let finish = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if let Some(Stored {
+                output: Output::Finish(shot),
+                ..
+            }) = rx.recv().await
+            {
+                return shot;
+            }
+        }
+    })
+    .await
+    .expect("the lost shot's end is stored once the disk has room");
+    assert_eq!(finish.status, recorder_core::ShotStatus::Partial);
+    // A stop while writes fail gives up after drain_on_stop, and says what it lost.
+    full.store(true, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.cancel();
+    tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .expect("a stop on a full disk does not hang")
+        .unwrap()
+        .unwrap();
 }

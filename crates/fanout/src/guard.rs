@@ -1,0 +1,87 @@
+//! The door in front of an HTTP API: every request but the public ones is authenticated with
+//! the same [`Auth`] as the WebSocket, and its [`Identity`] put in the request's extensions
+//! for the handlers, which filter or refuse by it (axum: `Extension<Identity>`). A route added
+//! later is guarded without doing anything.
+//!
+//! - Public paths (a health check, a page's HTML) pass as they are.
+//! - A request that changes something (not `GET`, `HEAD` or `OPTIONS`) and is not
+//!   authenticated by a bearer token must come from an allowed page ([`check_origin`]):
+//!   `403 origin_not_allowed` otherwise.
+//! - The metrics path needs the `metrics` action, or a peer on this host (`127.0.0.0/8`, `::1`:
+//!   the local scraper needs no token).
+
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::{Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use crate::auth::{Auth, Credential, Identity, check_origin};
+
+/// What the guard lets through.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    /// How requests are authenticated.
+    pub auth: Auth,
+    /// Pages, besides the server's own host, allowed to send requests that change something.
+    pub origins: Option<Vec<String>>,
+    /// Paths anyone may read.
+    pub public: Vec<String>,
+    /// The metrics path.
+    pub metrics: Option<String>,
+}
+
+fn refuse(status: StatusCode, code: &str, message: String) -> Response {
+    (
+        status,
+        axum::Json(serde_json::json!({"error": code, "message": message})),
+    )
+        .into_response()
+}
+
+/// The middleware (`axum::middleware::from_fn_with_state(policy, guard)`).
+pub async fn guard(
+    State(policy): State<Arc<Policy>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let path = request.uri().path();
+    if policy.public.iter().any(|p| p == path) {
+        return next.run(request).await;
+    }
+    let metrics = policy.metrics.as_deref() == Some(path);
+    let local = crate::serve::peer(&request).is_some_and(|peer| peer.ip().is_loopback());
+    if metrics && local {
+        request.extensions_mut().insert(Identity::everyone());
+        return next.run(request).await;
+    }
+    let identity = match policy.auth.authenticate(request.headers()).await {
+        Ok(identity) => identity,
+        Err(refused) => return refuse(refused.status, "unauthorized", refused.message),
+    };
+    let safe = matches!(
+        *request.method(),
+        Method::GET | Method::HEAD | Method::OPTIONS
+    );
+    if !safe
+        && identity.credential != Credential::Bearer
+        && let Err(who) = check_origin(request.headers(), policy.origins.as_deref())
+    {
+        let method = request.method();
+        return refuse(
+            StatusCode::FORBIDDEN,
+            "origin_not_allowed",
+            format!("{who} may not {method} {path}; list the page's origin in `origins`"),
+        );
+    }
+    if metrics && !identity.may("metrics") {
+        return refuse(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!("your credentials do not allow you to read {path} (the action `metrics`)"),
+        );
+    }
+    request.extensions_mut().insert(identity);
+    next.run(request).await
+}
