@@ -340,3 +340,89 @@ timeout_s = 5
     assert_eq!(metric(&metrics, "crema_run_active"), 0.0);
     assert_eq!(metric(&metrics, "crema_run_total"), 0.0);
 }
+
+/// A webhook's deliveries are kept in the store: a receiver that is down when the gateway is
+/// killed with `kill -9` gets every shot once it is back, from the restarted gateway, under the
+/// same `Idempotency-Key`, and accepts each exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_survives_kill_9_and_is_accepted_once() {
+    #[derive(Default)]
+    struct Receiver {
+        up: bool,
+        tries: BTreeMap<String, u32>,
+        accepted: BTreeMap<String, u32>,
+    }
+    let receiver = Arc::new(Mutex::new(Receiver::default()));
+    let state = receiver.clone();
+    let app = Router::new().route(
+        "/hook",
+        post(move |headers: HeaderMap| {
+            let state = state.clone();
+            async move {
+                let key = headers
+                    .get("idempotency-key")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_owned();
+                let mut r = state.lock().unwrap();
+                *r.tries.entry(key.clone()).or_default() += 1;
+                if !r.up {
+                    return (StatusCode::SERVICE_UNAVAILABLE, [("retry-after", "1")]);
+                }
+                *r.accepted.entry(key).or_default() += 1;
+                (StatusCode::OK, [("retry-after", "0")])
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let at = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("crema.db");
+    let hook = format!("log=http://{at}/hook");
+    let args = [
+        "--demo",
+        "--demo-speed",
+        "20",
+        "--db",
+        db.to_str().unwrap(),
+        "--webhook",
+        &hook,
+    ];
+    let mut gateway = start(&args).await;
+    // A shot finished and its delivery is being retried while the receiver is down.
+    let waiting = eventually(Duration::from_secs(60), "a refused delivery", || async {
+        let r = receiver.lock().unwrap();
+        r.tries
+            .iter()
+            .find(|(_, n)| **n >= 2)
+            .map(|(k, _)| k.clone())
+    })
+    .await;
+    gateway.child.kill().unwrap();
+    gateway.child.wait().unwrap();
+    receiver.lock().unwrap().up = true;
+    drop(gateway);
+    let _gateway = start(&args).await;
+    eventually(
+        Duration::from_secs(30),
+        "the delivery made after the restart",
+        || async {
+            receiver
+                .lock()
+                .unwrap()
+                .accepted
+                .contains_key(&waiting)
+                .then_some(())
+        },
+    )
+    .await;
+    // A few seconds more: nothing is delivered twice.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let r = receiver.lock().unwrap();
+    assert!(
+        r.accepted.values().all(|n| *n == 1),
+        "each delivery accepted once: {:?}",
+        r.accepted
+    );
+}

@@ -3,11 +3,12 @@
 //! analyzers (an HTTP endpoint that gets the shot and answers JSON, stored under its own name).
 //!
 //! The recording loop never waits for any of it: it only offers a notice on a channel
-//! ([`crate::record::Stored`]), and [`FinishedShots::follow`] only spawns the work. At most two
-//! shots are read at once, and at most two are with the external analyzers, which come last so
-//! that a slow one delays neither the webhooks nor the next shot's facts. Each webhook delivers
-//! one shot at a time from a queue of its own, retrying with a doubling back-off; a webhook
-//! whose queue is full drops the shot and says so in the log and in its counters.
+//! ([`crate::record::Stored`]), and [`FinishedShots::follow`] only spawns the facts and wakes
+//! the deliverer. Webhook deliveries and analyzer requests go through the store's durable
+//! outbox ([`storage::outbox`], driven by [`crate::outbox`]): the shot's end is recorded with
+//! it, each target gets one delivery under a stable `Idempotency-Key`, retried with a doubling
+//! back-off across restarts, and recorded once accepted. Each target is served by a worker of
+//! its own, so a slow analyzer delays no webhook.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,13 +19,10 @@ use http::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderVal
 use meticulous::analysis::{self, Facts};
 use serde_json::{Value, json};
 use storage::{Analysis, ShotSummary, Store, Write};
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{Notify, Semaphore, mpsc};
 
 use crate::document;
 use crate::http::Poster;
-
-/// How many shots a webhook may have waiting before new ones are dropped.
-pub const HOOK_QUEUE: usize = 64;
 
 /// Why a webhook or an analyzer cannot be configured as given.
 #[derive(Debug, thiserror::Error)]
@@ -276,8 +274,6 @@ pub struct HookStats {
     pub failed: AtomicU64,
     /// Tries after a first one failed.
     pub retries: AtomicU64,
-    /// Shots never tried because the queue was full.
-    pub dropped: AtomicU64,
 }
 
 /// A webhook called on every finished live shot.
@@ -301,14 +297,14 @@ pub struct FinishedShot {
     pub facts: Facts,
 }
 
-impl FinishedShot {
-    /// The delivery's id, the same on every try: receivers may deduplicate on it (it is sent
-    /// as `Idempotency-Key`). A shot cut by a disconnect is delivered when it is cut and again
-    /// when its resumed recording ends: the sample count tells the two apart.
-    pub fn delivery(&self) -> String {
-        format!("shot-{}-{}", self.summary.key, self.summary.sample_count)
-    }
+/// A delivery's id, the same on every try: receivers may deduplicate on it (it is sent as
+/// `Idempotency-Key`). A shot cut by a disconnect is delivered when it is cut and again when its
+/// resumed recording ends: the sample count tells the two apart.
+pub fn delivery_id(shot_key: i64, samples: i64) -> String {
+    format!("shot-{shot_key}-{samples}")
+}
 
+impl FinishedShot {
     /// One line for a person: `Classic 9 bar: 36.2 g in 29.8 s, peak 9.0 bar`.
     pub fn line(&self) -> String {
         let s = &self.summary;
@@ -375,10 +371,10 @@ impl Webhook {
         &self.name
     }
 
-    fn request(&self, shot: &FinishedShot) -> (HeaderMap, Bytes) {
+    fn request(&self, shot: &FinishedShot, delivery: &str) -> (HeaderMap, Bytes) {
         let mut headers = HeaderMap::new();
         headers.insert(http::header::USER_AGENT, user_agent());
-        if let Ok(v) = HeaderValue::from_str(&shot.delivery()) {
+        if let Ok(v) = HeaderValue::from_str(delivery) {
             headers.insert(HeaderName::from_static("idempotency-key"), v);
         }
         if let Some(t) = &self.token
@@ -391,7 +387,7 @@ impl Webhook {
                 headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
                 let body = json!({
                     "event": "shot_finished",
-                    "delivery": shot.delivery(),
+                    "delivery": delivery,
                     "shot": document::summary(&shot.summary),
                     "facts": shot.facts,
                 });
@@ -417,65 +413,107 @@ impl Webhook {
         (headers, body)
     }
 
-    /// Delivers `shot`, retrying as [`Retry`] says; `true` once the receiver accepted it.
-    pub async fn deliver(&self, shot: &FinishedShot) -> bool {
-        let (headers, body) = self.request(shot);
+    /// How it retries.
+    pub fn retry(&self) -> Retry {
+        self.retry
+    }
+
+    /// Try `attempt` (from 1) of delivering `shot` under `delivery` (its idempotency key):
+    /// logged and counted here.
+    pub async fn attempt(&self, shot: &FinishedShot, delivery: &str, attempt: u32) -> Tried {
+        let (headers, body) = self.request(shot, delivery);
         let (name, url, key) = (&self.name, self.poster.url(), shot.summary.key);
-        let mut wait = self.retry.first;
-        for attempt in 1..=self.retry.attempts {
-            let mut asked_wait = None;
-            match self.poster.post(headers.clone(), body.clone()).await {
-                Ok(answer) if answer.status.is_success() => {
-                    self.stats.delivered.fetch_add(1, Ordering::Relaxed);
-                    tracing::debug!(webhook = %name, shot = key, attempt, "webhook delivered");
-                    return true;
+        let last = attempt >= self.retry.attempts;
+        let tried = match self.poster.post(headers, body).await {
+            Ok(answer) if answer.status.is_success() => {
+                self.stats.delivered.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(webhook = %name, shot = key, attempt, "webhook delivered");
+                return Tried::Delivered;
+            }
+            Ok(answer) if refused_for_good(answer.status) => {
+                let moved = answer
+                    .headers
+                    .get(http::header::LOCATION)
+                    .and_then(|v| v.to_str().ok())
+                    .map(|to| format!(" (it moved to {to})"))
+                    .unwrap_or_default();
+                let error = format!(
+                    "{url} refused shot {key} with HTTP {}{moved}: {}",
+                    answer.status.as_u16(),
+                    answer.excerpt()
+                );
+                tracing::error!(
+                    webhook = %name, shot = key,
+                    "webhook {name}: {error}; not retrying (fix the webhook's URL or token)"
+                );
+                self.stats.failed.fetch_add(1, Ordering::Relaxed);
+                return Tried::Refused(error);
+            }
+            Ok(answer) => {
+                let error = format!("{url} answered HTTP {}", answer.status.as_u16());
+                tracing::warn!(
+                    webhook = %name, shot = key, attempt,
+                    "webhook {name}: {error} for shot {key} (try {attempt} of {})",
+                    self.retry.attempts
+                );
+                Tried::Again {
+                    wait: retry_after(&answer.headers),
+                    error,
                 }
-                Ok(answer) if refused_for_good(answer.status) => {
-                    self.stats.failed.fetch_add(1, Ordering::Relaxed);
-                    let moved = answer
-                        .headers
-                        .get(http::header::LOCATION)
-                        .and_then(|v| v.to_str().ok())
-                        .map(|to| format!(" (it moved to {to})"))
-                        .unwrap_or_default();
-                    tracing::error!(
-                        webhook = %name, shot = key,
-                        "webhook {name}: {url} refused shot {key} with HTTP {}{moved}: {}; not \
-                         retrying (fix the webhook's URL or token)",
-                        answer.status.as_u16(),
-                        answer.excerpt()
-                    );
-                    return false;
-                }
-                Ok(answer) => {
-                    asked_wait = retry_after(&answer.headers);
-                    tracing::warn!(
-                        webhook = %name, shot = key, attempt,
-                        "webhook {name}: {url} answered HTTP {} for shot {key} (try {attempt} of {})",
-                        answer.status.as_u16(),
-                        self.retry.attempts
-                    );
-                }
-                Err(e) => tracing::warn!(
+            }
+            Err(e) => {
+                tracing::warn!(
                     webhook = %name, shot = key, attempt,
                     "webhook {name}: {e} (shot {key}, try {attempt} of {})",
                     self.retry.attempts
-                ),
+                );
+                Tried::Again {
+                    wait: None,
+                    error: e.to_string(),
+                }
             }
-            if attempt == self.retry.attempts {
-                break;
-            }
-            self.stats.retries.fetch_add(1, Ordering::Relaxed);
-            tokio::time::sleep(asked_wait.unwrap_or(wait).min(self.retry.max)).await;
-            wait = (wait * 2).min(self.retry.max);
+        };
+        if last {
+            self.stats.failed.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(
+                webhook = %name, shot = key,
+                "webhook {name}: gave up on shot {key} after {} tries to {url}",
+                self.retry.attempts
+            );
+            let Tried::Again { error, .. } = tried else {
+                return tried;
+            };
+            return Tried::Refused(format!("out of tries: {error}"));
         }
-        self.stats.failed.fetch_add(1, Ordering::Relaxed);
-        tracing::error!(
-            webhook = %name, shot = key,
-            "webhook {name}: gave up on shot {key} after {} tries to {url}",
-            self.retry.attempts
-        );
-        false
+        self.stats.retries.fetch_add(1, Ordering::Relaxed);
+        tried
+    }
+}
+
+/// What one try of a delivery did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Tried {
+    /// Accepted.
+    Delivered,
+    /// Worth another try: after `wait` if the receiver asked for one, else as [`Retry`] says.
+    Again {
+        /// The receiver's `Retry-After`.
+        wait: Option<Duration>,
+        /// What went wrong.
+        error: String,
+    },
+    /// Failed for good (refused, or out of tries).
+    Refused(String),
+}
+
+impl Retry {
+    /// The wait after try `attempt` (from 1) failed: `first`, doubling, at most `max`; the
+    /// receiver's `asked` wait within `max` instead, when it gave one.
+    pub fn wait(&self, attempt: u32, asked: Option<Duration>) -> Duration {
+        let doubled = self
+            .first
+            .saturating_mul(1u32 << attempt.saturating_sub(1).min(20));
+        asked.unwrap_or(doubled).min(self.max)
     }
 }
 
@@ -647,39 +685,36 @@ impl Hooks {
 pub struct FinishedShots {
     store: Arc<Store>,
     analyzers: Vec<Arc<Analyzer>>,
-    hooks: Vec<(Arc<Webhook>, mpsc::Sender<Arc<FinishedShot>>)>,
+    webhooks: Vec<Arc<Webhook>>,
+    /// Wakes the outbox's deliverer when a shot ended here.
+    wake: Arc<Notify>,
     /// Shots being read and reduced to their facts at once.
     slots: Semaphore,
-    /// Shots whose external analyzers are being asked at once.
-    asking: Semaphore,
 }
 
 impl FinishedShots {
-    /// Starts each webhook's delivery task (on the current runtime).
+    /// Starts the outbox's deliverer when any webhook or analyzer is configured (on the
+    /// current runtime).
     pub fn start(store: Arc<Store>, hooks: Hooks) -> Arc<Self> {
         let Hooks {
             webhooks,
             analyzers,
         } = hooks;
-        let hooks = webhooks
-            .into_iter()
-            .map(|hook| {
-                let (tx, mut rx) = mpsc::channel::<Arc<FinishedShot>>(HOOK_QUEUE);
-                let worker = hook.clone();
-                tokio::spawn(async move {
-                    while let Some(shot) = rx.recv().await {
-                        worker.deliver(&shot).await;
-                    }
-                });
-                (hook, tx)
-            })
-            .collect();
+        let wake = Arc::new(Notify::new());
+        if !webhooks.is_empty() || !analyzers.is_empty() {
+            crate::outbox::start(
+                store.clone(),
+                webhooks.clone(),
+                analyzers.clone(),
+                wake.clone(),
+            );
+        }
         Arc::new(Self {
             store,
             analyzers,
-            hooks,
+            webhooks,
+            wake,
             slots: Semaphore::new(2),
-            asking: Semaphore::new(2),
         })
     }
 
@@ -690,56 +725,53 @@ impl FinishedShots {
 
     /// The webhooks.
     pub fn hooks(&self) -> impl Iterator<Item = &Arc<Webhook>> {
-        self.hooks.iter().map(|(hook, _)| hook)
+        self.webhooks.iter()
+    }
+
+    /// The store the deliveries are kept in.
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
     }
 
     /// Follows one recording loop's notices until the loop stops: for every finished shot,
-    /// the work of the [module docs](self). The loop here only spawns that work, so it keeps
+    /// its facts, and the deliverer woken. The loop here only spawns that work, so it keeps
     /// up with the notices however slow a webhook or an analyzer is.
     pub async fn follow(self: Arc<Self>, mut stored: mpsc::Receiver<crate::record::Stored>) {
         while let Some(notice) = stored.recv().await {
             let recorder_core::Output::Finish(shot) = notice.output else {
                 continue;
             };
+            self.wake.notify_one();
             let this = self.clone();
             tokio::spawn(async move {
-                if let Err(e) = this.shot_finished(shot.key).await {
+                if let Err(e) = this.facts(shot.key).await {
                     tracing::warn!(shot = shot.key, "after a recorded shot: {e}");
                 }
             });
         }
     }
 
-    /// The live shot the recorder numbered `recording_key` ended and is stored. The error is
-    /// the log line's text.
-    async fn shot_finished(&self, recording_key: u64) -> Result<(), String> {
-        let Ok(reading) = self.slots.acquire().await else {
+    /// The live shot the recorder numbered `recording_key` ended and is stored: its
+    /// `shot-facts/1`. The error is the log line's text.
+    async fn facts(&self, recording_key: u64) -> Result<(), String> {
+        let Ok(_reading) = self.slots.acquire().await else {
             return Ok(()); // closed: the process is stopping
         };
         let store = self.store.clone();
-        let want_document = !self.analyzers.is_empty();
         let loaded = tokio::task::spawn_blocking(move || -> Result<_, document::ReadError> {
             let reader = store.reader()?;
             let Some(key) = reader.key_of_recording(recording_key)? else {
                 return Ok(None);
             };
-            let Some((summary, samples)) = document::load(&*reader, key)? else {
-                return Ok(None);
-            };
-            let document = if want_document {
-                document::document(&*reader, &summary)?
-            } else {
-                None
-            };
-            Ok(Some((summary, analysis::shot_facts(&samples), document)))
+            Ok(document::load(&*reader, key)?
+                .map(|(summary, samples)| (summary.key, analysis::shot_facts(&samples))))
         })
         .await
         .map_err(|e| format!("reading the shot panicked: {e}"))?
         .map_err(|e| format!("reading the shot: {}", crate::error_chain(&e)))?;
-        let Some((summary, facts, document)) = loaded else {
+        let Some((key, facts)) = loaded else {
             return Ok(());
         };
-        let key = summary.key;
         self.store
             .write(Write::Analyses(vec![Analysis {
                 shot: key,
@@ -748,40 +780,6 @@ impl FinishedShots {
             }]))
             .await
             .map_err(|e| format!("storing the shot's facts: {e}"))?;
-        let finished = Arc::new(FinishedShot { summary, facts });
-        for (hook, queue) in &self.hooks {
-            if queue.try_send(finished.clone()).is_err() {
-                hook.stats.dropped.fetch_add(1, Ordering::Relaxed);
-                tracing::error!(
-                    webhook = %hook.name, shot = key,
-                    "webhook {}: {HOOK_QUEUE} shots are already waiting; shot {key} is not sent",
-                    hook.name
-                );
-            }
-        }
-        drop(reading);
-        let Some(document) = document else {
-            return Ok(());
-        };
-        // Slow analyzers hold up neither the webhooks (above) nor the next shot's facts.
-        let Ok(_asking) = self.asking.acquire().await else {
-            return Ok(());
-        };
-        for analyzer in &self.analyzers {
-            match analyzer.analyze(&document).await {
-                Ok(result) => {
-                    self.store
-                        .write(Write::Analyses(vec![Analysis {
-                            shot: key,
-                            analyzer: analyzer.name.clone(),
-                            result,
-                        }]))
-                        .await
-                        .map_err(|e| format!("storing analyzer {}'s answer: {e}", analyzer.name))?;
-                }
-                Err(e) => tracing::warn!(shot = key, "{e}"),
-            }
-        }
         Ok(())
     }
 }

@@ -23,6 +23,7 @@ pub mod hooks;
 mod http;
 pub mod lease;
 pub mod metrics;
+mod outbox;
 pub mod process;
 pub mod record;
 pub mod runs;

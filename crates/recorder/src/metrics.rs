@@ -282,14 +282,13 @@ pub fn hooks(m: &mut Text, finished: &FinishedShots) {
     m.family(
         "crema_webhook_deliveries_total",
         "counter",
-        "Finished shots per webhook: delivered (2xx), failed (refused, or out of tries), dropped (queue full).",
+        "Finished shots per webhook, by this process: delivered (2xx), failed (refused, or out of tries).",
     );
     for hook in finished.hooks() {
         let name = label(hook.name());
         for (result, count) in [
             ("delivered", &hook.stats.delivered),
             ("failed", &hook.stats.failed),
-            ("dropped", &hook.stats.dropped),
         ] {
             m.sample(
                 "crema_webhook_deliveries_total",
@@ -309,6 +308,26 @@ pub fn hooks(m: &mut Text, finished: &FinishedShots) {
             &format!("webhook=\"{}\"", label(hook.name())),
             hook.stats.retries.load(Relaxed),
         );
+    }
+    m.family(
+        "crema_outbox_deliveries",
+        "gauge",
+        "Deliveries in the store's outbox (kept 30 days) per target and status: pending, delivered, failed.",
+    );
+    if let Ok(reader) = finished.store().reader()
+        && let Ok(counts) = reader.delivery_counts()
+    {
+        for (target, status, count) in counts {
+            m.sample(
+                "crema_outbox_deliveries",
+                &format!(
+                    "target=\"{}\",status=\"{}\"",
+                    label(&target),
+                    label(&status)
+                ),
+                count,
+            );
+        }
     }
     m.family(
         "crema_analyzer_answers_total",

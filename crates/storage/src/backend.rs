@@ -87,6 +87,18 @@ pub trait Reader: Send {
 
     /// `PRAGMA integrity_check`: `ok`, or what is wrong.
     fn integrity_check(&self) -> Result<String, StorageError>;
+    /// Finished shots whose deliveries are not planned yet, oldest first ([`crate::outbox`]).
+    fn unexpanded(&self, limit: usize) -> Result<Vec<crate::Finished>, StorageError>;
+    /// Pending deliveries to `target` (`None`: to every target) due by `due_by` (Unix
+    /// seconds; `None`: all of them), soonest first.
+    fn pending_deliveries(
+        &self,
+        target: Option<&str>,
+        due_by: Option<f64>,
+        limit: usize,
+    ) -> Result<Vec<crate::Delivery>, StorageError>;
+    /// `(target, status, count)` over the outbox.
+    fn delivery_counts(&self) -> Result<Vec<(String, String, u64)>, StorageError>;
 }
 
 /// The write side of a backend. The store's writer thread owns it.

@@ -336,6 +336,9 @@ pub fn machine(machine: &str) -> String {
 /// The lease name of the active run.
 pub const RUNS: &str = "runs";
 
+/// The lease name of the outbox's deliverer: one process of those sharing a store delivers.
+pub const OUTBOX: &str = "outbox";
+
 /// How many bits of a recording key number a machine's shots: machine slot `s` takes the keys
 /// from `s << SLOT_BITS` (slots start at 1; the keys of stores from before slots are below).
 pub const SLOT_BITS: u32 = 32;

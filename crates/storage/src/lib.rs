@@ -24,6 +24,7 @@ pub mod backend;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 pub mod lease;
+pub mod outbox;
 mod read;
 mod runs;
 mod schema;
@@ -41,6 +42,7 @@ use tokio::sync::{mpsc, oneshot};
 
 pub use backend::{Backend, Reader, Writer};
 pub use lease::{Holder, Owner};
+pub use outbox::{Delivery, Finished, NewDelivery};
 pub use read::{ShotFile, ShotSummary, ShotsPage};
 pub use runs::{Analysis, QaResult, Run, RunKind, RunProgress, RunStatus};
 pub use stats::{COMMIT_BUCKETS, CommitStats};
@@ -203,6 +205,31 @@ pub enum Write {
         /// How long it lasts unless renewed again.
         ttl: std::time::Duration,
     },
+    /// Plans the deliveries of finished shot event `finished` ([`outbox`]): one per target,
+    /// each under its idempotency key. Expanding an event twice changes nothing.
+    Expand {
+        /// The event ([`Finished::id`]).
+        finished: i64,
+        /// What to deliver.
+        deliveries: Vec<NewDelivery>,
+    },
+    /// Delivery `id` was accepted; an analyzer's answer is stored with it, in the same
+    /// transaction. Answers [`Applied::Done`] the first time, [`Applied::AlreadyDone`] after.
+    Delivered {
+        /// The delivery ([`Delivery::id`]).
+        id: i64,
+        /// An analyzer's answer to store.
+        analysis: Option<Analysis>,
+    },
+    /// Delivery `id` failed: due again at `retry_at` (Unix seconds), or failed for good.
+    DeliveryFailed {
+        /// The delivery.
+        id: i64,
+        /// Why, for a person.
+        error: String,
+        /// When to try again (`None`: never).
+        retry_at: Option<f64>,
+    },
     /// Gives lease `name` up, if this process holds it.
     Release {
         /// The lease.
@@ -298,6 +325,8 @@ pub enum Applied {
     },
     /// Another process holds the lease.
     LeaseHeld(Holder),
+    /// Nothing to do: a delivery already recorded as delivered or failed.
+    AlreadyDone,
 }
 
 /// Test hook: decides, for the n-th commit (from 1), whether SQLite must refuse it.

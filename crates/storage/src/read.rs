@@ -347,6 +347,23 @@ impl crate::Reader for SqliteReader {
             .query_row("PRAGMA integrity_check", [], |r| r.get(0))
             .map_err(sql("checking integrity"))
     }
+
+    fn unexpanded(&self, limit: usize) -> Result<Vec<crate::Finished>, StorageError> {
+        crate::outbox::unexpanded(&self.conn, limit)
+    }
+
+    fn pending_deliveries(
+        &self,
+        target: Option<&str>,
+        due_by: Option<f64>,
+        limit: usize,
+    ) -> Result<Vec<crate::Delivery>, StorageError> {
+        crate::outbox::pending(&self.conn, target, due_by, limit)
+    }
+
+    fn delivery_counts(&self) -> Result<Vec<(String, String, u64)>, StorageError> {
+        crate::outbox::counts(&self.conn)
+    }
 }
 
 fn parse_cursor(cursor: &str) -> Option<(f64, i64)> {

@@ -158,6 +158,40 @@ pub(crate) fn migrations() -> Migrations<'static> {
             DROP TABLE machines;
             DROP TABLE leases;",
         ),
+        // 4: the durable outbox (`outbox.rs`). Every live shot's end is recorded with it
+        // (`finished`); the deliverer plans one delivery per target (`outbox`), each under
+        // its idempotency key, and records each outcome.
+        M::up(
+            "CREATE TABLE finished (
+                id INTEGER PRIMARY KEY,
+                shot_key INTEGER NOT NULL REFERENCES shots (key) ON DELETE CASCADE,
+                samples INTEGER NOT NULL,
+                at REAL NOT NULL,
+                expanded INTEGER NOT NULL DEFAULT 0 CHECK (expanded IN (0, 1))
+            ) STRICT;
+            CREATE INDEX finished_unexpanded ON finished (id) WHERE expanded = 0;
+            CREATE TABLE outbox (
+                id INTEGER PRIMARY KEY,
+                -- webhook:<name> or analyzer:<name>
+                target TEXT NOT NULL,
+                -- The idempotency key, the same on every try.
+                delivery TEXT NOT NULL,
+                shot_key INTEGER NOT NULL REFERENCES shots (key) ON DELETE CASCADE,
+                status TEXT NOT NULL DEFAULT 'pending'
+                    CHECK (status IN ('pending', 'delivered', 'failed')),
+                attempts INTEGER NOT NULL DEFAULT 0,
+                next_at REAL NOT NULL,
+                last_error TEXT,
+                created_at REAL NOT NULL,
+                done_at REAL,
+                UNIQUE (target, delivery)
+            ) STRICT;
+            CREATE INDEX outbox_due ON outbox (next_at) WHERE status = 'pending';",
+        )
+        .down(
+            "DROP TABLE outbox;
+            DROP TABLE finished;",
+        ),
     ])
 }
 

@@ -256,6 +256,23 @@ fn apply(tx: &Connection, write: &Write, me: &Owner) -> Result<Applied, StorageE
             };
         }
         Write::Release { name } => lease::release(tx, name, me)?,
+        Write::Expand {
+            finished,
+            deliveries,
+        } => crate::outbox::expand(tx, *finished, deliveries, unix_now())?,
+        Write::Delivered { id, analysis } => {
+            if !crate::outbox::delivered(tx, *id, unix_now())? {
+                return Ok(Applied::AlreadyDone);
+            }
+            if let Some(a) = analysis {
+                crate::runs::store_analysis(tx, a.shot, &a.analyzer, &a.result, unix_now())?;
+            }
+        }
+        Write::DeliveryFailed {
+            id,
+            error,
+            retry_at,
+        } => crate::outbox::failed(tx, *id, error, *retry_at, unix_now())?,
         Write::CreateRun {
             kind,
             machine,
@@ -409,6 +426,7 @@ fn apply(tx: &Connection, write: &Write, me: &Owner) -> Result<Applied, StorageE
                 params![status, reason, unix_now(), shot.key as i64],
             )
             .map_err(sql("finishing a shot"))?;
+            crate::outbox::shot_finished(tx, shot.key as i64, unix_now())?;
         }
         Write::Discard { key } => {
             tx.execute(

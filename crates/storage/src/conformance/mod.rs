@@ -10,6 +10,7 @@ use std::path::Path;
 use crate::{Options, Store};
 
 mod leases;
+mod outbox;
 mod runs;
 mod store;
 
@@ -28,6 +29,14 @@ pub type Behaviour = (&'static str, fn(&dyn Location));
 
 /// Every behaviour, by name.
 pub const BEHAVIOURS: &[Behaviour] = &[
+    (
+        "outbox::a_finished_shot_is_planned_once_and_delivered_once",
+        outbox::a_finished_shot_is_planned_once_and_delivered_once,
+    ),
+    (
+        "outbox::the_outbox_survives_a_reopen",
+        outbox::the_outbox_survives_a_reopen,
+    ),
     (
         "store::opening_a_new_store_at_once_from_many_places",
         store::opening_a_new_store_at_once_from_many_places,

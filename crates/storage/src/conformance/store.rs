@@ -9,7 +9,7 @@ use crate::{Applied, Options, Store, Upserted, Write};
 use meticulous::{Entry, HistoryPage, Sample};
 use recorder_core::{EndReason, Shot, ShotStart, ShotStatus};
 
-fn history() -> Entry {
+pub(super) fn history() -> Entry {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../../fixtures/meticulous/meticulous_history.json");
     let text = std::fs::read_to_string(path).unwrap();
@@ -43,7 +43,7 @@ fn finish(key: u64, samples: usize, status: ShotStatus) -> Write {
 }
 
 /// The live writes of the fixture shot: start, journal in batches of 16, identify, finish.
-fn live_writes(key: u64, entry: &Entry) -> Vec<Write> {
+pub(super) fn live_writes(key: u64, entry: &Entry) -> Vec<Write> {
     let mut writes = vec![start(key)];
     for chunk in entry.data.chunks(16) {
         writes.push(Write::Journal {

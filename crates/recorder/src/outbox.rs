@@ -1,0 +1,297 @@
+//! The deliverer of the store's durable outbox ([`storage::outbox`]): one process of those
+//! sharing a store delivers, the one that holds the `outbox` lease (the others wait for it, as
+//! standbys, and take over when it stops). It plans each finished shot's deliveries, one per
+//! configured webhook and analyzer, and runs one worker per target: each tries its due
+//! deliveries in order, records the outcome (an analyzer's answer with it), and schedules the
+//! next try with the target's back-off. Every write is fenced with the lease: a deliverer that
+//! lost it records nothing more.
+//!
+//! A delivery whose answer was accepted but not yet recorded when the process died is made
+//! again after the restart, under the same `Idempotency-Key`: receivers deduplicate on it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use meticulous::analysis;
+use storage::{Analysis, Delivery, NewDelivery, Store, Write};
+use tokio::sync::{Notify, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::document;
+use crate::hooks::{AnalyzeError, Analyzer, FinishedShot, Retry, Tried, Webhook, delivery_id};
+use crate::lease::{Held, LeaseError};
+use crate::unix_now;
+
+/// How often a standby asks for the outbox again, and how often the deliverer looks for shots
+/// that other processes (recording other machines into the store) finished.
+const POLL: Duration = Duration::from_secs(2);
+
+/// How an analyzer's request is retried: three tries, 2 s then 4 s apart.
+const ANALYZER_RETRY: Retry = Retry {
+    attempts: 3,
+    first: Duration::from_secs(2),
+    max: Duration::from_secs(60),
+};
+
+/// One target of deliveries.
+#[derive(Debug, Clone)]
+enum Target {
+    Webhook(Arc<Webhook>),
+    Analyzer(Arc<Analyzer>),
+}
+
+impl Target {
+    /// Its name in the outbox: `webhook:<name>`, `analyzer:<name>`.
+    fn key(&self) -> String {
+        match self {
+            Target::Webhook(w) => format!("webhook:{}", w.name()),
+            Target::Analyzer(a) => format!("analyzer:{}", a.name()),
+        }
+    }
+}
+
+/// Starts delivering (on the current runtime) for as long as the process runs.
+pub(crate) fn start(
+    store: Arc<Store>,
+    webhooks: Vec<Arc<Webhook>>,
+    analyzers: Vec<Arc<Analyzer>>,
+    wake: Arc<Notify>,
+) {
+    let targets: Vec<Target> = webhooks
+        .into_iter()
+        .map(Target::Webhook)
+        .chain(analyzers.into_iter().map(Target::Analyzer))
+        .collect();
+    tokio::spawn(async move {
+        let mut told = false;
+        loop {
+            match Held::take(store.clone(), storage::lease::OUTBOX).await {
+                Ok(held) => {
+                    told = false;
+                    deliver(&store, Arc::new(held), &targets, &wake).await;
+                }
+                Err(LeaseError::Held(holder)) => {
+                    if !std::mem::replace(&mut told, true) {
+                        tracing::info!(
+                            "webhooks and analyzers of this store are delivered by {holder}; taking over when it stops"
+                        );
+                    }
+                }
+                Err(LeaseError::Storage(e)) => {
+                    tracing::warn!("cannot take the outbox lease (retrying): {e}");
+                }
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    });
+}
+
+/// Delivers while `held` lasts.
+async fn deliver(store: &Arc<Store>, held: Arc<Held>, targets: &[Target], wake: &Notify) {
+    let lost = held.lost().clone();
+    let stop = lost.child_token();
+    let (planned, planned_rx) = watch::channel(0u64);
+    for target in targets {
+        tokio::spawn(worker(
+            store.clone(),
+            held.clone(),
+            target.clone(),
+            planned_rx.clone(),
+            stop.clone(),
+        ));
+    }
+    let _stop_workers = stop.clone().drop_guard();
+    loop {
+        match plan(store, &held, targets).await {
+            Ok(0) => {}
+            Ok(_) => planned.send_modify(|n| *n += 1),
+            Err(e) => tracing::warn!("cannot plan the deliveries of finished shots: {e}"),
+        }
+        tokio::select! {
+            () = lost.cancelled() => {
+                tracing::warn!("another process took the outbox over; this one stops delivering");
+                return;
+            }
+            () = wake.notified() => {}
+            () = tokio::time::sleep(POLL) => {}
+        }
+    }
+}
+
+/// Plans the deliveries of every finished shot not planned yet; how many shots it planned.
+async fn plan(store: &Arc<Store>, held: &Held, targets: &[Target]) -> Result<usize, String> {
+    let mut planned = 0;
+    loop {
+        let reader_store = store.clone();
+        let events = tokio::task::spawn_blocking(move || {
+            reader_store.reader().and_then(|r| r.unexpanded(64))
+        })
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+        if events.is_empty() {
+            return Ok(planned);
+        }
+        for event in events {
+            let deliveries = targets
+                .iter()
+                .map(|t| NewDelivery {
+                    target: t.key(),
+                    delivery: delivery_id(event.shot_key, event.samples),
+                })
+                .collect();
+            let expand = Write::Expand {
+                finished: event.id,
+                deliveries,
+            };
+            store
+                .write(held.fence(expand))
+                .await
+                .map_err(|e| e.to_string())?;
+            planned += 1;
+        }
+    }
+}
+
+/// Makes `target`'s due deliveries, oldest first, until `stop`.
+async fn worker(
+    store: Arc<Store>,
+    held: Arc<Held>,
+    target: Target,
+    mut planned: watch::Receiver<u64>,
+    stop: CancellationToken,
+) {
+    let key = target.key();
+    while !stop.is_cancelled() {
+        let (reader_store, k) = (store.clone(), key.clone());
+        let read = tokio::task::spawn_blocking(move || {
+            let reader = reader_store.reader()?;
+            let due = reader.pending_deliveries(Some(&k), Some(unix_now()), 16)?;
+            let next = match due.is_empty() {
+                true => reader
+                    .pending_deliveries(Some(&k), None, 1)?
+                    .first()
+                    .map(|d| d.next_at),
+                false => None,
+            };
+            Ok::<_, storage::StorageError>((due, next))
+        })
+        .await;
+        let (due, next) = match read {
+            Ok(Ok(found)) => found,
+            Ok(Err(e)) => {
+                tracing::warn!("{key}: cannot read its deliveries (retrying): {e}");
+                (Vec::new(), None)
+            }
+            Err(e) => {
+                tracing::error!("{key}: reading its deliveries panicked: {e}");
+                (Vec::new(), None)
+            }
+        };
+        if due.is_empty() {
+            let wait = next.map_or(POLL, |at| {
+                Duration::from_secs_f64((at - unix_now()).clamp(0.0, POLL.as_secs_f64()))
+            });
+            tokio::select! {
+                () = stop.cancelled() => return,
+                _ = planned.changed() => {}
+                () = tokio::time::sleep(wait) => {}
+            }
+            continue;
+        }
+        for delivery in due {
+            if stop.is_cancelled() {
+                return;
+            }
+            let outcome = attempt(&store, &target, &delivery).await;
+            if let Err(e) = store.write(held.fence(outcome)).await {
+                // Not recorded: the delivery stays due and is made again (same key).
+                tracing::warn!("{key}: cannot record delivery {}: {e}", delivery.delivery);
+                tokio::time::sleep(POLL).await;
+            }
+        }
+    }
+}
+
+/// One try of `delivery`: the write that records its outcome.
+async fn attempt(store: &Arc<Store>, target: &Target, delivery: &Delivery) -> Write {
+    let (id, attempt) = (delivery.id, delivery.attempts + 1);
+    let failed = |error: String, retry_at: Option<f64>| Write::DeliveryFailed {
+        id,
+        error,
+        retry_at,
+    };
+    let (reader_store, shot_key, wants_document) = (
+        store.clone(),
+        delivery.shot_key,
+        matches!(target, Target::Analyzer(_)),
+    );
+    let loaded = tokio::task::spawn_blocking(move || -> Result<_, document::ReadError> {
+        let reader = reader_store.reader()?;
+        let Some((summary, samples)) = document::load(&*reader, shot_key)? else {
+            return Ok(None);
+        };
+        let doc = if wants_document {
+            document::document(&*reader, &summary)?
+        } else {
+            None
+        };
+        Ok(Some((summary, samples, doc)))
+    })
+    .await;
+    let (summary, samples, doc) = match loaded {
+        Ok(Ok(Some(found))) => found,
+        Ok(Ok(None)) => return failed(format!("shot {shot_key} is gone"), None),
+        Ok(Err(e)) => {
+            let error = format!("reading shot {shot_key}: {}", crate::error_chain(&e));
+            return failed(error, Some(unix_now() + POLL.as_secs_f64()));
+        }
+        Err(e) => return failed(format!("reading shot {shot_key} panicked: {e}"), None),
+    };
+    match target {
+        Target::Webhook(hook) => {
+            let shot = FinishedShot {
+                facts: analysis::shot_facts(&samples),
+                summary,
+            };
+            match hook.attempt(&shot, &delivery.delivery, attempt).await {
+                Tried::Delivered => Write::Delivered { id, analysis: None },
+                Tried::Refused(error) => failed(error, None),
+                Tried::Again { wait, error } => {
+                    let wait = hook.retry().wait(attempt, wait);
+                    failed(error, Some(unix_now() + wait.as_secs_f64()))
+                }
+            }
+        }
+        Target::Analyzer(analyzer) => {
+            let Some(doc) = doc else {
+                return failed(format!("shot {shot_key} is gone"), None);
+            };
+            match analyzer.analyze(&doc).await {
+                Ok(result) => Write::Delivered {
+                    id,
+                    analysis: Some(Analysis {
+                        shot: shot_key,
+                        analyzer: analyzer.name().to_owned(),
+                        result,
+                    }),
+                },
+                Err(e) => {
+                    let final_ = matches!(&e, AnalyzeError::Status { status, .. }
+                        if (400..500).contains(status) && !matches!(status, 408 | 425 | 429));
+                    tracing::warn!(
+                        shot = shot_key,
+                        "{e} (try {attempt} of {})",
+                        ANALYZER_RETRY.attempts
+                    );
+                    if final_ || attempt >= ANALYZER_RETRY.attempts {
+                        failed(e.to_string(), None)
+                    } else {
+                        let wait = ANALYZER_RETRY.wait(attempt, None);
+                        failed(e.to_string(), Some(unix_now() + wait.as_secs_f64()))
+                    }
+                }
+            }
+        }
+    }
+}

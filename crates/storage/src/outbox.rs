@@ -1,0 +1,228 @@
+//! The durable outbox: the work after every finished live shot (its webhook deliveries and
+//! external analyzers), kept in the store so that it survives a crash and is done once.
+//!
+//! 1. Every `Finish` of a live shot records a [`Finished`] event in the same transaction: a
+//!    crash between the shot's end and its deliveries cannot lose them.
+//! 2. The process that delivers (it holds the [`crate::lease::OUTBOX`] lease) *expands* each
+//!    event into one [`Delivery`] per target it is configured with ([`Write::Expand`]), each
+//!    under its idempotency key, unique per target: expanding twice changes nothing.
+//! 3. It tries each due delivery and records the outcome ([`Write::Delivered`], with an
+//!    analyzer's answer in the same transaction, or [`Write::DeliveryFailed`] with the time of
+//!    the next try, or none: failed for good).
+//!
+//! Delivered and failed rows, and expanded events, are kept 30 days.
+//!
+//! [`Write::Expand`]: crate::Write::Expand
+//! [`Write::Delivered`]: crate::Write::Delivered
+//! [`Write::DeliveryFailed`]: crate::Write::DeliveryFailed
+
+use rusqlite::{Connection, params};
+use serde::Serialize;
+
+use crate::{StorageError, sql};
+
+/// How long delivered and failed rows are kept, seconds.
+const KEEP_S: f64 = 30.0 * 24.0 * 3600.0;
+
+/// A live shot that ended, whose deliveries are not planned yet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finished {
+    /// The event's id.
+    pub id: i64,
+    /// The shot (the store's key).
+    pub shot_key: i64,
+    /// Its samples when it ended (a shot cut by a disconnect and resumed ends twice, with
+    /// different counts: two events, two deliveries).
+    pub samples: i64,
+}
+
+/// One delivery to make.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NewDelivery {
+    /// Who gets it: `webhook:<name>` or `analyzer:<name>`.
+    pub target: String,
+    /// Its idempotency key, the same on every try.
+    pub delivery: String,
+}
+
+/// A delivery due or waiting.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Delivery {
+    /// Its id.
+    pub id: i64,
+    /// See [`NewDelivery::target`].
+    pub target: String,
+    /// See [`NewDelivery::delivery`].
+    pub delivery: String,
+    /// The shot.
+    pub shot_key: i64,
+    /// Tries so far.
+    pub attempts: u32,
+    /// When it is due, Unix seconds.
+    pub next_at: f64,
+}
+
+/// Records that live shot `recording_key` ended (within the `Finish` write).
+pub(crate) fn shot_finished(
+    tx: &Connection,
+    recording_key: i64,
+    now: f64,
+) -> Result<(), StorageError> {
+    tx.execute(
+        "INSERT INTO finished (shot_key, samples, at)
+         SELECT key, sample_count, ?2 FROM shots WHERE recording_key = ?1",
+        params![recording_key, now],
+    )
+    .map_err(sql("recording a finished shot for its deliveries"))?;
+    Ok(())
+}
+
+/// Plans event `finished`'s deliveries and marks it expanded; prunes old rows.
+pub(crate) fn expand(
+    tx: &Connection,
+    finished: i64,
+    deliveries: &[NewDelivery],
+    now: f64,
+) -> Result<(), StorageError> {
+    let what = "planning a finished shot's deliveries";
+    let shot: Option<i64> = tx
+        .query_row(
+            "UPDATE finished SET expanded = 1 WHERE id = ?1 AND expanded = 0 RETURNING shot_key",
+            [finished],
+            |r| r.get(0),
+        )
+        .map_or_else(
+            |e| match e {
+                rusqlite::Error::QueryReturnedNoRows => Ok(None),
+                e => Err(sql(what)(e)),
+            },
+            |k| Ok(Some(k)),
+        )?;
+    if let Some(shot) = shot {
+        let mut insert = tx
+            .prepare_cached(
+                "INSERT INTO outbox (target, delivery, shot_key, next_at, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?4) ON CONFLICT (target, delivery) DO NOTHING",
+            )
+            .map_err(sql(what))?;
+        for d in deliveries {
+            insert
+                .execute(params![d.target, d.delivery, shot, now])
+                .map_err(sql(what))?;
+        }
+    }
+    tx.execute(
+        "DELETE FROM outbox WHERE status != 'pending' AND done_at < ?1",
+        [now - KEEP_S],
+    )
+    .map_err(sql("pruning old deliveries"))?;
+    tx.execute(
+        "DELETE FROM finished WHERE expanded = 1 AND at < ?1",
+        [now - KEEP_S],
+    )
+    .map_err(sql("pruning old deliveries"))?;
+    Ok(())
+}
+
+/// Delivery `id` was accepted. Ignored unless it is pending (a second answer changes nothing).
+pub(crate) fn delivered(tx: &Connection, id: i64, now: f64) -> Result<bool, StorageError> {
+    let changed = tx
+        .execute(
+            "UPDATE outbox SET status = 'delivered', attempts = attempts + 1, done_at = ?2,
+             last_error = NULL WHERE id = ?1 AND status = 'pending'",
+            params![id, now],
+        )
+        .map_err(sql("recording a delivery"))?;
+    Ok(changed == 1)
+}
+
+/// Delivery `id` failed: due again at `retry_at`, or failed for good.
+pub(crate) fn failed(
+    tx: &Connection,
+    id: i64,
+    error: &str,
+    retry_at: Option<f64>,
+    now: f64,
+) -> Result<(), StorageError> {
+    let what = "recording a failed delivery";
+    match retry_at {
+        Some(at) => tx.execute(
+            "UPDATE outbox SET attempts = attempts + 1, next_at = ?2, last_error = ?3
+             WHERE id = ?1 AND status = 'pending'",
+            params![id, at, error],
+        ),
+        None => tx.execute(
+            "UPDATE outbox SET status = 'failed', attempts = attempts + 1, done_at = ?2,
+             last_error = ?3 WHERE id = ?1 AND status = 'pending'",
+            params![id, now, error],
+        ),
+    }
+    .map_err(sql(what))?;
+    Ok(())
+}
+
+/// Events not expanded yet, oldest first.
+pub(crate) fn unexpanded(conn: &Connection, limit: usize) -> Result<Vec<Finished>, StorageError> {
+    let what = "reading finished shots";
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT id, shot_key, samples FROM finished WHERE expanded = 0 ORDER BY id LIMIT ?1",
+        )
+        .map_err(sql(what))?;
+    stmt.query_map([limit as i64], |r| {
+        Ok(Finished {
+            id: r.get(0)?,
+            shot_key: r.get(1)?,
+            samples: r.get(2)?,
+        })
+    })
+    .and_then(Iterator::collect)
+    .map_err(sql(what))
+}
+
+/// Pending deliveries to `target` (or all), soonest first: those due by `due_by` when it is
+/// given, else all.
+pub(crate) fn pending(
+    conn: &Connection,
+    target: Option<&str>,
+    due_by: Option<f64>,
+    limit: usize,
+) -> Result<Vec<Delivery>, StorageError> {
+    let what = "reading pending deliveries";
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT id, target, delivery, shot_key, attempts, next_at FROM outbox
+             WHERE status = 'pending' AND next_at <= ?1 AND (?2 IS NULL OR target = ?2)
+             ORDER BY next_at, id LIMIT ?3",
+        )
+        .map_err(sql(what))?;
+    stmt.query_map(
+        params![due_by.unwrap_or(f64::MAX), target, limit as i64],
+        |r| {
+            Ok(Delivery {
+                id: r.get(0)?,
+                target: r.get(1)?,
+                delivery: r.get(2)?,
+                shot_key: r.get(3)?,
+                attempts: r.get(4)?,
+                next_at: r.get(5)?,
+            })
+        },
+    )
+    .and_then(Iterator::collect)
+    .map_err(sql(what))
+}
+
+/// `(target, status, count)` over the outbox.
+pub(crate) fn counts(conn: &Connection) -> Result<Vec<(String, String, u64)>, StorageError> {
+    let what = "counting deliveries";
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT target, status, count(*) FROM outbox GROUP BY target, status
+             ORDER BY target, status",
+        )
+        .map_err(sql(what))?;
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .and_then(Iterator::collect)
+        .map_err(sql(what))
+}
