@@ -3,6 +3,7 @@
 //! * `ci`: fmt check, clippy (warnings denied), every test, docs (warnings denied), and
 //!   `cargo deny` when it is installed.
 //! * `bench codec`: the codec benchmark, ours and the peers' side by side (release build).
+//! * `soak`: the gateway's fault suite at full length (release build).
 //! * `fuzz <target> <seconds>` / `fuzz list`: run a fuzz target (needs nightly and cargo-fuzz),
 //!   its corpus seeded from `fixtures/protocol/`.
 
@@ -21,6 +22,7 @@ fn main() -> anyhow::Result<()> {
     match args.as_slice() {
         ["ci"] => ci(),
         ["conformance"] => conformance(),
+        ["soak"] => soak(),
         ["bench", rest @ ..] => bench(rest),
         ["fuzz", "list"] => {
             for target in fuzz::TARGETS {
@@ -40,6 +42,7 @@ fn main() -> anyhow::Result<()> {
                  bench storage             history import vs bare SQLite; falling edge → shot committed\n  \
                  bench fanout              WebSocket fan-out to 1k and 10k subscribers: ours vs Node socket.io\n  \
                  bench runs                QA run over 10,000 shots: shots/s vs a bare loop, events/s, live commits\n  \
+                 soak                      the fault suite, long: 50 kills -9, a full disk, a minute of flapping, 2,000 slow connections\n  \
                  fuzz list                 the fuzz targets\n  \
                  fuzz <target> <seconds>   run one fuzz target (nightly + cargo-fuzz)"
             );
@@ -145,6 +148,26 @@ fn install_node_servers() -> anyhow::Result<()> {
     npm.current_dir(&dir)
         .args(["ci", "--no-audit", "--no-fund"]);
     run(npm).context("installing the reference Node servers needs node and npm")
+}
+
+/// The fault suite of `bins/crema-gateway/tests/faults.rs` at full length (`CREMA_SOAK=1`), on a
+/// release build, one case at a time; each prints its `fault: …` line.
+fn soak() -> anyhow::Result<()> {
+    let mut test = cargo();
+    test.args([
+        "test",
+        "--release",
+        "--locked",
+        "-p",
+        "crema-gateway",
+        "--test",
+        "faults",
+        "--",
+        "--nocapture",
+        "--test-threads=1",
+    ])
+    .env("CREMA_SOAK", "1");
+    run(test)
 }
 
 fn conformance() -> anyhow::Result<()> {

@@ -309,12 +309,23 @@ pub fn hooks(m: &mut Text, finished: &FinishedShots) {
             hook.stats.retries.load(Relaxed),
         );
     }
+    let reader = finished.store().reader();
+    if let Ok(reader) = &reader
+        && let Ok(waiting) = reader.unexpanded(None, 100_000)
+    {
+        m.one(
+            "crema_outbox_unplanned",
+            "gauge",
+            "Finished shots whose deliveries are not planned yet (a shot a crash cut waits 30 s for its recording to resume).",
+            waiting.len(),
+        );
+    }
     m.family(
         "crema_outbox_deliveries",
         "gauge",
         "Deliveries in the store's outbox (kept 30 days) per target and status: pending, delivered, failed.",
     );
-    if let Ok(reader) = finished.store().reader()
+    if let Ok(reader) = &reader
         && let Ok(counts) = reader.delivery_counts()
     {
         for (target, status, count) in counts {

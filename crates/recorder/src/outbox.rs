@@ -124,7 +124,9 @@ async fn plan(store: &Arc<Store>, held: &Held, targets: &[Target]) -> Result<usi
     loop {
         let reader_store = store.clone();
         let events = tokio::task::spawn_blocking(move || {
-            reader_store.reader().and_then(|r| r.unexpanded(64))
+            reader_store
+                .reader()
+                .and_then(|r| r.unexpanded(Some(unix_now()), 64))
         })
         .await
         .map_err(|e| e.to_string())?

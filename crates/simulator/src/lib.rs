@@ -56,6 +56,10 @@ pub struct SimulatorConfig {
     pub pause: Duration,
     /// Where to listen (`127.0.0.1:0`: any free port).
     pub listen: SocketAddr,
+    /// Whether `/api/v1/history` and `/history/last` list the saved shots (true). Off, they
+    /// answer none, as a machine whose history database is broken would: what a recorder keeps
+    /// is then only what it recorded live (the fault suite checks that).
+    pub history: bool,
 }
 
 impl Default for SimulatorConfig {
@@ -66,6 +70,7 @@ impl Default for SimulatorConfig {
             repeat: false,
             pause: Duration::from_secs(5),
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            history: true,
         }
     }
 }
@@ -84,7 +89,9 @@ impl Simulator {
     pub async fn start(config: SimulatorConfig) -> std::io::Result<Simulator> {
         let listener = tokio::net::TcpListener::bind(config.listen).await?;
         let addr = listener.local_addr()?;
-        let machine = Arc::new(Mutex::new(Machine::new()));
+        let mut new = Machine::new();
+        new.history_off = !config.history;
+        let machine = Arc::new(Mutex::new(new));
         let (layer, io) = SocketIo::builder()
             .ping_interval(Duration::from_secs(10))
             .ping_timeout(Duration::from_secs(60))
@@ -190,8 +197,8 @@ async fn history(State(machine): State<Shared>, Query(q): Query<HistoryQuery>) -
         return axum::http::StatusCode::INTERNAL_SERVER_ERROR.into_response();
     };
     let ids: Option<Vec<&str>> = q.ids.as_deref().map(|ids| ids.split(',').collect());
-    let mut shots: Vec<&Entry> = m
-        .saved
+    let listed = if m.history_off { &[][..] } else { &m.saved[..] };
+    let mut shots: Vec<&Entry> = listed
         .iter()
         .filter(|e| {
             ids.as_ref().is_none_or(|ids| {
@@ -250,5 +257,11 @@ async fn current(State(machine): State<Shared>) -> Json<Option<CurrentShot>> {
 }
 
 async fn last(State(machine): State<Shared>) -> Json<Option<Entry>> {
-    Json(machine.lock().ok().and_then(|m| m.saved.last().cloned()))
+    Json(
+        machine
+            .lock()
+            .ok()
+            .filter(|m| !m.history_off)
+            .and_then(|m| m.saved.last().cloned()),
+    )
 }

@@ -11,6 +11,8 @@ pub struct Machine {
     pub recording: Option<Entry>,
     /// Its backend is restarting: every request fails.
     pub down: bool,
+    /// Its history lists nothing.
+    pub history_off: bool,
     sensors: Option<Sensors>,
     extracting: bool,
     last_time: Option<i64>,

@@ -87,8 +87,13 @@ pub trait Reader: Send {
 
     /// `PRAGMA integrity_check`: `ok`, or what is wrong.
     fn integrity_check(&self) -> Result<String, StorageError>;
-    /// Finished shots whose deliveries are not planned yet, oldest first ([`crate::outbox`]).
-    fn unexpanded(&self, limit: usize) -> Result<Vec<crate::Finished>, StorageError>;
+    /// Finished shots whose deliveries are not planned yet and are due by `due_by` (Unix
+    /// seconds; `None`: all of them), oldest first ([`crate::outbox`]).
+    fn unexpanded(
+        &self,
+        due_by: Option<f64>,
+        limit: usize,
+    ) -> Result<Vec<crate::Finished>, StorageError>;
     /// Pending deliveries to `target` (`None`: to every target) due by `due_by` (Unix
     /// seconds; `None`: all of them), soonest first.
     fn pending_deliveries(

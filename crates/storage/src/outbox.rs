@@ -2,7 +2,10 @@
 //! external analyzers), kept in the store so that it survives a crash and is done once.
 //!
 //! 1. Every `Finish` of a live shot records a [`Finished`] event in the same transaction: a
-//!    crash between the shot's end and its deliveries cannot lose them.
+//!    crash between the shot's end and its deliveries cannot lose them. A shot a crash cut,
+//!    finished as partial by recovery, gets one too, due after [`RECOVERED_GRACE_S`]: when the
+//!    next recorder resumes the shot (a merge into it), that event is void and the resumed end
+//!    is the one delivered, so a crash mid-shot still gives one delivery.
 //! 2. The process that delivers (it holds the [`crate::lease::OUTBOX`] lease) *expands* each
 //!    event into one [`Delivery`] per target it is configured with ([`Write::Expand`]), each
 //!    under its idempotency key, unique per target: expanding twice changes nothing.
@@ -23,6 +26,11 @@ use crate::{StorageError, sql};
 
 /// How long delivered and failed rows are kept, seconds.
 const KEEP_S: f64 = 30.0 * 24.0 * 3600.0;
+
+/// How long the end of a shot a crash cut waits before its deliveries are planned, seconds: the
+/// next recorder of the machine resumes the shot within this if the machine is still in it,
+/// and then only the resumed end is delivered.
+pub const RECOVERED_GRACE_S: f64 = 30.0;
 
 /// A live shot that ended, whose deliveries are not planned yet.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -69,11 +77,38 @@ pub(crate) fn shot_finished(
     now: f64,
 ) -> Result<(), StorageError> {
     tx.execute(
-        "INSERT INTO finished (shot_key, samples, at)
-         SELECT key, sample_count, ?2 FROM shots WHERE recording_key = ?1",
+        "INSERT INTO finished (shot_key, samples, at, due_at)
+         SELECT key, sample_count, ?2, ?2 FROM shots WHERE recording_key = ?1",
         params![recording_key, now],
     )
     .map_err(sql("recording a finished shot for its deliveries"))?;
+    Ok(())
+}
+
+/// Records that shot `shot_key`, which a crash cut, was finished by recovery: planned after
+/// [`RECOVERED_GRACE_S`] unless its recording is resumed first ([`resumed`]).
+pub(crate) fn shot_recovered(
+    tx: &Connection,
+    shot_key: i64,
+    samples: i64,
+    now: f64,
+) -> Result<(), StorageError> {
+    tx.execute(
+        "INSERT INTO finished (shot_key, samples, at, due_at) VALUES (?1, ?2, ?3, ?4)",
+        params![shot_key, samples, now, now + RECOVERED_GRACE_S],
+    )
+    .map_err(sql("recording a recovered shot for its deliveries"))?;
+    Ok(())
+}
+
+/// Shot `shot_key` is being recorded again (a merge): its ends not planned yet are void; its
+/// next end is the one delivered.
+pub(crate) fn resumed(tx: &Connection, shot_key: i64) -> Result<(), StorageError> {
+    tx.execute(
+        "DELETE FROM finished WHERE shot_key = ?1 AND expanded = 0",
+        [shot_key],
+    )
+    .map_err(sql("resuming a shot's deliveries"))?;
     Ok(())
 }
 
@@ -161,15 +196,20 @@ pub(crate) fn failed(
     Ok(())
 }
 
-/// Events not expanded yet, oldest first.
-pub(crate) fn unexpanded(conn: &Connection, limit: usize) -> Result<Vec<Finished>, StorageError> {
+/// Events not expanded yet and due by `due_by` (all, when `None`), oldest first.
+pub(crate) fn unexpanded(
+    conn: &Connection,
+    due_by: Option<f64>,
+    limit: usize,
+) -> Result<Vec<Finished>, StorageError> {
     let what = "reading finished shots";
     let mut stmt = conn
         .prepare_cached(
-            "SELECT id, shot_key, samples FROM finished WHERE expanded = 0 ORDER BY id LIMIT ?1",
+            "SELECT id, shot_key, samples FROM finished WHERE expanded = 0 AND due_at <= ?1
+             ORDER BY id LIMIT ?2",
         )
         .map_err(sql(what))?;
-    stmt.query_map([limit as i64], |r| {
+    stmt.query_map(params![due_by.unwrap_or(f64::MAX), limit as i64], |r| {
         Ok(Finished {
             id: r.get(0)?,
             shot_key: r.get(1)?,

@@ -348,8 +348,12 @@ impl crate::Reader for SqliteReader {
             .map_err(sql("checking integrity"))
     }
 
-    fn unexpanded(&self, limit: usize) -> Result<Vec<crate::Finished>, StorageError> {
-        crate::outbox::unexpanded(&self.conn, limit)
+    fn unexpanded(
+        &self,
+        due_by: Option<f64>,
+        limit: usize,
+    ) -> Result<Vec<crate::Finished>, StorageError> {
+        crate::outbox::unexpanded(&self.conn, due_by, limit)
     }
 
     fn pending_deliveries(

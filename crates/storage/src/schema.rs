@@ -167,6 +167,9 @@ pub(crate) fn migrations() -> Migrations<'static> {
                 shot_key INTEGER NOT NULL REFERENCES shots (key) ON DELETE CASCADE,
                 samples INTEGER NOT NULL,
                 at REAL NOT NULL,
+                -- When to plan it: at once for a shot that ended, later for one a crash cut
+                -- (its recording may still be resumed, and the resumed end then replaces it).
+                due_at REAL NOT NULL,
                 expanded INTEGER NOT NULL DEFAULT 0 CHECK (expanded IN (0, 1))
             ) STRICT;
             CREATE INDEX finished_unexpanded ON finished (id) WHERE expanded = 0;

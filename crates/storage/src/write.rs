@@ -99,7 +99,7 @@ fn finish_recording(
         .prepare(
             "UPDATE shots SET status = 'partial', end_reason = 'crash', updated_at = ?1
              WHERE status = 'recording' AND machine = ?2
-             RETURNING recording_key, id, sample_count",
+             RETURNING recording_key, id, sample_count, key",
         )
         .map_err(sql(what))?;
     let rows = stmt
@@ -108,12 +108,15 @@ fn finish_recording(
                 r.get::<_, Option<i64>>(0)?,
                 r.get::<_, Option<String>>(1)?,
                 r.get::<_, i64>(2)?,
+                r.get::<_, i64>(3)?,
             ))
         })
         .map_err(sql(what))?;
     let mut recovered = Vec::new();
+    let mut cut = Vec::new();
     for row in rows {
-        let (key, id, samples) = row.map_err(sql(what))?;
+        let (key, id, samples, row_key) = row.map_err(sql(what))?;
+        cut.push((row_key, samples));
         if let Some(key) = key {
             recovered.push(crate::Recovered {
                 machine: machine.to_owned(),
@@ -122,6 +125,10 @@ fn finish_recording(
                 samples: samples.max(0) as usize,
             });
         }
+    }
+    drop(stmt);
+    for (row_key, samples) in cut {
+        crate::outbox::shot_recovered(tx, row_key, samples, now)?;
     }
     recovered.sort_by_key(|r| r.key);
     Ok(recovered)
@@ -398,6 +405,7 @@ fn apply(tx: &Connection, write: &Write, me: &Owner) -> Result<Applied, StorageE
                 return Ok(Applied::Done);
             }
             move_samples(tx, from_row, into_row)?;
+            crate::outbox::resumed(tx, into_row)?;
             tx.execute("DELETE FROM shots WHERE key = ?1", [from_row])
                 .map_err(sql("merging shots"))?;
             tx.execute(

@@ -38,6 +38,10 @@ pub const BEHAVIOURS: &[Behaviour] = &[
         outbox::the_outbox_survives_a_reopen,
     ),
     (
+        "outbox::a_shot_cut_by_a_crash_is_delivered_once",
+        outbox::a_shot_cut_by_a_crash_is_delivered_once,
+    ),
+    (
         "store::opening_a_new_store_at_once_from_many_places",
         store::opening_a_new_store_at_once_from_many_places,
     ),

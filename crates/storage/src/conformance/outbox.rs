@@ -26,7 +26,7 @@ pub(crate) fn a_finished_shot_is_planned_once_and_delivered_once(at: &dyn Locati
         store.write_blocking(write).unwrap();
     }
     let reader = store.reader().unwrap();
-    let events = reader.unexpanded(10).unwrap();
+    let events = reader.unexpanded(None, 10).unwrap();
     assert_eq!(events.len(), 1, "{events:?}");
     let event = events[0].clone();
     assert_eq!(event.samples, entry.data.len() as i64);
@@ -38,7 +38,7 @@ pub(crate) fn a_finished_shot_is_planned_once_and_delivered_once(at: &dyn Locati
         });
         assert_eq!(planned.unwrap(), Applied::Done);
     }
-    assert!(reader.unexpanded(10).unwrap().is_empty());
+    assert!(reader.unexpanded(None, 10).unwrap().is_empty());
     let due = reader.pending_deliveries(None, Some(f64::MAX), 10).unwrap();
     assert_eq!(due.len(), 2, "{due:?}");
     assert!(
@@ -129,7 +129,7 @@ pub(crate) fn the_outbox_survives_a_reopen(at: &dyn Location) {
     // The process dies after the shot's end, before planning its deliveries.
     store.close();
     let store = open(at);
-    let events = store.reader().unwrap().unexpanded(10).unwrap();
+    let events = store.reader().unwrap().unexpanded(None, 10).unwrap();
     assert_eq!(events.len(), 1, "the shot's end is still due: {events:?}");
     store
         .write_blocking(Write::Expand {
@@ -148,5 +148,37 @@ pub(crate) fn the_outbox_survives_a_reopen(at: &dyn Location) {
     assert_eq!(due.len(), 2, "{due:?}");
     let key = format!("shot-{}-{}", events[0].shot_key, entry.data.len());
     assert!(due.iter().all(|d| d.delivery == key), "{due:?}");
+    store.close();
+}
+
+pub(crate) fn a_shot_cut_by_a_crash_is_delivered_once(at: &dyn Location) {
+    let entry = history();
+    let store = open(at);
+    let mut writes = live_writes(11, &entry);
+    writes.truncate(writes.len() - 2); // the process dies mid-shot
+    for write in writes {
+        store.write_blocking(write).unwrap();
+    }
+    store.close();
+    // Reopened: the shot is finished as partial, its end due after the grace.
+    let store = open(at);
+    let reader = store.reader().unwrap();
+    assert!(reader.unexpanded(Some(0.0), 10).unwrap().is_empty());
+    assert_eq!(
+        reader.unexpanded(None, 10).unwrap().len(),
+        1,
+        "the recovered end is kept"
+    );
+    // The next recorder resumes it: that end is void, the resumed end is the one delivered.
+    let resumed = live_writes(12, &entry);
+    store.write_blocking(resumed[0].clone()).unwrap();
+    store
+        .write_blocking(Write::Merge { from: 12, into: 11 })
+        .unwrap();
+    assert!(reader.unexpanded(None, 10).unwrap().is_empty());
+    let finish = super::store::finish_shot(11, entry.data.len());
+    store.write_blocking(finish).unwrap();
+    let events = reader.unexpanded(None, 10).unwrap();
+    assert_eq!(events.len(), 1, "{events:?}");
     store.close();
 }

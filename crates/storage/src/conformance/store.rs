@@ -60,6 +60,11 @@ pub(super) fn live_writes(key: u64, entry: &Entry) -> Vec<Write> {
     writes
 }
 
+/// The complete end of live shot `key` with `samples` samples.
+pub(super) fn finish_shot(key: u64, samples: usize) -> Write {
+    finish(key, samples, ShotStatus::Complete)
+}
+
 fn open(at: &dyn Location) -> Store {
     at.open(Options::default())
 }
