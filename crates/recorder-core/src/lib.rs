@@ -163,6 +163,11 @@ pub struct Shot {
     pub samples: usize,
 }
 
+/// How close (seconds) the start of a cut shot the machine had not named yet must be to the
+/// start of the machine's shot in progress for the recording to go on in it: consecutive shots
+/// of one machine start far more apart than this.
+pub const UNNAMED_RESUME_WITHIN_S: f64 = 3.0;
+
 /// What the driver must do; see the [crate docs](crate).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Output {
@@ -246,7 +251,8 @@ pub struct Recorder {
     sensors: Option<Sensors>,
     recording: Option<Recording>,
     /// The last shot a disconnect cut, while it may still be resumed: `(key, id, samples)`.
-    interrupted: Option<(ShotKey, Option<String>, usize)>,
+    /// The shot a disconnect or a crash cut: `(key, the machine's id, samples, start)`.
+    interrupted: Option<(ShotKey, Option<String>, usize, f64)>,
     outputs: VecDeque<Output>,
 }
 
@@ -274,11 +280,19 @@ impl Recorder {
         self
     }
 
-    /// Tells the recorder that shot `key` (the machine's `id`, `samples` recorded) was cut
-    /// before this recorder started (a crash or a restart left it partial): if the machine turns
-    /// out to be still in that shot, the recording goes on into it ([`Output::Merged`]).
-    pub fn resume_candidate(&mut self, key: ShotKey, id: Option<String>, samples: usize) {
-        self.interrupted = Some((key, id, samples));
+    /// Tells the recorder that shot `key` (the machine's `id`, `samples` recorded, begun at
+    /// `started_unix_s`) was cut before this recorder started (a crash or a restart left it
+    /// partial): if the machine turns out to be still in that shot, the recording goes on into
+    /// it ([`Output::Merged`]). A shot cut before the machine named it is recognised by its
+    /// start, within [`UNNAMED_RESUME_WITHIN_S`] of the machine's (and is named then).
+    pub fn resume_candidate(
+        &mut self,
+        key: ShotKey,
+        id: Option<String>,
+        samples: usize,
+        started_unix_s: f64,
+    ) {
+        self.interrupted = Some((key, id, samples, started_unix_s));
     }
 
     /// Journals every sample built so far without ending the shot (before a clean shutdown;
@@ -496,8 +510,8 @@ impl Recorder {
             });
             return;
         }
-        self.interrupted =
-            (reason == EndReason::Disconnected).then(|| (r.key, r.id.clone(), r.samples));
+        self.interrupted = (reason == EndReason::Disconnected)
+            .then(|| (r.key, r.id.clone(), r.samples, r.started_unix_s));
         self.outputs.push_back(Output::Finish(Shot {
             key: r.key,
             id: r.id,
@@ -522,17 +536,28 @@ impl Recorder {
             // Unknown: the shot stays live-only until history sync matches it.
             return;
         };
-        // The shot a disconnect cut, going on: record into it.
-        if let Some((into, Some(id), samples)) = self.interrupted.take()
-            && id == current.id
-        {
+        // The shot a disconnect cut, going on: record into it. One cut before the machine
+        // named it is known by its start.
+        let same = |(_, id, _, started): &mut (ShotKey, Option<String>, usize, f64)| match id {
+            Some(id) => *id == current.id,
+            None => (*started - current.time).abs() <= UNNAMED_RESUME_WITHIN_S,
+        };
+        if let Some((into, id, samples, _)) = self.interrupted.take_if(same) {
             self.journal();
             let Some(r) = &mut self.recording else { return };
             let from = r.key;
             r.key = into;
             r.samples += samples;
-            r.id = Some(id);
+            r.id = Some(current.id.clone());
             self.outputs.push_back(Output::Merged { from, into });
+            if id.is_none() {
+                r.started_unix_s = current.time;
+                self.outputs.push_back(Output::Identified {
+                    key: into,
+                    id: current.id,
+                    started_unix_s: current.time,
+                });
+            }
             return;
         }
         r.id = Some(current.id.clone());

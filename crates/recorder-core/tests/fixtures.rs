@@ -403,3 +403,64 @@ fn a_key_stride_numbers_shots_apart() {
     }
     assert_eq!(keys, [5, 8, 11]);
 }
+
+/// A recorder started after a crash that cut shot 7 before the machine named it: the machine's
+/// shot in progress began within the tolerance of shot 7's start, so it is shot 7, going on
+/// (and named now); a shot that began later is a shot of its own.
+fn resume_unnamed(machine_started: f64) -> Vec<Output> {
+    let t0 = Instant::now();
+    let mut r = Recorder::new(Config::default(), 20);
+    r.resume_candidate(7, None, 12, 1.7e9);
+    let mut out = Vec::new();
+    let mut step = |r: &mut Recorder, ms: u64, input: Input| {
+        r.handle_input(t0 + Duration::from_millis(ms), input);
+        while let Some(o) = r.poll_output() {
+            if let Output::LookupCurrentShot { key } = o {
+                let answer = Input::CurrentShot {
+                    key,
+                    result: Ok(Some(CurrentShot {
+                        id: "shot-a".into(),
+                        time: machine_started,
+                        profile_name: None,
+                        data: Vec::new(),
+                        profile: None,
+                    })),
+                };
+                r.handle_input(t0 + Duration::from_millis(ms), answer);
+            }
+            out.push(o);
+        }
+    };
+    step(&mut r, 0, Input::Connected);
+    for i in 20..=50 {
+        step(&mut r, 130 * i, frame(130 * i as i64, true));
+    }
+    step(&mut r, 7000, frame(7000, false));
+    out
+}
+
+#[test]
+fn a_shot_a_crash_cut_before_it_was_named_goes_on_when_it_began_alike() {
+    let out = resume_unnamed(1.7e9 + 1.0);
+    assert!(
+        out.contains(&Output::Merged { from: 20, into: 7 }),
+        "{out:?}"
+    );
+    assert!(out.iter().any(|o| matches!(o,
+        Output::Identified { key: 7, id, .. } if id == "shot-a")));
+    let finish = out.iter().find_map(|o| match o {
+        Output::Finish(s) => Some(s),
+        _ => None,
+    });
+    let finish = finish.unwrap();
+    assert_eq!((finish.key, finish.samples), (7, 12 + 31));
+    assert_eq!(finish.id.as_deref(), Some("shot-a"));
+
+    let out = resume_unnamed(1.7e9 + 30.0);
+    assert!(
+        !out.iter().any(|o| matches!(o, Output::Merged { .. })),
+        "{out:?}"
+    );
+    assert!(out.iter().any(|o| matches!(o,
+        Output::Identified { key: 20, id, .. } if id == "shot-a")));
+}

@@ -258,7 +258,7 @@ impl Recording {
             .filter(|r| r.machine == machine.name)
             .max_by_key(|r| r.key)
         {
-            recorder.resume_candidate(last.key, last.id.clone(), last.samples);
+            recorder.resume_candidate(last.key, last.id.clone(), last.samples, last.started_unix_s);
         }
         let client = Client::new(config);
         let (socket, events) = client

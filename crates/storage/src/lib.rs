@@ -385,7 +385,7 @@ pub struct Store {
 }
 
 /// A live shot a crash left recording, finished as partial by [`Store::open`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Recovered {
     /// The machine it was recorded from.
     pub machine: String,
@@ -395,6 +395,8 @@ pub struct Recovered {
     pub id: Option<String>,
     /// The samples it has.
     pub samples: usize,
+    /// When it began, Unix seconds (the machine's time once known, else its first frame's).
+    pub started_unix_s: f64,
 }
 
 impl Store {

@@ -99,7 +99,7 @@ fn finish_recording(
         .prepare(
             "UPDATE shots SET status = 'partial', end_reason = 'crash', updated_at = ?1
              WHERE status = 'recording' AND machine = ?2
-             RETURNING recording_key, id, sample_count, key",
+             RETURNING recording_key, id, sample_count, key, time",
         )
         .map_err(sql(what))?;
     let rows = stmt
@@ -109,13 +109,14 @@ fn finish_recording(
                 r.get::<_, Option<String>>(1)?,
                 r.get::<_, i64>(2)?,
                 r.get::<_, i64>(3)?,
+                r.get::<_, f64>(4)?,
             ))
         })
         .map_err(sql(what))?;
     let mut recovered = Vec::new();
     let mut cut = Vec::new();
     for row in rows {
-        let (key, id, samples, row_key) = row.map_err(sql(what))?;
+        let (key, id, samples, row_key, started_unix_s) = row.map_err(sql(what))?;
         cut.push((row_key, samples));
         if let Some(key) = key {
             recovered.push(crate::Recovered {
@@ -123,6 +124,7 @@ fn finish_recording(
                 key: key as ShotKey,
                 id,
                 samples: samples.max(0) as usize,
+                started_unix_s,
             });
         }
     }

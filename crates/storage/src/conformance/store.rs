@@ -183,7 +183,8 @@ pub(crate) fn a_crash_leaves_recording_shots_that_reopen_as_partial(at: &dyn Loc
             machine: "default".into(),
             key: 3,
             id: None,
-            samples: 40
+            samples: 40,
+            started_unix_s: 1_767_254_415.0,
         }]
     );
     let reader = store.reader().unwrap();
