@@ -34,9 +34,14 @@ struct Soak {
 
 fn soak() -> Soak {
     if std::env::var_os("CREMA_SOAK").is_some() {
+        // CREMA_SOAK_FLAP_S flaps longer, to see the memory level off.
+        let flap_s = std::env::var("CREMA_SOAK_FLAP_S")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(60);
         Soak {
             kills: 50,
-            flap_for: Duration::from_secs(60),
+            flap_for: Duration::from_secs(flap_s),
         }
     } else {
         Soak {
@@ -242,6 +247,31 @@ async fn watch_machine(url: &str) -> Emitted {
     emitted
 }
 
+/// A simulated machine brewing shot after shot at `speed`, its history on or off.
+async fn machine(speed: f64, history: bool) -> Simulator {
+    Simulator::start(SimulatorConfig {
+        scenario: Scenario::Normal,
+        speed,
+        repeat: true,
+        history,
+        ..SimulatorConfig::default()
+    })
+    .await
+    .unwrap()
+}
+
+/// The gateway's arguments: machine `kitchen` at `url`, the database `db`, and `more`.
+fn arguments(url: &str, db: &Path, more: &[String]) -> Vec<String> {
+    let mut args = vec![
+        "--machine".into(),
+        format!("kitchen={url}"),
+        "--db".into(),
+        db.display().to_string(),
+    ];
+    args.extend_from_slice(more);
+    args
+}
+
 /// A webhook receiver that answers after `delay`; how many times it accepted each delivery.
 async fn receiver(delay: Duration) -> (String, Arc<Mutex<BTreeMap<String, u32>>>) {
     let accepted: Arc<Mutex<BTreeMap<String, u32>>> = Arc::default();
@@ -295,27 +325,15 @@ async fn kill_9_at_random_moments_loses_nothing() {
     let (mut rng, seed) = Rng::new();
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("crema.db");
-    let sim = Simulator::start(SimulatorConfig {
-        scenario: Scenario::Normal,
-        speed: 10.0,
-        repeat: true,
-        history: false,
-        ..SimulatorConfig::default()
-    })
-    .await
-    .unwrap();
+    let sim = machine(10.0, false).await;
     let emitted = watch_machine(&sim.url()).await;
     // A receiver that takes a moment to answer: some deaths come mid-delivery.
     let (hook, accepted) = receiver(Duration::from_millis(150)).await;
-    let args: Vec<String> = [
-        "--machine".into(),
-        format!("kitchen={}", sim.url()),
-        "--db".into(),
-        db.display().to_string(),
-        "--webhook".into(),
-        format!("log={hook}"),
-    ]
-    .into();
+    let args = arguments(
+        &sim.url(),
+        &db,
+        &["--webhook".into(), format!("log={hook}")],
+    );
     let mut gw = Gateway::start(&args, &dir.path().join("gateway.log")).await;
     gw.connected().await;
     let mut deaths: Vec<(Instant, Instant)> = Vec::new();
@@ -531,21 +549,8 @@ async fn a_full_disk_mid_shot_keeps_the_live_stream() {
             return;
         }
     };
-    let sim = Simulator::start(SimulatorConfig {
-        scenario: Scenario::Normal,
-        speed: 4.0,
-        repeat: true,
-        ..SimulatorConfig::default()
-    })
-    .await
-    .unwrap();
-    let args: Vec<String> = [
-        "--machine".into(),
-        format!("kitchen={}", sim.url()),
-        "--db".into(),
-        disk.join("crema.db").display().to_string(),
-    ]
-    .into();
+    let sim = machine(4.0, true).await;
+    let args = arguments(&sim.url(), &disk.join("crema.db"), &[]);
     let mut gw = Gateway::start(&args, &dir.path().join("gateway.log")).await;
     gw.connected().await;
     // A browser's view: every frame's arrival, and whether the machine is extracting.
@@ -684,22 +689,9 @@ async fn a_flapping_machine_link() {
     let soak = soak();
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("crema.db");
-    let sim = Simulator::start(SimulatorConfig {
-        scenario: Scenario::Normal,
-        speed: 4.0,
-        repeat: true,
-        ..SimulatorConfig::default()
-    })
-    .await
-    .unwrap();
+    let sim = machine(4.0, true).await;
     let link = Flaky::start(sim.addr()).await;
-    let args: Vec<String> = [
-        "--machine".into(),
-        format!("kitchen=http://{}", link.addr),
-        "--db".into(),
-        db.display().to_string(),
-    ]
-    .into();
+    let args = arguments(&format!("http://{}", link.addr), &db, &[]);
     let mut gw = Gateway::start(&args, &dir.path().join("gateway.log")).await;
     gw.connected().await;
     let first_rss = gw.watch_memory();
@@ -765,13 +757,7 @@ async fn a_flapping_machine_link() {
 async fn slow_connections_are_closed_and_health_answers() {
     let dir = tempfile::tempdir().unwrap();
     let sim = Simulator::start(SimulatorConfig::default()).await.unwrap();
-    let args: Vec<String> = [
-        "--machine".into(),
-        format!("kitchen={}", sim.url()),
-        "--db".into(),
-        dir.path().join("crema.db").display().to_string(),
-    ]
-    .into();
+    let args = arguments(&sim.url(), &dir.path().join("crema.db"), &[]);
     let mut gw = Gateway::start(&args, &dir.path().join("gateway.log")).await;
     let opened = Instant::now();
     let mut slow = Vec::with_capacity(2000);
