@@ -72,11 +72,12 @@ pub struct Introspector {
 pub enum Credential {
     /// It did not have to: no auth is configured.
     Nothing,
-    /// `Authorization: Bearer`: sent by code that holds the token, never by a browser on its
-    /// own.
+    /// `Authorization: Bearer` (and no cookie): sent by code that holds the token, never by a
+    /// browser on its own.
     Bearer,
-    /// A cookie: a browser sends it with whatever a page asks, so what it authenticates must
-    /// come from an allowed origin when it changes something.
+    /// A cookie, or credentials a browser caches (Basic, Digest, Negotiate): a browser sends
+    /// them with whatever a page asks, so what they authenticate must come from an allowed
+    /// origin when it changes something.
     Cookie,
 }
 
@@ -216,9 +217,18 @@ struct Introspected {
 
 impl Introspector {
     async fn identity(&self, headers: &HeaderMap) -> Result<Identity, Refused> {
-        let credential = if headers.contains_key(header::AUTHORIZATION) {
+        // Only a bearer token is sent by code alone. A browser attaches cookies, and Basic,
+        // Digest or Negotiate credentials it cached, to whatever another site makes it send:
+        // those are ambient, like a cookie.
+        let explicit = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("Bearer "));
+        let credential = if explicit && !headers.contains_key(header::COOKIE) {
             Credential::Bearer
-        } else if headers.contains_key(header::COOKIE) {
+        } else if headers.contains_key(header::COOKIE)
+            || headers.contains_key(header::AUTHORIZATION)
+        {
             Credential::Cookie
         } else {
             return Err(Refused::unauthorized(
@@ -270,6 +280,12 @@ impl Introspector {
             .await
             .map_err(|e| unavailable(e.to_string()))?;
         let (status, body) = (answer.status, answer.body);
+        if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
+            return Err(unavailable(format!(
+                "{url} answered HTTP {}",
+                status.as_u16()
+            )));
+        }
         if status != StatusCode::OK {
             return Err(Refused::unauthorized("not signed in, or not allowed here"));
         }

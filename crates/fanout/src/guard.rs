@@ -8,7 +8,8 @@
 //!   authenticated by a bearer token must come from an allowed page ([`check_origin`]):
 //!   `403 origin_not_allowed` otherwise.
 //! - The metrics path needs the `metrics` action, or a peer on this host (`127.0.0.0/8`, `::1`:
-//!   the local scraper needs no token).
+//!   the local scraper needs no token) whose request a reverse proxy did not pass on
+//!   (`Forwarded`, `X-Forwarded-For` or `X-Real-IP` present: it comes from elsewhere).
 
 use std::sync::Arc;
 
@@ -51,7 +52,13 @@ pub async fn guard(
         return next.run(request).await;
     }
     let metrics = policy.metrics.as_deref() == Some(path);
-    let local = crate::serve::peer(&request).is_some_and(|peer| peer.ip().is_loopback());
+    // A peer on this host, and not a reverse proxy on this host passing a request on (it says
+    // whom for): the local scraper.
+    let proxied = ["forwarded", "x-forwarded-for", "x-real-ip"]
+        .iter()
+        .any(|h| request.headers().contains_key(*h));
+    let local =
+        !proxied && crate::serve::peer(&request).is_some_and(|peer| peer.ip().is_loopback());
     if metrics && local {
         request.extensions_mut().insert(Identity::everyone());
         return next.run(request).await;

@@ -83,6 +83,12 @@ async fn metrics_needs_the_action_off_this_host() {
         call("GET", "/metrics", "[::1]:40000", &[]).await,
         StatusCode::OK
     );
+    // A reverse proxy on this host passes on a request from elsewhere.
+    let proxied = [("x-forwarded-for", "198.51.100.4")];
+    assert_eq!(
+        call("GET", "/metrics", "127.0.0.1:40000", &proxied).await,
+        StatusCode::UNAUTHORIZED
+    );
 }
 
 #[tokio::test]

@@ -163,9 +163,9 @@ pub struct Shot {
     pub samples: usize,
 }
 
-/// How close (seconds) the start of a cut shot the machine had not named yet must be to the
-/// start of the machine's shot in progress for the recording to go on in it: consecutive shots
-/// of one machine start far more apart than this.
+/// How close (seconds, on this host's clock) the start of a cut shot the machine had not named
+/// yet must be to the start of the machine's shot in progress for the recording to go on in
+/// it: consecutive shots of one machine start far more apart than this.
 pub const UNNAMED_RESUME_WITHIN_S: f64 = 3.0;
 
 /// What the driver must do; see the [crate docs](crate).
@@ -226,6 +226,9 @@ struct Recording {
     key: ShotKey,
     id: Option<String>,
     started_unix_s: f64,
+    /// The shot's `time` (ms since the extraction began) in the first frame seen: where the
+    /// recording joined the shot.
+    first_time: i64,
     samples: usize,
     last_time: i64,
     /// When `time` last advanced.
@@ -284,7 +287,8 @@ impl Recorder {
     /// `started_unix_s`) was cut before this recorder started (a crash or a restart left it
     /// partial): if the machine turns out to be still in that shot, the recording goes on into
     /// it ([`Output::Merged`]). A shot cut before the machine named it is recognised by its
-    /// start, within [`UNNAMED_RESUME_WITHIN_S`] of the machine's (and is named then).
+    /// start (`started_unix_s`, this host's clock), within [`UNNAMED_RESUME_WITHIN_S`] of the
+    /// start of the shot in progress as this host sees it (and is named then).
     pub fn resume_candidate(
         &mut self,
         key: ShotKey,
@@ -429,6 +433,7 @@ impl Recorder {
             key,
             id: None,
             started_unix_s: unix_s,
+            first_time: status.time,
             samples: 0,
             last_time: status.time,
             advanced_at: now,
@@ -510,8 +515,10 @@ impl Recorder {
             });
             return;
         }
-        self.interrupted = (reason == EndReason::Disconnected)
-            .then(|| (r.key, r.id.clone(), r.samples, r.started_unix_s));
+        // Its start on this host's clock, for a resume while it has no name.
+        let began = r.started_unix_s - r.first_time as f64 / 1000.0;
+        self.interrupted =
+            (reason == EndReason::Disconnected).then(|| (r.key, r.id.clone(), r.samples, began));
         self.outputs.push_back(Output::Finish(Shot {
             key: r.key,
             id: r.id,
@@ -537,12 +544,16 @@ impl Recorder {
             return;
         };
         // The shot a disconnect cut, going on: record into it. One cut before the machine
-        // named it is known by its start.
-        let same = |(_, id, _, started): &mut (ShotKey, Option<String>, usize, f64)| match id {
-            Some(id) => *id == current.id,
-            None => (*started - current.time).abs() <= UNNAMED_RESUME_WITHIN_S,
-        };
-        if let Some((into, id, samples, _)) = self.interrupted.take_if(same) {
+        // named it is known by its start, on this host's clock: when its first frame came, and
+        // when the shot in progress began (the first frame's arrival less the shot's `time`).
+        let began = r.started_unix_s - r.first_time as f64 / 1000.0;
+        let candidate = self.interrupted.take();
+        if let Some((into, id, samples, started)) = candidate
+            && match &id {
+                Some(id) => *id == current.id,
+                None => (started - began).abs() <= UNNAMED_RESUME_WITHIN_S,
+            }
+        {
             self.journal();
             let Some(r) = &mut self.recording else { return };
             let from = r.key;

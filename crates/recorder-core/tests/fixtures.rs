@@ -404,13 +404,14 @@ fn a_key_stride_numbers_shots_apart() {
     assert_eq!(keys, [5, 8, 11]);
 }
 
-/// A recorder started after a crash that cut shot 7 before the machine named it: the machine's
-/// shot in progress began within the tolerance of shot 7's start, so it is shot 7, going on
-/// (and named now); a shot that began later is a shot of its own.
-fn resume_unnamed(machine_started: f64) -> Vec<Output> {
+/// A recorder started after a crash that cut shot 7 (begun at `cut_started`, this host's clock)
+/// before the machine named it. The shot in progress is joined at `time` 2,600 ms, its first
+/// frame arriving at 1.7e9 + 2.6 s: it began at 1.7e9. Within the tolerance it is shot 7, going
+/// on (and named now); a shot that began far from it is a shot of its own.
+fn resume_unnamed(cut_started: f64) -> Vec<Output> {
     let t0 = Instant::now();
     let mut r = Recorder::new(Config::default(), 20);
-    r.resume_candidate(7, None, 12, 1.7e9);
+    r.resume_candidate(7, None, 12, cut_started);
     let mut out = Vec::new();
     let mut step = |r: &mut Recorder, ms: u64, input: Input| {
         r.handle_input(t0 + Duration::from_millis(ms), input);
@@ -420,7 +421,8 @@ fn resume_unnamed(machine_started: f64) -> Vec<Output> {
                     key,
                     result: Ok(Some(CurrentShot {
                         id: "shot-a".into(),
-                        time: machine_started,
+                        // The machine's clock, which this check does not use.
+                        time: 1.0e9,
                         profile_name: None,
                         data: Vec::new(),
                         profile: None,
@@ -433,7 +435,15 @@ fn resume_unnamed(machine_started: f64) -> Vec<Output> {
     };
     step(&mut r, 0, Input::Connected);
     for i in 20..=50 {
-        step(&mut r, 130 * i, frame(130 * i as i64, true));
+        let time = 130 * i as i64;
+        let json = format!(
+            r#"{{"name":"Infusion","sensors":{{"p":9.0,"f":2.0,"w":1.0,"t":90.0,"g":1.0}},"time":{time},"profile_time":{time},"profile":"P","state":"brewing","extracting":true}}"#
+        );
+        let frame = Input::Event {
+            event: MachineEvent::parse("status", &json).unwrap(),
+            unix_s: 1.7e9 + time as f64 / 1000.0,
+        };
+        step(&mut r, 130 * i, frame);
     }
     step(&mut r, 7000, frame(7000, false));
     out
@@ -441,7 +451,7 @@ fn resume_unnamed(machine_started: f64) -> Vec<Output> {
 
 #[test]
 fn a_shot_a_crash_cut_before_it_was_named_goes_on_when_it_began_alike() {
-    let out = resume_unnamed(1.7e9 + 1.0);
+    let out = resume_unnamed(1.7e9 + 0.4);
     assert!(
         out.contains(&Output::Merged { from: 20, into: 7 }),
         "{out:?}"
@@ -456,7 +466,7 @@ fn a_shot_a_crash_cut_before_it_was_named_goes_on_when_it_began_alike() {
     assert_eq!((finish.key, finish.samples), (7, 12 + 31));
     assert_eq!(finish.id.as_deref(), Some("shot-a"));
 
-    let out = resume_unnamed(1.7e9 + 30.0);
+    let out = resume_unnamed(1.7e9 - 30.0);
     assert!(
         !out.iter().any(|o| matches!(o, Output::Merged { .. })),
         "{out:?}"

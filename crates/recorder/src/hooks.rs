@@ -5,7 +5,7 @@
 //! The recording loop never waits for any of it: it only offers a notice on a channel
 //! ([`crate::record::Stored`]), and [`FinishedShots::follow`] only spawns the facts and wakes
 //! the deliverer. Webhook deliveries and analyzer requests go through the store's durable
-//! outbox ([`storage::outbox`], driven by [`crate::outbox`]): the shot's end is recorded with
+//! outbox ([`storage::outbox`], driven by this crate's `outbox` module): the shot's end is recorded with
 //! it, each target gets one delivery under a stable `Idempotency-Key`, retried with a doubling
 //! back-off across restarts, and recorded once accepted. Each target is served by a worker of
 //! its own, so a slow analyzer delays no webhook.

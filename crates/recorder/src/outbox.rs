@@ -26,6 +26,9 @@ use crate::unix_now;
 /// that other processes (recording other machines into the store) finished.
 const POLL: Duration = Duration::from_secs(2);
 
+/// A finished shot older than this when its deliveries are planned is not announced, seconds.
+const STALE_S: f64 = 24.0 * 3600.0;
+
 /// How an analyzer's request is retried: three tries, 2 s then 4 s apart.
 const ANALYZER_RETRY: Retry = Retry {
     attempts: 3,
@@ -134,14 +137,23 @@ async fn plan(store: &Arc<Store>, held: &Held, targets: &[Target]) -> Result<usi
         if events.is_empty() {
             return Ok(planned);
         }
+        let mut stale = 0;
         for event in events {
-            let deliveries = targets
-                .iter()
-                .map(|t| NewDelivery {
-                    target: t.key(),
-                    delivery: delivery_id(event.shot_key, event.samples),
-                })
-                .collect();
+            // A shot that ended long ago, while no process delivered (none had a webhook or an
+            // analyzer configured), is not announced now: a webhook added today does not get
+            // the whole history. Planned with no deliveries.
+            let deliveries = if unix_now() - event.at > STALE_S {
+                stale += 1;
+                Vec::new()
+            } else {
+                targets
+                    .iter()
+                    .map(|t| NewDelivery {
+                        target: t.key(),
+                        delivery: delivery_id(event.shot_key, event.samples),
+                    })
+                    .collect()
+            };
             let expand = Write::Expand {
                 finished: event.id,
                 deliveries,
@@ -151,6 +163,11 @@ async fn plan(store: &Arc<Store>, held: &Held, targets: &[Target]) -> Result<usi
                 .await
                 .map_err(|e| e.to_string())?;
             planned += 1;
+        }
+        if stale > 0 {
+            tracing::info!(
+                "{stale} shot(s) ended over a day ago, while nothing delivered this store's webhooks and analyzers: not sending them now"
+            );
         }
     }
 }
@@ -206,10 +223,30 @@ async fn worker(
                 return;
             }
             let outcome = attempt(&store, &target, &delivery).await;
-            if let Err(e) = store.write(held.fence(outcome)).await {
-                // Not recorded: the delivery stays due and is made again (same key).
-                tracing::warn!("{key}: cannot record delivery {}: {e}", delivery.delivery);
-                tokio::time::sleep(POLL).await;
+            // The outcome is kept until it is stored: while the database refuses writes (a full
+            // disk), the request is not made again, only its record is retried.
+            let mut told = false;
+            loop {
+                match store.write(held.fence(outcome.clone())).await {
+                    Ok(_) => break,
+                    Err(
+                        storage::StorageError::LeaseLost { .. } | storage::StorageError::Closed,
+                    ) => {
+                        return;
+                    }
+                    Err(e) => {
+                        if !std::mem::replace(&mut told, true) {
+                            tracing::warn!(
+                                "{key}: cannot record delivery {} (retrying the record, not the request): {e}",
+                                delivery.delivery
+                            );
+                        }
+                        tokio::select! {
+                            () = stop.cancelled() => return,
+                            () = tokio::time::sleep(POLL) => {}
+                        }
+                    }
+                }
             }
         }
     }

@@ -32,8 +32,12 @@ const KEEP_S: f64 = 30.0 * 24.0 * 3600.0;
 /// and then only the resumed end is delivered.
 pub const RECOVERED_GRACE_S: f64 = 30.0;
 
+/// A shot a crash cut with fewer samples than this is not told about (a flush: the recorder's
+/// default minimum of a kept shot, `recorder_core::Config::min_samples`).
+pub const RECOVERED_MIN_SAMPLES: i64 = 20;
+
 /// A live shot that ended, whose deliveries are not planned yet.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Finished {
     /// The event's id.
     pub id: i64,
@@ -42,6 +46,8 @@ pub struct Finished {
     /// Its samples when it ended (a shot cut by a disconnect and resumed ends twice, with
     /// different counts: two events, two deliveries).
     pub samples: i64,
+    /// When it ended, Unix seconds.
+    pub at: f64,
 }
 
 /// One delivery to make.
@@ -205,7 +211,7 @@ pub(crate) fn unexpanded(
     let what = "reading finished shots";
     let mut stmt = conn
         .prepare_cached(
-            "SELECT id, shot_key, samples FROM finished WHERE expanded = 0 AND due_at <= ?1
+            "SELECT id, shot_key, samples, at FROM finished WHERE expanded = 0 AND due_at <= ?1
              ORDER BY id LIMIT ?2",
         )
         .map_err(sql(what))?;
@@ -214,6 +220,7 @@ pub(crate) fn unexpanded(
             id: r.get(0)?,
             shot_key: r.get(1)?,
             samples: r.get(2)?,
+            at: r.get(3)?,
         })
     })
     .and_then(Iterator::collect)

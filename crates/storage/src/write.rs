@@ -129,8 +129,11 @@ fn finish_recording(
         }
     }
     drop(stmt);
+    // Only a shot the recorder would have kept is told about (fewer samples: a flush).
     for (row_key, samples) in cut {
-        crate::outbox::shot_recovered(tx, row_key, samples, now)?;
+        if samples >= crate::outbox::RECOVERED_MIN_SAMPLES {
+            crate::outbox::shot_recovered(tx, row_key, samples, now)?;
+        }
     }
     recovered.sort_by_key(|r| r.key);
     Ok(recovered)
@@ -372,6 +375,7 @@ fn apply(tx: &Connection, write: &Write, me: &Owner) -> Result<Applied, StorageE
                         // An earlier live copy of the same shot (cut by a crash or a
                         // disconnect): this recording goes on in it.
                         move_samples(tx, row, other)?;
+                        crate::outbox::resumed(tx, other)?;
                         tx.execute("DELETE FROM shots WHERE key = ?1", [row])
                             .map_err(sql("identifying a shot"))?;
                         tx.execute(
