@@ -193,3 +193,91 @@ async fn origin_allow_list() {
         "non-browser clients send no Origin"
     );
 }
+
+/// Introspection: only `Authorization: Bearer` without a cookie is an explicit credential (a
+/// browser attaches cookies and cached Basic credentials by itself); an answer is kept for the
+/// same credentials; the introspection server failing is 503, not "not signed in".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn introspected_credentials_cache_and_failures() {
+    use fanout::auth::Credential;
+    let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = calls.clone();
+    let who = listen(axum::Router::new().route(
+        "/whoami",
+        axum::routing::get(move |headers: HeaderMap| {
+            let counted = counted.clone();
+            async move {
+                counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let sent = |name: &str| headers.get(name).is_some();
+                if headers.get("authorization").and_then(|v| v.to_str().ok()) == Some("Bearer boom")
+                {
+                    return (axum::http::StatusCode::BAD_GATEWAY, axum::Json(json!({})));
+                }
+                if sent("cookie") || sent("authorization") {
+                    let answer = json!({"id": "ada", "topics": ["machine:*"], "actions": ["runs"]});
+                    (axum::http::StatusCode::OK, axum::Json(answer))
+                } else {
+                    (axum::http::StatusCode::UNAUTHORIZED, axum::Json(json!({})))
+                }
+            }
+        }),
+    ))
+    .await;
+    let auth = Auth::introspect(format!("http://{who}/whoami"), Duration::from_secs(2)).unwrap();
+    let headers = |pairs: &[(&'static str, &'static str)]| {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, v.parse().unwrap());
+        }
+        h
+    };
+    let credential = |pairs: &'static [(&'static str, &'static str)]| {
+        let auth = auth.clone();
+        let h = headers(pairs);
+        async move { auth.authenticate(&h).await.unwrap().credential }
+    };
+    assert_eq!(
+        credential(&[("authorization", "Bearer t1")]).await,
+        Credential::Bearer
+    );
+    assert_eq!(
+        credential(&[("cookie", "session=s")]).await,
+        Credential::Cookie
+    );
+    assert_eq!(
+        credential(&[("authorization", "Basic YTpi")]).await,
+        Credential::Cookie,
+        "cached Basic credentials are a browser's, like a cookie"
+    );
+    assert_eq!(
+        credential(&[("authorization", "Bearer t2"), ("cookie", "session=s")]).await,
+        Credential::Cookie
+    );
+    let id = auth
+        .authenticate(&headers(&[("cookie", "session=s")]))
+        .await
+        .unwrap();
+    assert!(id.may("runs") && !id.may("metrics"), "{id:?}");
+    let before = calls.load(std::sync::atomic::Ordering::SeqCst);
+    for _ in 0..5 {
+        auth.authenticate(&headers(&[("cookie", "session=s")]))
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        calls.load(std::sync::atomic::Ordering::SeqCst),
+        before,
+        "kept for the same credentials"
+    );
+    let refused = auth.authenticate(&headers(&[])).await.unwrap_err();
+    assert_eq!(refused.status, axum::http::StatusCode::UNAUTHORIZED);
+    let failed = auth
+        .authenticate(&headers(&[("authorization", "Bearer boom")]))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        failed.status,
+        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+        "{failed}"
+    );
+}
