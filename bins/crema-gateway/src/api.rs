@@ -6,7 +6,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Extension, Json, Router};
 use fanout::Hub;
-use fanout::admission::Kind;
 use fanout::auth::Identity;
 use recorder::document;
 use recorder::metrics::{self, Text};
@@ -14,7 +13,10 @@ use serde_json::{Value, json};
 use storage::Reader;
 
 use crate::runs_api;
-use crate::state::{ApiError, AppState, MachineInfo, blocking, error, storage_error};
+use crate::state::{
+    ApiError, AppState, MachineInfo, blocking, error, forbidden, refusal, storage_error,
+    stream_ticket, topic,
+};
 
 /// The web page: one file, no build step.
 const PAGE: &str = include_str!("page.html");
@@ -79,25 +81,6 @@ pub(crate) fn router(state: AppState) -> Router {
             fanout::guard::guard,
         ))
         .with_state(state)
-}
-
-/// `403`: what the caller may not do.
-pub(crate) fn forbidden(what: &str) -> Response {
-    refusal(what).into_response()
-}
-
-/// `403` as an error value.
-pub(crate) fn refusal(what: &str) -> ApiError {
-    ApiError {
-        status: StatusCode::FORBIDDEN,
-        code: "forbidden",
-        message: format!("your credentials do not allow you to {what}"),
-    }
-}
-
-/// The topic of a machine's events.
-pub(crate) fn topic(machine: &str) -> String {
-    format!("machine:{machine}")
 }
 
 fn reader(state: &AppState) -> Result<Box<dyn Reader>, ApiError> {
@@ -171,22 +154,6 @@ async fn machine_events(
     };
     let id = fanout::sse::last_event_id(&headers, q.last_event_id.as_deref()).map(str::to_owned);
     fanout::sse::stream(state.hub.clone(), &topic, id.as_deref(), Some(ticket))
-}
-
-/// A slot for an SSE stream, in the caps it shares with the WebSocket connections.
-pub(crate) fn stream_ticket(
-    state: &AppState,
-    identity: &Identity,
-) -> Result<fanout::admission::Ticket, ApiError> {
-    state
-        .ws
-        .admission()
-        .admit(Kind::Sse, identity.id.as_deref())
-        .map_err(|full| ApiError {
-            status: full.status,
-            code: full.code,
-            message: full.message,
-        })
 }
 
 #[derive(serde::Deserialize)]

@@ -14,8 +14,9 @@ use recorder::runs::{RunError, RunRequest, Started};
 use serde_json::json;
 use storage::{Run, RunKind};
 
-use crate::api::{forbidden, refusal, stream_ticket, topic};
-use crate::state::{AppState, blocking, error, storage_error};
+use crate::state::{
+    AppState, blocking, error, forbidden, refusal, storage_error, stream_ticket, topic,
+};
 
 /// Whether `identity` may see a run over `machine` (`None`: every machine, as a QA or analysis
 /// run and a sync of all machines are): it must read every machine the run covers.

@@ -6,9 +6,10 @@ use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use fanout::Hub;
-use fanout::auth::Auth;
+use fanout::admission::Kind;
+use fanout::auth::{Auth, Identity};
 use fanout::ws::WsState;
-use recorder::hooks::FinishedShots;
+use recorder::outbox::FinishedShots;
 use recorder::record::MachineStats;
 use recorder::runs::Runs;
 use serde_json::json;
@@ -89,4 +90,39 @@ pub(crate) async fn blocking(f: impl FnOnce() -> Response + Send + 'static) -> R
             "the request failed; the gateway's log says why",
         )
     })
+}
+
+/// `403`: what the caller may not do.
+pub(crate) fn forbidden(what: &str) -> Response {
+    refusal(what).into_response()
+}
+
+/// `403` as an error value.
+pub(crate) fn refusal(what: &str) -> ApiError {
+    ApiError {
+        status: StatusCode::FORBIDDEN,
+        code: "forbidden",
+        message: format!("your credentials do not allow you to {what}"),
+    }
+}
+
+/// The topic of a machine's events.
+pub(crate) fn topic(machine: &str) -> String {
+    format!("machine:{machine}")
+}
+
+/// A slot for an SSE stream, in the caps it shares with the WebSocket connections.
+pub(crate) fn stream_ticket(
+    state: &AppState,
+    identity: &Identity,
+) -> Result<fanout::admission::Ticket, ApiError> {
+    state
+        .ws
+        .admission()
+        .admit(Kind::Sse, identity.id.as_deref())
+        .map_err(|full| ApiError {
+            status: full.status,
+            code: full.code,
+            message: full.message,
+        })
 }

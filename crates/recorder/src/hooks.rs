@@ -1,14 +1,8 @@
-//! What happens after a live shot is stored, in the background: its `shot-facts/1` analysis, its
-//! webhooks (JSON, or an ntfy-style notification for a phone), and the configured external
-//! analyzers (an HTTP endpoint that gets the shot and answers JSON, stored under its own name).
-//!
-//! The recording loop never waits for any of it: it only offers a notice on a channel
-//! ([`crate::record::Stored`]), and [`FinishedShots::follow`] only spawns the facts and wakes
-//! the deliverer. Webhook deliveries and analyzer requests go through the store's durable
-//! outbox ([`storage::outbox`], driven by this crate's `outbox` module): the shot's end is recorded with
-//! it, each target gets one delivery under a stable `Idempotency-Key`, retried with a doubling
-//! back-off across restarts, and recorded once accepted. Each target is served by a worker of
-//! its own, so a slow analyzer delays no webhook.
+//! What is called after every finished live shot: its webhooks (JSON, or an ntfy-style
+//! notification for a phone) and the configured external analyzers (an HTTP endpoint that gets
+//! the shot and answers JSON, stored under its own name), as configured and checked
+//! ([`Hooks::new`]), and one try of each ([`Webhook::attempt`], [`Analyzer::analyze`]). When
+//! and how often they are called, durably and once, is [`crate::outbox`]'s.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,10 +10,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
-use meticulous::analysis::{self, Facts};
+use meticulous::analysis::Facts;
 use serde_json::{Value, json};
-use storage::{Analysis, ShotSummary, Store, Write};
-use tokio::sync::{Notify, Semaphore, mpsc};
+use storage::ShotSummary;
 
 use crate::document;
 use crate::http::Poster;
@@ -676,111 +669,6 @@ impl Hooks {
                 .map(AnalyzerConfig::build)
                 .collect::<Result<_, _>>()?,
         })
-    }
-}
-
-/// The work after every stored live shot, shared by the recording loops of one process. See
-/// the [module docs](self).
-#[derive(Debug)]
-pub struct FinishedShots {
-    store: Arc<Store>,
-    analyzers: Vec<Arc<Analyzer>>,
-    webhooks: Vec<Arc<Webhook>>,
-    /// Wakes the outbox's deliverer when a shot ended here.
-    wake: Arc<Notify>,
-    /// Shots being read and reduced to their facts at once.
-    slots: Semaphore,
-}
-
-impl FinishedShots {
-    /// Starts the outbox's deliverer when any webhook or analyzer is configured (on the
-    /// current runtime).
-    pub fn start(store: Arc<Store>, hooks: Hooks) -> Arc<Self> {
-        let Hooks {
-            webhooks,
-            analyzers,
-        } = hooks;
-        let wake = Arc::new(Notify::new());
-        if !webhooks.is_empty() || !analyzers.is_empty() {
-            crate::outbox::start(
-                store.clone(),
-                webhooks.clone(),
-                analyzers.clone(),
-                wake.clone(),
-            );
-        }
-        Arc::new(Self {
-            store,
-            analyzers,
-            webhooks,
-            wake,
-            slots: Semaphore::new(2),
-        })
-    }
-
-    /// The external analyzers.
-    pub fn analyzers(&self) -> &[Arc<Analyzer>] {
-        &self.analyzers
-    }
-
-    /// The webhooks.
-    pub fn hooks(&self) -> impl Iterator<Item = &Arc<Webhook>> {
-        self.webhooks.iter()
-    }
-
-    /// The store the deliveries are kept in.
-    pub fn store(&self) -> &Arc<Store> {
-        &self.store
-    }
-
-    /// Follows one recording loop's notices until the loop stops: for every finished shot,
-    /// its facts, and the deliverer woken. The loop here only spawns that work, so it keeps
-    /// up with the notices however slow a webhook or an analyzer is.
-    pub async fn follow(self: Arc<Self>, mut stored: mpsc::Receiver<crate::record::Stored>) {
-        while let Some(notice) = stored.recv().await {
-            let recorder_core::Output::Finish(shot) = notice.output else {
-                continue;
-            };
-            self.wake.notify_one();
-            let this = self.clone();
-            tokio::spawn(async move {
-                if let Err(e) = this.facts(shot.key).await {
-                    tracing::warn!(shot = shot.key, "after a recorded shot: {e}");
-                }
-            });
-        }
-    }
-
-    /// The live shot the recorder numbered `recording_key` ended and is stored: its
-    /// `shot-facts/1`. The error is the log line's text.
-    async fn facts(&self, recording_key: u64) -> Result<(), String> {
-        let Ok(_reading) = self.slots.acquire().await else {
-            return Ok(()); // closed: the process is stopping
-        };
-        let store = self.store.clone();
-        let loaded = tokio::task::spawn_blocking(move || -> Result<_, document::ReadError> {
-            let reader = store.reader()?;
-            let Some(key) = reader.key_of_recording(recording_key)? else {
-                return Ok(None);
-            };
-            Ok(document::load(&*reader, key)?
-                .map(|(summary, samples)| (summary.key, analysis::shot_facts(&samples))))
-        })
-        .await
-        .map_err(|e| format!("reading the shot panicked: {e}"))?
-        .map_err(|e| format!("reading the shot: {}", crate::error_chain(&e)))?;
-        let Some((key, facts)) = loaded else {
-            return Ok(());
-        };
-        self.store
-            .write(Write::Analyses(vec![Analysis {
-                shot: key,
-                analyzer: analysis::SHOT_FACTS.to_owned(),
-                result: serde_json::to_string(&facts).unwrap_or_else(|_| "null".into()),
-            }]))
-            .await
-            .map_err(|e| format!("storing the shot's facts: {e}"))?;
-        Ok(())
     }
 }
 

@@ -8,8 +8,9 @@
 //!   that many processes can share one store.
 //! - [`sync`]: a history sync of one machine (list, then fetch what the store lacks).
 //! - [`runs`]: sync, QA and analysis as tracked background runs, one at a time, with progress.
-//! - [`hooks`]: the work after every finished live shot: its `shot-facts/1`, webhooks, external
-//!   analyzers.
+//! - [`hooks`]: what is called after every finished live shot: webhooks, external analyzers.
+//! - [`outbox`]: the work after every finished live shot, durably and once: its
+//!   `shot-facts/1`, and the hooks' deliveries through the store's outbox.
 //! - [`document`]: the one JSON shape of a shot (summary and whole document) for every consumer.
 //! - [`metrics`]: Prometheus text for the loops, the store, the hooks and the runs.
 //! - [`process`]: log set-up and signals, the same for both binaries.
@@ -23,7 +24,7 @@ pub mod hooks;
 mod http;
 pub mod lease;
 pub mod metrics;
-mod outbox;
+pub mod outbox;
 pub mod process;
 pub mod record;
 pub mod runs;

@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use storage::Store;
 
-use crate::hooks::FinishedShots;
+use crate::outbox::FinishedShots;
 use crate::record::MachineStats;
 use crate::runs::Runs;
 

@@ -1,10 +1,17 @@
-//! The deliverer of the store's durable outbox ([`storage::outbox`]): one process of those
-//! sharing a store delivers, the one that holds the `outbox` lease (the others wait for it, as
-//! standbys, and take over when it stops). It plans each finished shot's deliveries, one per
-//! configured webhook and analyzer, and runs one worker per target: each tries its due
-//! deliveries in order, records the outcome (an analyzer's answer with it), and schedules the
-//! next try with the target's back-off. Every write is fenced with the lease: a deliverer that
-//! lost it records nothing more.
+//! The work after every finished live shot, durably and once: its `shot-facts/1`, and its
+//! webhook deliveries and analyzer requests ([`crate::hooks`]) through the store's outbox
+//! ([`storage::outbox`]).
+//!
+//! The recording loop never waits for any of it: it only offers a notice on a channel
+//! ([`crate::record::Stored`]), and [`FinishedShots::follow`] only spawns the facts and wakes
+//! the deliverer. One process of those sharing a store delivers, the one that holds the
+//! `outbox` lease (the others wait for it, as standbys, and take over when it stops). It plans
+//! each finished shot's deliveries, one per configured webhook and analyzer, each under a stable
+//! `Idempotency-Key`, and runs one worker per target, so a slow analyzer delays no webhook:
+//! each tries its due deliveries in order, records the outcome (an analyzer's answer with it),
+//! and schedules the next try with the target's back-off, which therefore holds across
+//! restarts. Every write is fenced with the lease: a deliverer that lost it records nothing
+//! more.
 //!
 //! A delivery whose answer was accepted but not yet recorded when the process died is made
 //! again after the restart, under the same `Idempotency-Key`: receivers deduplicate on it.
@@ -14,11 +21,13 @@ use std::time::Duration;
 
 use meticulous::analysis;
 use storage::{Analysis, Delivery, NewDelivery, Store, Write};
-use tokio::sync::{Notify, watch};
+use tokio::sync::{Notify, Semaphore, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::document;
-use crate::hooks::{AnalyzeError, Analyzer, FinishedShot, Retry, Tried, Webhook, delivery_id};
+use crate::hooks::{
+    AnalyzeError, Analyzer, FinishedShot, Hooks, Retry, Tried, Webhook, delivery_id,
+};
 use crate::lease::{Held, LeaseError};
 use crate::unix_now;
 
@@ -53,8 +62,113 @@ impl Target {
     }
 }
 
+/// The work after every stored live shot, shared by the recording loops of one process. See
+/// the [module docs](self).
+#[derive(Debug)]
+pub struct FinishedShots {
+    store: Arc<Store>,
+    analyzers: Vec<Arc<Analyzer>>,
+    webhooks: Vec<Arc<Webhook>>,
+    /// Wakes the outbox's deliverer when a shot ended here.
+    wake: Arc<Notify>,
+    /// Shots being read and reduced to their facts at once.
+    slots: Semaphore,
+}
+
+impl FinishedShots {
+    /// Starts the outbox's deliverer when any webhook or analyzer is configured (on the
+    /// current runtime).
+    pub fn start(store: Arc<Store>, hooks: Hooks) -> Arc<Self> {
+        let Hooks {
+            webhooks,
+            analyzers,
+        } = hooks;
+        let wake = Arc::new(Notify::new());
+        if !webhooks.is_empty() || !analyzers.is_empty() {
+            start(
+                store.clone(),
+                webhooks.clone(),
+                analyzers.clone(),
+                wake.clone(),
+            );
+        }
+        Arc::new(Self {
+            store,
+            analyzers,
+            webhooks,
+            wake,
+            slots: Semaphore::new(2),
+        })
+    }
+
+    /// The external analyzers.
+    pub fn analyzers(&self) -> &[Arc<Analyzer>] {
+        &self.analyzers
+    }
+
+    /// The webhooks.
+    pub fn hooks(&self) -> impl Iterator<Item = &Arc<Webhook>> {
+        self.webhooks.iter()
+    }
+
+    /// The store the deliveries are kept in.
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
+    /// Follows one recording loop's notices until the loop stops: for every finished shot,
+    /// its facts, and the deliverer woken. The loop here only spawns that work, so it keeps
+    /// up with the notices however slow a webhook or an analyzer is.
+    pub async fn follow(self: Arc<Self>, mut stored: mpsc::Receiver<crate::record::Stored>) {
+        while let Some(notice) = stored.recv().await {
+            let recorder_core::Output::Finish(shot) = notice.output else {
+                continue;
+            };
+            self.wake.notify_one();
+            let this = self.clone();
+            tokio::spawn(async move {
+                if let Err(e) = this.facts(shot.key).await {
+                    tracing::warn!(shot = shot.key, "after a recorded shot: {e}");
+                }
+            });
+        }
+    }
+
+    /// The live shot the recorder numbered `recording_key` ended and is stored: its
+    /// `shot-facts/1`. The error is the log line's text.
+    async fn facts(&self, recording_key: u64) -> Result<(), String> {
+        let Ok(_reading) = self.slots.acquire().await else {
+            return Ok(()); // closed: the process is stopping
+        };
+        let store = self.store.clone();
+        let loaded = tokio::task::spawn_blocking(move || -> Result<_, document::ReadError> {
+            let reader = store.reader()?;
+            let Some(key) = reader.key_of_recording(recording_key)? else {
+                return Ok(None);
+            };
+            Ok(document::load(&*reader, key)?
+                .map(|(summary, samples)| (summary.key, analysis::shot_facts(&samples))))
+        })
+        .await
+        .map_err(|e| format!("reading the shot panicked: {e}"))?
+        .map_err(|e| format!("reading the shot: {}", crate::error_chain(&e)))?;
+        let Some((key, facts)) = loaded else {
+            return Ok(());
+        };
+        self.store
+            .write(Write::Analyses(vec![Analysis {
+                shot: key,
+                analyzer: analysis::SHOT_FACTS.to_owned(),
+                result: serde_json::to_string(&facts).unwrap_or_else(|_| "null".into()),
+            }]))
+            .await
+            .map_err(|e| format!("storing the shot's facts: {e}"))?;
+        Ok(())
+    }
+}
+
 /// Starts delivering (on the current runtime) for as long as the process runs.
-pub(crate) fn start(
+fn start(
     store: Arc<Store>,
     webhooks: Vec<Arc<Webhook>>,
     analyzers: Vec<Arc<Analyzer>>,
