@@ -26,6 +26,10 @@ use simulator::{Scenario, Simulator, SimulatorConfig};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio_tungstenite::tungstenite::Message;
 
+/// The cases run one at a time, whatever the test runner's threads: each starts processes and
+/// measures timings that another case's load would blur.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// How long and how hard: short in the tests, long under `cargo xtask soak`.
 struct Soak {
     kills: usize,
@@ -321,6 +325,7 @@ fn sample_times(reader: &dyn storage::Reader, key: i64) -> Vec<i64> {
 /// is intact and no run is left active.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_at_random_moments_loses_nothing() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     let soak = soak();
     let (mut rng, seed) = Rng::new();
     let dir = tempfile::tempdir().unwrap();
@@ -534,6 +539,7 @@ fn fill(dir: &Path) -> u64 {
 /// freed the next shot is recorded.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_mid_shot_keeps_the_live_stream() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let disk = dir.path().join("disk");
     let _mounted = match mount_tmpfs(&disk, 16) {
@@ -686,6 +692,7 @@ impl Flaky {
 /// flat, and once the link holds it records the next shot, stored once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flapping_machine_link() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     let soak = soak();
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("crema.db");
@@ -755,6 +762,7 @@ async fn a_flapping_machine_link() {
 /// they are closed after the 10 s header timeout.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_connections_are_closed_and_health_answers() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let sim = Simulator::start(SimulatorConfig::default()).await.unwrap();
     let args = arguments(&sim.url(), &dir.path().join("crema.db"), &[]);
