@@ -303,29 +303,48 @@ impl Recording {
         let mut writer = Writer::new();
         tracing::info!(machine = %recording.machine.name, url = %recording.machine.url, "recording");
         let lost = recording.lease.lost().clone();
-        loop {
+        let ended: Result<(), RecordError> = loop {
             recording.do_outputs();
             recording.next_write(&mut writer);
             deadline.set(recording.recorder.poll_timeout());
             // Storing never holds up reading: the machine's events reach the sink (the live
             // view) whatever the database does, and what waits is held in `unstored`.
             tokio::select! {
-                () = stop.cancelled() => break,
+                () = stop.cancelled() => break Ok(()),
                 () = lost.cancelled() => {
-                    return Err(RecordError::LeaseLost { machine: recording.machine.name.clone() });
+                    break Err(RecordError::LeaseLost { machine: recording.machine.name.clone() });
                 }
                 event = events.recv() => {
                     let Some(event) = event else {
-                        return Err(RecordError::ClientStopped);
+                        break Err(RecordError::ClientStopped);
                     };
                     recording.on_event(event);
                 }
                 Some(report) = report_rx.recv() => recording.on_report(report),
                 () = deadline.expired() => recording.on_timeout(),
-                written = writer.event() => if let Some(written) = written {
-                    recording.on_written(&mut writer, written)?;
+                written = writer.event() => if let Some(written) = written
+                    && let Err(e) = recording.on_written(&mut writer, written)
+                {
+                    break Err(e);
                 },
             }
+        };
+        if let Err(e) = ended {
+            // What cannot be stored now is said, not dropped silently.
+            let held = recording.unstored.samples()
+                + writer
+                    .in_flight
+                    .as_ref()
+                    .map_or(0, |(item, _)| item_samples(item));
+            if held > 0 {
+                tracing::error!(
+                    machine = %recording.machine.name,
+                    "{held} samples of machine {} read and not stored are dropped: {}",
+                    recording.machine.name,
+                    crate::error_chain(&e)
+                );
+            }
+            return Err(e);
         }
         recording.stop(&mut writer).await?;
         client.close();
