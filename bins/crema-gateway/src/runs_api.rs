@@ -215,17 +215,11 @@ pub(crate) async fn events(
     headers: HeaderMap,
     Query(q): Query<EventsQuery>,
 ) -> Response {
-    let seen = {
-        let state = state.clone();
-        let identity = identity.clone();
-        blocking(move || match visible(&state, &identity, id) {
-            Ok(_) => StatusCode::OK.into_response(),
-            Err(refused) => *refused,
-        })
-        .await
-    };
-    if seen.status() != StatusCode::OK {
-        return seen;
+    let (reading, who) = (state.clone(), identity.clone());
+    match tokio::task::spawn_blocking(move || visible(&reading, &who, id)).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(refused)) => return *refused,
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()),
     }
     let ticket = match stream_ticket(&state, &identity) {
         Ok(ticket) => ticket,

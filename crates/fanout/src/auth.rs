@@ -63,6 +63,8 @@ pub enum Auth {
 #[derive(Debug, Clone)]
 pub struct Introspector {
     url: String,
+    /// `url`, parsed once.
+    target: http_client::Url,
     timeout: Duration,
     cache: Arc<Mutex<HashMap<String, (Identity, Instant)>>>,
 }
@@ -161,9 +163,10 @@ impl Auth {
     /// answer.
     pub fn introspect(url: impl Into<String>, timeout: Duration) -> Result<Self, String> {
         let url = url.into();
-        http_client::check_url(&url, true)?;
+        let target = http_client::check_url(&url, true)?;
         Ok(Self::Introspect(Introspector {
             url,
+            target,
             timeout,
             cache: Arc::default(),
         }))
@@ -252,8 +255,7 @@ impl Introspector {
         {
             return Ok(identity.clone());
         }
-        let mut identity = self.ask(forwarded).await?;
-        identity.credential = credential;
+        let identity = self.ask(forwarded, credential).await?;
         if let Ok(mut cache) = self.cache.lock() {
             if cache.len() >= CACHE_ENTRIES {
                 cache.clear();
@@ -263,20 +265,19 @@ impl Introspector {
         Ok(identity)
     }
 
-    async fn ask(&self, forwarded: HeaderMap) -> Result<Identity, Refused> {
+    async fn ask(&self, forwarded: HeaderMap, credential: Credential) -> Result<Identity, Refused> {
         let url = &self.url;
         let unavailable = |why: String| Refused {
             status: StatusCode::SERVICE_UNAVAILABLE,
             message: format!("cannot check who you are: {why}"),
         };
-        let target = http_client::check_url(url, true).map_err(unavailable)?;
         // One pool for the process: a connection per request would cost a handshake each.
         let limits = http_client::Limits {
             timeout: self.timeout,
             max_body: 64 << 10,
         };
         let answer = http_client::HttpClient::shared()
-            .get(&target, forwarded, limits)
+            .get(&self.target, forwarded, limits)
             .await
             .map_err(|e| unavailable(e.to_string()))?;
         let (status, body) = (answer.status, answer.body);
@@ -298,7 +299,7 @@ impl Introspector {
             id: Some(who.id),
             topics: who.topics,
             actions: who.actions,
-            credential: Credential::Nothing,
+            credential,
         })
     }
 }

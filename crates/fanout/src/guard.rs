@@ -16,9 +16,10 @@ use std::sync::Arc;
 use axum::extract::{Request, State};
 use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 
 use crate::auth::{Auth, Credential, Identity, check_origin};
+use crate::refuse;
 
 /// What the guard lets through.
 #[derive(Debug, Clone)]
@@ -31,14 +32,6 @@ pub struct Policy {
     pub public: Vec<String>,
     /// The metrics path.
     pub metrics: Option<String>,
-}
-
-fn refuse(status: StatusCode, code: &str, message: String) -> Response {
-    (
-        status,
-        axum::Json(serde_json::json!({"error": code, "message": message})),
-    )
-        .into_response()
 }
 
 /// The middleware (`axum::middleware::from_fn_with_state(policy, guard)`).
@@ -65,7 +58,7 @@ pub async fn guard(
     }
     let identity = match policy.auth.authenticate(request.headers()).await {
         Ok(identity) => identity,
-        Err(refused) => return refuse(refused.status, "unauthorized", refused.message),
+        Err(refused) => return refuse(refused.status, "unauthorized", &refused.message),
     };
     let safe = matches!(
         *request.method(),
@@ -79,14 +72,14 @@ pub async fn guard(
         return refuse(
             StatusCode::FORBIDDEN,
             "origin_not_allowed",
-            format!("{who} may not {method} {path}; list the page's origin in `origins`"),
+            &format!("{who} may not {method} {path}; list the page's origin in `origins`"),
         );
     }
     if metrics && !identity.may("metrics") {
         return refuse(
             StatusCode::FORBIDDEN,
             "forbidden",
-            format!("your credentials do not allow you to read {path} (the action `metrics`)"),
+            &format!("your credentials do not allow you to read {path} (the action `metrics`)"),
         );
     }
     request.extensions_mut().insert(identity);

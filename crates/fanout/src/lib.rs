@@ -21,3 +21,17 @@ pub mod ws;
 
 pub use hub::{Event, Hub, OutOfRing, Resumed, Subscription};
 pub use outbound::{Frame, Outbound};
+
+/// An HTTP refusal as every endpoint here answers it: `{"error": code, "message": …}`.
+pub(crate) fn refuse(
+    status: axum::http::StatusCode,
+    code: &str,
+    message: &str,
+) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    (
+        status,
+        axum::Json(serde_json::json!({"error": code, "message": message})),
+    )
+        .into_response()
+}

@@ -25,11 +25,11 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use crate::Hub;
 use crate::admission::{Admission, Caps, Kind};
 use crate::auth::{Auth, Credential, Identity, check_origin};
 use crate::frames::{Decoder, Inbound};
 use crate::mailbox::{Mailbox, text_frame};
+use crate::{Hub, refuse};
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -149,15 +149,6 @@ impl WsState {
     }
 }
 
-/// `{"error": code, "message": …}` with `status`.
-fn refuse(status: StatusCode, code: &str, message: &str) -> Response {
-    (
-        status,
-        axum::Json(serde_json::json!({"error": code, "message": message})),
-    )
-        .into_response()
-}
-
 /// Whether a comma-separated header holds `token` (case-insensitive).
 fn has_token(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool {
     headers.get_all(name).iter().any(|v| {
@@ -194,28 +185,19 @@ pub async fn handler(State(state): State<Arc<WsState>>, mut request: Request) ->
         return response;
     }
     let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
-    if let (Some(allowed), Some(origin)) = (
-        &state.origins,
-        headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()),
-    ) && check_origin(headers, Some(allowed)).is_err()
-    {
-        return refuse(
-            StatusCode::FORBIDDEN,
-            "origin_not_allowed",
-            &format!("pages from {origin} may not open this WebSocket"),
-        );
-    }
     let identity = match state.auth.authenticate(headers).await {
         Ok(identity) => identity,
         Err(refused) => return refuse(refused.status, "unauthorized", &refused.message),
     };
-    if identity.credential == Credential::Cookie
+    // Pages from the configured origins (or the gateway's own host) may open it; with a cookie
+    // that holds even when no list is configured.
+    if (state.origins.is_some() || identity.credential == Credential::Cookie)
         && let Err(who) = check_origin(headers, state.origins.as_deref())
     {
         return refuse(
             StatusCode::FORBIDDEN,
             "origin_not_allowed",
-            &format!("{who} may not open this WebSocket with your cookie"),
+            &format!("{who} may not open this WebSocket"),
         );
     }
     let ticket = match state

@@ -24,6 +24,9 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
+/// The parsed URL [`check_url`] answers and the requests take.
+pub use url::Url;
+
 type Tls = hyper_rustls::HttpsConnector<HttpConnector>;
 
 /// Why an exchange gave no usable answer.
@@ -104,8 +107,8 @@ pub struct Limits {
 
 /// A URL that can be asked: `http` or `https` (or only `http` when `tls` is false), with a
 /// host. The error says what is wrong.
-pub fn check_url(url: &str, tls: bool) -> Result<url::Url, String> {
-    let parsed = url::Url::parse(url).map_err(|e| format!("{url}: {e}"))?;
+pub fn check_url(url: &str, tls: bool) -> Result<Url, String> {
+    let parsed = Url::parse(url).map_err(|e| format!("{url}: {e}"))?;
     match parsed.scheme() {
         "http" => {}
         "https" if tls => {}
@@ -177,7 +180,7 @@ impl HttpClient {
     /// `GET url` with `headers`.
     pub async fn get(
         &self,
-        url: &url::Url,
+        url: &Url,
         headers: HeaderMap,
         limits: Limits,
     ) -> Result<Answer, HttpError> {
@@ -188,7 +191,7 @@ impl HttpClient {
     /// `POST url` with `headers` and `body`.
     pub async fn post(
         &self,
-        url: &url::Url,
+        url: &Url,
         headers: HeaderMap,
         body: Bytes,
         limits: Limits,
@@ -200,7 +203,7 @@ impl HttpClient {
     pub async fn send(
         &self,
         method: Method,
-        url: &url::Url,
+        url: &Url,
         headers: HeaderMap,
         body: Bytes,
         limits: Limits,
@@ -308,7 +311,7 @@ mod tests {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
     /// A server on 127.0.0.1 that answers every connection with `answer` (or never, if empty).
-    async fn server(answer: &'static str) -> url::Url {
+    async fn server(answer: &'static str) -> Url {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/x", listener.local_addr().unwrap());
         tokio::spawn(async move {
@@ -322,7 +325,7 @@ mod tests {
                 held.push(socket);
             }
         });
-        url::Url::parse(&url).unwrap()
+        Url::parse(&url).unwrap()
     }
 
     fn limits(ms: u64, max_body: usize) -> Limits {
@@ -381,7 +384,7 @@ mod tests {
             .unwrap();
         assert_eq!(answer.status.as_u16(), 301, "not followed");
 
-        let closed = url::Url::parse("http://127.0.0.1:9/").unwrap();
+        let closed = Url::parse("http://127.0.0.1:9/").unwrap();
         let refused = client
             .get(&closed, HeaderMap::new(), limits(2000, 64))
             .await

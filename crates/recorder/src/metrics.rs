@@ -311,13 +311,13 @@ pub fn hooks(m: &mut Text, finished: &FinishedShots) {
     }
     let reader = finished.store().reader();
     if let Ok(reader) = &reader
-        && let Ok(waiting) = reader.unexpanded(None, 100_000)
+        && let Ok(waiting) = reader.unplanned()
     {
         m.one(
             "crema_outbox_unplanned",
             "gauge",
             "Finished shots whose deliveries are not planned yet (a shot a crash cut waits 30 s for its recording to resume).",
-            waiting.len(),
+            waiting,
         );
     }
     m.family(

@@ -335,7 +335,7 @@ impl Recording {
                 + writer
                     .in_flight
                     .as_ref()
-                    .map_or(0, |(item, _)| item_samples(item));
+                    .map_or(0, |(item, _)| item.samples());
             if held > 0 {
                 tracing::error!(
                     machine = %recording.machine.name,
@@ -598,7 +598,7 @@ impl Recording {
                         machine = %name,
                         "the database takes writes again after {:.0?}: storing the {} samples held meanwhile",
                         since.elapsed(),
-                        self.unstored.samples() + item_samples(&item)
+                        self.unstored.samples() + item.samples()
                     );
                 }
                 stats.storage_failing.store(false, Ordering::Relaxed);
@@ -616,7 +616,7 @@ impl Recording {
                 let now = Instant::now();
                 let since = *writer.failing_since.get_or_insert(now);
                 stats.storage_failing.store(true, Ordering::Relaxed);
-                let held = self.unstored.samples() + item_samples(&item);
+                let held = self.unstored.samples() + item.samples();
                 if writer
                     .told_at
                     .is_none_or(|told| now.duration_since(told) >= TELL_EVERY)
@@ -688,7 +688,7 @@ impl Recording {
                 },
                 () = tokio::time::sleep_until(until) => {
                     let held = self.unstored.samples()
-                        + writer.in_flight.as_ref().map_or(0, |(item, _)| item_samples(item));
+                        + writer.in_flight.as_ref().map_or(0, |(item, _)| item.samples());
                     tracing::error!(
                         machine = %self.machine.name,
                         "stopping with {held} samples of machine {} not stored: the database refused writes for the last {:?} ({}); \
@@ -702,14 +702,6 @@ impl Recording {
                 }
             }
         }
-    }
-}
-
-/// The journal samples an item stores.
-fn item_samples(item: &Item) -> usize {
-    match &item.write {
-        Some(Write::Journal { samples, .. }) => samples.len(),
-        _ => 0,
     }
 }
 

@@ -46,10 +46,13 @@ pub(crate) struct Unstored {
     dropped: u64,
 }
 
-fn journal_len(item: &Item) -> usize {
-    match &item.write {
-        Some(Write::Journal { samples, .. }) => samples.len(),
-        _ => 0,
+impl Item {
+    /// The journal samples it stores.
+    pub(crate) fn samples(&self) -> usize {
+        match &self.write {
+            Some(Write::Journal { samples, .. }) => samples.len(),
+            _ => 0,
+        }
     }
 }
 
@@ -132,7 +135,7 @@ impl Unstored {
                 write,
                 caused_at,
             };
-            self.samples += journal_len(&item);
+            self.samples += item.samples();
             self.items.push_back(item);
         }
         (self.samples > self.max_samples)
@@ -149,7 +152,7 @@ impl Unstored {
         let before = self.samples;
         self.items
             .retain(|item| !matches!(&item.output, Output::Journal { key: k, .. } if *k == key));
-        self.samples = self.items.iter().map(journal_len).sum();
+        self.samples = self.items.iter().map(Item::samples).sum();
         let samples = before - self.samples;
         self.dropped += samples as u64;
         // A shot that has ended already (its Finish waits here) takes no more samples.
@@ -177,13 +180,13 @@ impl Unstored {
     /// The next item to store.
     pub(crate) fn pop(&mut self) -> Option<Item> {
         let item = self.items.pop_front()?;
-        self.samples -= journal_len(&item);
+        self.samples -= item.samples();
         Some(item)
     }
 
     /// Puts back an item whose write failed, to be tried first again.
     pub(crate) fn put_back(&mut self, item: Item) {
-        self.samples += journal_len(&item);
+        self.samples += item.samples();
         self.items.push_front(item);
     }
 }

@@ -104,6 +104,8 @@ pub trait Reader: Send {
     ) -> Result<Vec<crate::Delivery>, StorageError>;
     /// `(target, status, count)` over the outbox.
     fn delivery_counts(&self) -> Result<Vec<(String, String, u64)>, StorageError>;
+    /// How many finished shots' deliveries are not planned yet (due or not).
+    fn unplanned(&self) -> Result<u64, StorageError>;
 }
 
 /// The write side of a backend. The store's writer thread owns it.

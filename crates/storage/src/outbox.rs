@@ -32,10 +32,6 @@ const KEEP_S: f64 = 30.0 * 24.0 * 3600.0;
 /// and then only the resumed end is delivered.
 pub const RECOVERED_GRACE_S: f64 = 30.0;
 
-/// A shot a crash cut with fewer samples than this is not told about (a flush: the recorder's
-/// default minimum of a kept shot, `recorder_core::Config::min_samples`).
-pub const RECOVERED_MIN_SAMPLES: i64 = 20;
-
 /// A live shot that ended, whose deliveries are not planned yet.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Finished {
@@ -258,6 +254,16 @@ pub(crate) fn pending(
     )
     .and_then(Iterator::collect)
     .map_err(sql(what))
+}
+
+/// Finished shots whose deliveries are not planned yet, due or not.
+pub(crate) fn unplanned(conn: &Connection) -> Result<u64, StorageError> {
+    conn.query_row(
+        "SELECT count(*) FROM finished WHERE expanded = 0",
+        [],
+        |r| r.get(0),
+    )
+    .map_err(sql("counting finished shots"))
 }
 
 /// `(target, status, count)` over the outbox.

@@ -368,6 +368,10 @@ impl crate::Reader for SqliteReader {
     fn delivery_counts(&self) -> Result<Vec<(String, String, u64)>, StorageError> {
         crate::outbox::counts(&self.conn)
     }
+
+    fn unplanned(&self) -> Result<u64, StorageError> {
+        crate::outbox::unplanned(&self.conn)
+    }
 }
 
 fn parse_cursor(cursor: &str) -> Option<(f64, i64)> {

@@ -130,8 +130,9 @@ fn finish_recording(
     }
     drop(stmt);
     // Only a shot the recorder would have kept is told about (fewer samples: a flush).
+    let kept = recorder_core::Config::default().min_samples as i64;
     for (row_key, samples) in cut {
-        if samples >= crate::outbox::RECOVERED_MIN_SAMPLES {
+        if samples >= kept {
             crate::outbox::shot_recovered(tx, row_key, samples, now)?;
         }
     }

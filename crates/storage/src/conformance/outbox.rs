@@ -30,6 +30,7 @@ pub(crate) fn a_finished_shot_is_planned_once_and_delivered_once(at: &dyn Locati
     assert_eq!(events.len(), 1, "{events:?}");
     let event = events[0].clone();
     assert_eq!(event.samples, entry.data.len() as i64);
+    assert_eq!(reader.unplanned().unwrap(), 1);
     // Planned twice (a retry, or two processes): the same two deliveries.
     for _ in 0..2 {
         let planned = store.write_blocking(Write::Expand {
@@ -39,6 +40,7 @@ pub(crate) fn a_finished_shot_is_planned_once_and_delivered_once(at: &dyn Locati
         assert_eq!(planned.unwrap(), Applied::Done);
     }
     assert!(reader.unexpanded(None, 10).unwrap().is_empty());
+    assert_eq!(reader.unplanned().unwrap(), 0);
     let due = reader.pending_deliveries(None, Some(f64::MAX), 10).unwrap();
     assert_eq!(due.len(), 2, "{due:?}");
     assert!(
@@ -169,6 +171,7 @@ pub(crate) fn a_shot_cut_by_a_crash_is_delivered_once(at: &dyn Location) {
         1,
         "the recovered end is kept"
     );
+    assert_eq!(reader.unplanned().unwrap(), 1, "counted while it waits");
     // The next recorder resumes it: that end is void, the resumed end is the one delivered.
     let resumed = live_writes(12, &entry);
     store.write_blocking(resumed[0].clone()).unwrap();
