@@ -35,7 +35,7 @@ fn main() -> anyhow::Result<()> {
             eprintln!(
                 "usage: cargo xtask <command>\n\n\
                  commands:\n  \
-                 ci                        fmt, clippy, tests (Node conformance included), docs, cargo-deny: what CI runs\n  \
+                 ci                        fmt, clippy, tests (Node, Chromium, PostgreSQL, Redis required), docs, cargo-deny: what CI runs\n  \
                  conformance               the client against the reference Node servers (installs them)\n  \
                  bench codec               decode throughput: ours vs serde_json floor vs rust_engineio/rust_socketio\n  \
                  bench client              1M events through a client: ours vs socket.io-client (JS) vs rust_socketio\n  \
@@ -105,7 +105,8 @@ fn ci() -> anyhow::Result<()> {
     let mut test = cargo();
     test.args(["test", "--workspace", "--locked"])
         .env("CREMA_REQUIRE_NODE", "1")
-        .env("CREMA_REQUIRE_BROWSER", "1");
+        .env("CREMA_REQUIRE_BROWSER", "1")
+        .env("CREMA_REQUIRE_SERVERS", "1");
     run(test)?;
 
     let mut doc = cargo();

@@ -17,7 +17,7 @@ use recorder::outbox::FinishedShots;
 use recorder::process::{LogFormat, init_logs, stop_on_signals};
 use recorder::record::{self, MachineConfig, RecordError};
 use recorder::runs::{Runs, SyncTarget};
-use storage::{Options, Store};
+use storage::{Database, Options, Store};
 use tokio_util::sync::CancellationToken;
 
 /// How often a gateway asks again for a machine another process records (a standby takes it
@@ -41,9 +41,10 @@ struct Cli {
     /// A machine: `URL` (named `default`) or `NAME=URL`. Repeatable.
     #[arg(long = "machine")]
     machines: Vec<String>,
-    /// The database file.
+    /// The database: a SQLite file, or a PostgreSQL URL `postgres://user:password@host:port/db`
+    /// that several gateways share.
     #[arg(long)]
-    db: Option<PathBuf>,
+    db: Option<Database>,
     /// Where to listen.
     #[arg(long)]
     listen: Option<SocketAddr>,
@@ -78,7 +79,8 @@ struct Cli {
 struct Config {
     #[serde(default)]
     machines: Vec<MachineEntry>,
-    db: Option<PathBuf>,
+    /// A SQLite file or a `postgres://` URL.
+    db: Option<String>,
     listen: Option<SocketAddr>,
     #[serde(default)]
     auth: AuthConfig,
@@ -192,14 +194,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let hooks = Hooks::new(&webhooks, &analyzers)?;
     let db = cli
         .db
-        .or(config.db)
-        .unwrap_or_else(|| PathBuf::from("crema.db"));
+        .or_else(|| config.db.as_deref().map(Database::parse))
+        .unwrap_or_else(|| Database::parse("crema.db"));
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let store = Arc::new(Store::open(&db, Options::default())?);
+    let store = Arc::new(Store::open_database(&db, Options::default())?);
     let demo = cli.demo.then_some(cli.demo_speed);
     let result = rt.block_on(serve(
         machines,

@@ -13,7 +13,7 @@ use recorder::outbox::FinishedShots;
 use recorder::process::{LogFormat, init_logs, stop_on_signals};
 use recorder::record::{MachineConfig, Recording};
 use recorder::runs::{RunRequest, Runs, Started, SyncTarget};
-use storage::{Options, Reader, RunKind, RunStatus, Store};
+use storage::{Database, Options, Reader, RunKind, RunStatus, Store};
 use tokio_util::sync::CancellationToken;
 
 mod decode;
@@ -43,9 +43,10 @@ struct RunArgs {
     /// its own when several recorders share one database file.
     #[arg(long, default_value = "default", value_parser = machine_name)]
     name: String,
-    /// The database file (created if missing).
+    /// The database: a SQLite file (created if missing), or a PostgreSQL URL
+    /// `postgres://user:password@host:port/db` shared with other recorders and gateways.
     #[arg(long, default_value = "crema.db")]
-    db: PathBuf,
+    db: Database,
     /// Record from a simulated machine started in this process (real time, a shot every ~90 s).
     #[arg(long)]
     demo: bool,
@@ -87,18 +88,18 @@ enum Command {
     Run(RunArgs),
     /// List every stored shot, partial ones too.
     Shots {
-        /// The database file.
+        /// The database: a SQLite file or a `postgres://` URL.
         #[arg(long)]
-        db: PathBuf,
+        db: Database,
         /// Print `{"shots":[…]}` instead of a table.
         #[arg(long)]
         json: bool,
     },
     /// Print (or write) one shot as a Meticulous shot file, the format Visualizer accepts.
     Export {
-        /// The database file.
+        /// The database: a SQLite file or a `postgres://` URL.
         #[arg(long)]
-        db: PathBuf,
+        db: Database,
         /// The shot: the machine's UUID, or the store's key from `shots`.
         #[arg(long)]
         id: String,
@@ -111,16 +112,16 @@ enum Command {
         /// The machine's URL.
         #[arg(long)]
         machine: String,
-        /// The database file.
+        /// The database: a SQLite file or a `postgres://` URL.
         #[arg(long)]
-        db: PathBuf,
+        db: Database,
     },
     /// Run the quality checks over the shots not checked yet (or every shot), with a progress
     /// bar, and list what they found. Ctrl-C cancels the run.
     Qa {
-        /// The database file.
+        /// The database: a SQLite file or a `postgres://` URL.
         #[arg(long)]
-        db: PathBuf,
+        db: Database,
         /// Check every stored shot again, not only those never checked.
         #[arg(long)]
         all: bool,
@@ -164,8 +165,8 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("starting the async runtime")
 }
 
-fn open_store(db: &Path) -> anyhow::Result<Arc<Store>> {
-    Ok(Arc::new(Store::open(db, Options::default())?))
+fn open_store(db: &Database) -> anyhow::Result<Arc<Store>> {
+    Ok(Arc::new(Store::open_database(db, Options::default())?))
 }
 
 fn run(args: RunArgs) -> anyhow::Result<()> {
@@ -234,14 +235,17 @@ async fn exit_on_second_signal(stop: CancellationToken) {
     std::process::exit(130);
 }
 
-fn reader(db: &Path) -> anyhow::Result<Box<dyn Reader>> {
-    if !db.exists() {
-        anyhow::bail!("there is no database at {}", db.display());
+fn reader(db: &Database) -> anyhow::Result<Box<dyn Reader>> {
+    if let Some(path) = db.path()
+        && !path.exists()
+    {
+        anyhow::bail!("there is no database at {}", path.display());
     }
-    storage::open_reader(db).with_context(|| format!("cannot read the database {}", db.display()))
+    db.reader()
+        .with_context(|| format!("cannot read the database {db}"))
 }
 
-fn shots(db: &Path, json: bool) -> anyhow::Result<()> {
+fn shots(db: &Database, json: bool) -> anyhow::Result<()> {
     let shots = reader(db)?.all_shots()?;
     let mut out = std::io::stdout().lock();
     if json {
@@ -271,11 +275,11 @@ fn shots(db: &Path, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn export(db: &Path, id: &str, out: Option<&Path>) -> anyhow::Result<()> {
+fn export(db: &Database, id: &str, out: Option<&Path>) -> anyhow::Result<()> {
     let reader = reader(db)?;
     let shot = reader
         .find(id)?
-        .with_context(|| format!("no shot {id} in {}", db.display()))?;
+        .with_context(|| format!("no shot {id} in {db}"))?;
     match out {
         Some(path) => {
             reader.export(shot.key, path)?;
@@ -297,7 +301,7 @@ fn export(db: &Path, id: &str, out: Option<&Path>) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn sync_command(machine: &str, db: &Path) -> anyhow::Result<()> {
+fn sync_command(machine: &str, db: &Database) -> anyhow::Result<()> {
     // A wrong URL is reported before anything is created.
     meticulous::api::Api::new(machine, Duration::from_secs(1))?;
     let targets = vec![SyncTarget::new("default", machine)];
@@ -313,7 +317,7 @@ fn sync_command(machine: &str, db: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn qa_command(db: &Path, all: bool) -> anyhow::Result<()> {
+fn qa_command(db: &Database, all: bool) -> anyhow::Result<()> {
     let run = follow(db, Vec::new(), "checking shots", |store| {
         let shots = if all {
             None
@@ -348,7 +352,7 @@ fn qa_command(db: &Path, all: bool) -> anyhow::Result<()> {
 /// Starts the run `request` builds over the store at `db` and shows its progress until it
 /// ends; SIGINT/SIGTERM cancel it. Fails when another run is active or this one failed.
 fn follow(
-    db: &Path,
+    db: &Database,
     machines: Vec<SyncTarget>,
     message: &'static str,
     request: impl FnOnce(&Store) -> anyhow::Result<RunRequest>,

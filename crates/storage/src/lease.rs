@@ -17,9 +17,9 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use rusqlite::{Connection, OptionalExtension as _, params};
 use serde::Serialize;
 
+use crate::db::{Db, params};
 use crate::{StorageError, sql};
 
 /// Who a process is, as a lease holder: a unique id, its pid, its host and its start.
@@ -159,23 +159,26 @@ impl Row {
     }
 }
 
-fn row(conn: &Connection, name: &str) -> Result<Option<Row>, StorageError> {
-    conn.query_row(
-        "SELECT owner, pid, host, started, expires_at, token FROM leases WHERE name = ?1",
-        [name],
-        |r| {
-            Ok(Row {
-                owner: r.get(0)?,
-                pid: r.get::<_, i64>(1)?.max(0) as u32,
-                host: r.get(2)?,
-                started: r.get::<_, i64>(3)?.max(0) as u64,
-                expires_at: r.get(4)?,
-                token: r.get::<_, i64>(5)?.max(0) as u64,
-            })
-        },
-    )
-    .optional()
-    .map_err(sql("reading a lease"))
+fn row(conn: &mut dyn Db, name: &str) -> Result<Option<Row>, StorageError> {
+    let what = "reading a lease";
+    let row = conn
+        .query_opt(
+            "SELECT owner, pid, host, started, expires_at, token FROM leases WHERE name = ?1",
+            params![name],
+        )
+        .map_err(sql(what))?;
+    row.map(|r| {
+        Ok(Row {
+            owner: r.get(0)?,
+            pid: r.get(1)?,
+            host: r.get(2)?,
+            started: r.get(3)?,
+            expires_at: r.get(4)?,
+            token: r.get(5)?,
+        })
+    })
+    .transpose()
+    .map_err(sql(what))
 }
 
 /// What taking a lease did.
@@ -188,7 +191,7 @@ pub(crate) enum Taken {
 
 /// Takes or renews lease `name` for `me` until `now + ttl_s`.
 pub(crate) fn take(
-    tx: &Connection,
+    tx: &mut dyn Db,
     name: &str,
     me: &Owner,
     ttl_s: f64,
@@ -204,7 +207,7 @@ pub(crate) fn take(
 /// Takes lease `name` for `me` whoever holds it: for a lease whose meaning is gone (the runs
 /// lease when no run is active).
 pub(crate) fn take_over(
-    tx: &Connection,
+    tx: &mut dyn Db,
     name: &str,
     me: &Owner,
     ttl_s: f64,
@@ -218,7 +221,7 @@ pub(crate) fn take_over(
 }
 
 fn seize(
-    tx: &Connection,
+    tx: &mut dyn Db,
     name: &str,
     current: Option<Row>,
     me: &Owner,
@@ -238,9 +241,9 @@ fn seize(
             expires_at = ?6, token = ?7",
         params![
             name,
-            me.id,
+            &me.id,
             me.pid,
-            me.host,
+            &me.host,
             me.started as i64,
             now + ttl_s,
             token as i64
@@ -253,7 +256,7 @@ fn seize(
 /// Renews lease `name` for `me` if `me` still holds it with `token` (nobody took it since):
 /// never takes it anew. The holder otherwise.
 pub(crate) fn renew(
-    tx: &Connection,
+    tx: &mut dyn Db,
     name: &str,
     token: u64,
     me: &Owner,
@@ -263,7 +266,7 @@ pub(crate) fn renew(
     let renewed = tx
         .execute(
             "UPDATE leases SET expires_at = ?4 WHERE name = ?1 AND owner = ?2 AND token = ?3",
-            params![name, me.id, token as i64, now + ttl_s],
+            params![name, &me.id, token as i64, now + ttl_s],
         )
         .map_err(sql("renewing a lease"))?;
     if renewed == 1 {
@@ -274,10 +277,10 @@ pub(crate) fn renew(
 
 /// Gives lease `name` up if `me` holds it (it expires now; the token stays, so the next holder
 /// gets a larger one).
-pub(crate) fn release(tx: &Connection, name: &str, me: &Owner) -> Result<(), StorageError> {
+pub(crate) fn release(tx: &mut dyn Db, name: &str, me: &Owner) -> Result<(), StorageError> {
     tx.execute(
         "UPDATE leases SET expires_at = 0 WHERE name = ?1 AND owner = ?2",
-        params![name, me.id],
+        params![name, &me.id],
     )
     .map_err(sql("releasing a lease"))?;
     Ok(())
@@ -286,7 +289,7 @@ pub(crate) fn release(tx: &Connection, name: &str, me: &Owner) -> Result<(), Sto
 /// Whether `me` still holds `name` with `token` (nobody took it since): what a fenced write
 /// checks. The holder otherwise.
 pub(crate) fn check(
-    tx: &Connection,
+    tx: &mut dyn Db,
     name: &str,
     token: u64,
     me: &Owner,
@@ -300,7 +303,7 @@ pub(crate) fn check(
 
 /// Whether someone other than `me` holds `name` now.
 pub(crate) fn held_by_other(
-    conn: &Connection,
+    conn: &mut dyn Db,
     name: &str,
     me: &Owner,
     now: f64,
@@ -312,7 +315,7 @@ pub(crate) fn held_by_other(
 /// `me`: while the lease has not expired (a run of this process whose renewer stopped without
 /// its end being stored is over once its lease runs out).
 pub(crate) fn held_by(
-    conn: &Connection,
+    conn: &mut dyn Db,
     name: &str,
     owner: &str,
     me: &Owner,
@@ -345,23 +348,21 @@ pub const SLOT_BITS: u32 = 32;
 
 /// The first recording key free for `machine`'s next live shot: in the machine's slot (given it
 /// the first time), above every key stored there.
-pub(crate) fn first_key(tx: &Connection, machine: &str) -> Result<u64, StorageError> {
+pub(crate) fn first_key(tx: &mut dyn Db, machine: &str) -> Result<u64, StorageError> {
     let what = "numbering a machine's shots";
     let slot: Option<i64> = tx
-        .query_row(
+        .query_opt(
             "SELECT slot FROM machines WHERE name = ?1",
-            [machine],
-            |r| r.get(0),
+            params![machine],
         )
-        .optional()
+        .and_then(|r| r.map(|r| r.get(0)).transpose())
         .map_err(sql(what))?;
     let slot = match slot {
         Some(slot) => slot,
         None => {
             let slot: i64 = tx
-                .query_row("SELECT coalesce(max(slot), 0) + 1 FROM machines", [], |r| {
-                    r.get(0)
-                })
+                .query_one("SELECT coalesce(max(slot), 0) + 1 FROM machines", params![])
+                .and_then(|r| r.get(0))
                 .map_err(sql(what))?;
             tx.execute(
                 "INSERT INTO machines (name, slot) VALUES (?1, ?2)",
@@ -374,11 +375,11 @@ pub(crate) fn first_key(tx: &Connection, machine: &str) -> Result<u64, StorageEr
     let low = slot << SLOT_BITS;
     let high = (slot + 1) << SLOT_BITS;
     let max: Option<i64> = tx
-        .query_row(
+        .query_one(
             "SELECT max(recording_key) FROM shots WHERE recording_key >= ?1 AND recording_key < ?2",
             params![low, high],
-            |r| r.get(0),
         )
+        .and_then(|r| r.get(0))
         .map_err(sql(what))?;
     Ok((max.unwrap_or(low) + 1) as u64)
 }

@@ -23,8 +23,10 @@
 pub mod backend;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
+mod db;
 pub mod lease;
 pub mod outbox;
+pub mod postgres;
 mod read;
 mod runs;
 mod schema;
@@ -41,6 +43,7 @@ use recorder_core::{Shot, ShotKey, ShotStart};
 use tokio::sync::{mpsc, oneshot};
 
 pub use backend::{Backend, Reader, Writer};
+pub use db::DbError;
 pub use lease::{Holder, Owner};
 pub use outbox::{Delivery, Finished, NewDelivery};
 pub use read::{ShotFile, ShotSummary, ShotsPage};
@@ -51,29 +54,37 @@ pub use stats::{COMMIT_BUCKETS, CommitStats};
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StorageError {
-    /// The database file could not be opened or set up.
-    #[error("cannot open the database {path}: {source}")]
+    /// The database could not be opened, reached or set up.
+    #[error("cannot open the database {location}: {source}")]
     Open {
-        /// The file.
-        path: PathBuf,
-        /// SQLite's reason.
-        source: rusqlite::Error,
+        /// The file, or the server's URL without its password.
+        location: String,
+        /// The engine's reason.
+        source: DbError,
+    },
+    /// `--db` names no database this build can open.
+    #[error("{location} is not a database crema can open: {reason}")]
+    Location {
+        /// What was given (without a password).
+        location: String,
+        /// Why not, and what would do.
+        reason: String,
     },
     /// The schema could not be brought to this version.
-    #[error("cannot migrate the database {path}: {source}")]
+    #[error("cannot migrate the database {location}: {reason}")]
     Migrate {
-        /// The file.
-        path: PathBuf,
+        /// The file, or the server's URL without its password.
+        location: String,
         /// The migration's reason.
-        source: rusqlite_migration::Error,
+        reason: String,
     },
     /// A statement failed (a full disk reads "database or disk is full").
     #[error("{what}: {source}")]
     Sql {
         /// What was being done.
         what: &'static str,
-        /// SQLite's reason.
-        source: rusqlite::Error,
+        /// The engine's reason.
+        source: DbError,
     },
     /// Writing an export file failed.
     #[error("cannot write {path}: {source}")]
@@ -111,7 +122,7 @@ fn lost_to(holder: &Option<Holder>) -> String {
         .unwrap_or_default()
 }
 
-pub(crate) fn sql(what: &'static str) -> impl FnOnce(rusqlite::Error) -> StorageError {
+pub(crate) fn sql(what: &'static str) -> impl FnOnce(DbError) -> StorageError {
     move |source| StorageError::Sql { what, source }
 }
 
@@ -329,7 +340,8 @@ pub enum Applied {
     AlreadyDone,
 }
 
-/// Test hook: decides, for the n-th commit (from 1), whether SQLite must refuse it.
+/// Test hook: decides, for the n-th commit (from 1), whether the store must refuse it (as a
+/// full disk would: the batch is rolled back and every write of it fails).
 pub type CommitFault = Arc<dyn Fn(u64) -> bool + Send + Sync>;
 
 /// How the store is opened.
@@ -384,6 +396,69 @@ pub struct Store {
     owner: Owner,
 }
 
+/// Where a store is: a SQLite file (the embedded default) or a PostgreSQL database (many
+/// gateways on one store). `--db` and `db =` take either: a `postgres://` or `postgresql://`
+/// URL is PostgreSQL, anything else a path.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Database {
+    /// The SQLite file at this path.
+    Sqlite(PathBuf),
+    /// The PostgreSQL database at this URL (`postgres://user:password@host:port/db`).
+    Postgres(String),
+}
+
+impl Database {
+    /// What `--db` says.
+    pub fn parse(text: &str) -> Database {
+        if text.starts_with("postgres://") || text.starts_with("postgresql://") {
+            Database::Postgres(text.to_owned())
+        } else {
+            Database::Sqlite(PathBuf::from(text))
+        }
+    }
+
+    /// The SQLite file, if it is one.
+    pub fn path(&self) -> Option<&Path> {
+        match self {
+            Database::Sqlite(path) => Some(path),
+            Database::Postgres(_) => None,
+        }
+    }
+
+    /// A reader without a writer (for commands that only read, beside a process that may be
+    /// writing).
+    pub fn reader(&self) -> Result<Box<dyn Reader>, StorageError> {
+        match self {
+            Database::Sqlite(path) => open_reader(path),
+            Database::Postgres(url) => postgres::reader(url),
+        }
+    }
+}
+
+impl std::str::FromStr for Database {
+    type Err = std::convert::Infallible;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Ok(Database::parse(text))
+    }
+}
+
+/// The path, or the URL without its password: what log lines and errors say.
+impl std::fmt::Display for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Database::Sqlite(path) => write!(f, "{}", path.display()),
+            Database::Postgres(url) => f.write_str(&postgres::redact(url)),
+        }
+    }
+}
+
+/// Never shows a password.
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Database({self})")
+    }
+}
+
 /// A live shot a crash left recording, finished as partial by [`Store::open`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct Recovered {
@@ -406,6 +481,15 @@ impl Store {
     /// `interrupted`. A recorder or gateway running beside keeps its live shots and its run.
     pub fn open(path: &Path, options: Options) -> Result<Store, StorageError> {
         let opened = sqlite::open(path, &options)?;
+        Store::start(opened, options)
+    }
+
+    /// As [`Store::open`], on either backend.
+    pub fn open_database(database: &Database, options: Options) -> Result<Store, StorageError> {
+        let opened = match database {
+            Database::Sqlite(path) => sqlite::open(path, &options)?,
+            Database::Postgres(url) => postgres::open(url, &options)?,
+        };
         Store::start(opened, options)
     }
 
@@ -537,7 +621,9 @@ impl std::fmt::Debug for Opened {
 /// A reader of the SQLite store at `path` without a writer (for commands that only read, beside
 /// a process that may be writing).
 pub fn open_reader(path: &Path) -> Result<Box<dyn Reader>, StorageError> {
-    Ok(Box::new(read::SqliteReader::open_existing(path)?))
+    Ok(Box::new(read::SqlReader::new(sqlite::open_read_only(
+        path,
+    )?)))
 }
 
 /// The writer thread: takes what is waiting (at most `batch`), has the backend apply it in one

@@ -19,9 +19,9 @@
 //! [`Write::Delivered`]: crate::Write::Delivered
 //! [`Write::DeliveryFailed`]: crate::Write::DeliveryFailed
 
-use rusqlite::{Connection, params};
 use serde::Serialize;
 
+use crate::db::{Db, each, params};
 use crate::{StorageError, sql};
 
 /// How long delivered and failed rows are kept, seconds.
@@ -74,7 +74,7 @@ pub struct Delivery {
 
 /// Records that live shot `recording_key` ended (within the `Finish` write).
 pub(crate) fn shot_finished(
-    tx: &Connection,
+    tx: &mut dyn Db,
     recording_key: i64,
     now: f64,
 ) -> Result<(), StorageError> {
@@ -90,7 +90,7 @@ pub(crate) fn shot_finished(
 /// Records that shot `shot_key`, which a crash cut, was finished by recovery: planned after
 /// [`RECOVERED_GRACE_S`] unless its recording is resumed first ([`resumed`]).
 pub(crate) fn shot_recovered(
-    tx: &Connection,
+    tx: &mut dyn Db,
     shot_key: i64,
     samples: i64,
     now: f64,
@@ -105,10 +105,10 @@ pub(crate) fn shot_recovered(
 
 /// Shot `shot_key` is being recorded again (a merge): its ends not planned yet are void; its
 /// next end is the one delivered.
-pub(crate) fn resumed(tx: &Connection, shot_key: i64) -> Result<(), StorageError> {
+pub(crate) fn resumed(tx: &mut dyn Db, shot_key: i64) -> Result<(), StorageError> {
     tx.execute(
         "DELETE FROM finished WHERE shot_key = ?1 AND expanded = 0",
-        [shot_key],
+        params![shot_key],
     )
     .map_err(sql("resuming a shot's deliveries"))?;
     Ok(())
@@ -116,53 +116,44 @@ pub(crate) fn resumed(tx: &Connection, shot_key: i64) -> Result<(), StorageError
 
 /// Plans event `finished`'s deliveries and marks it expanded; prunes old rows.
 pub(crate) fn expand(
-    tx: &Connection,
+    tx: &mut dyn Db,
     finished: i64,
     deliveries: &[NewDelivery],
     now: f64,
 ) -> Result<(), StorageError> {
     let what = "planning a finished shot's deliveries";
     let shot: Option<i64> = tx
-        .query_row(
+        .query_opt(
             "UPDATE finished SET expanded = 1 WHERE id = ?1 AND expanded = 0 RETURNING shot_key",
-            [finished],
-            |r| r.get(0),
+            params![finished],
         )
-        .map_or_else(
-            |e| match e {
-                rusqlite::Error::QueryReturnedNoRows => Ok(None),
-                e => Err(sql(what)(e)),
-            },
-            |k| Ok(Some(k)),
-        )?;
+        .and_then(|r| r.map(|r| r.get(0)).transpose())
+        .map_err(sql(what))?;
     if let Some(shot) = shot {
-        let mut insert = tx
-            .prepare_cached(
+        for d in deliveries {
+            tx.execute(
                 "INSERT INTO outbox (target, delivery, shot_key, next_at, created_at)
                  VALUES (?1, ?2, ?3, ?4, ?4) ON CONFLICT (target, delivery) DO NOTHING",
+                params![&d.target, &d.delivery, shot, now],
             )
             .map_err(sql(what))?;
-        for d in deliveries {
-            insert
-                .execute(params![d.target, d.delivery, shot, now])
-                .map_err(sql(what))?;
         }
     }
     tx.execute(
         "DELETE FROM outbox WHERE status != 'pending' AND done_at < ?1",
-        [now - KEEP_S],
+        params![now - KEEP_S],
     )
     .map_err(sql("pruning old deliveries"))?;
     tx.execute(
         "DELETE FROM finished WHERE expanded = 1 AND at < ?1",
-        [now - KEEP_S],
+        params![now - KEEP_S],
     )
     .map_err(sql("pruning old deliveries"))?;
     Ok(())
 }
 
 /// Delivery `id` was accepted. Ignored unless it is pending (a second answer changes nothing).
-pub(crate) fn delivered(tx: &Connection, id: i64, now: f64) -> Result<bool, StorageError> {
+pub(crate) fn delivered(tx: &mut dyn Db, id: i64, now: f64) -> Result<bool, StorageError> {
     let changed = tx
         .execute(
             "UPDATE outbox SET status = 'delivered', attempts = attempts + 1, done_at = ?2,
@@ -175,7 +166,7 @@ pub(crate) fn delivered(tx: &Connection, id: i64, now: f64) -> Result<bool, Stor
 
 /// Delivery `id` failed: due again at `retry_at`, or failed for good.
 pub(crate) fn failed(
-    tx: &Connection,
+    tx: &mut dyn Db,
     id: i64,
     error: &str,
     retry_at: Option<f64>,
@@ -200,48 +191,44 @@ pub(crate) fn failed(
 
 /// Events not expanded yet and due by `due_by` (all, when `None`), oldest first.
 pub(crate) fn unexpanded(
-    conn: &Connection,
+    conn: &mut dyn Db,
     due_by: Option<f64>,
     limit: usize,
 ) -> Result<Vec<Finished>, StorageError> {
-    let what = "reading finished shots";
-    let mut stmt = conn
-        .prepare_cached(
-            "SELECT id, shot_key, samples, at FROM finished WHERE expanded = 0 AND due_at <= ?1
-             ORDER BY id LIMIT ?2",
-        )
-        .map_err(sql(what))?;
-    stmt.query_map(params![due_by.unwrap_or(f64::MAX), limit as i64], |r| {
-        Ok(Finished {
-            id: r.get(0)?,
-            shot_key: r.get(1)?,
-            samples: r.get(2)?,
-            at: r.get(3)?,
+    conn.query(
+        "SELECT id, shot_key, samples, at FROM finished WHERE expanded = 0 AND due_at <= ?1
+         ORDER BY id LIMIT ?2",
+        params![due_by.unwrap_or(f64::MAX), limit as i64],
+    )
+    .and_then(|rows| {
+        each(rows, |r| {
+            Ok(Finished {
+                id: r.get(0)?,
+                shot_key: r.get(1)?,
+                samples: r.get(2)?,
+                at: r.get(3)?,
+            })
         })
     })
-    .and_then(Iterator::collect)
-    .map_err(sql(what))
+    .map_err(sql("reading finished shots"))
 }
 
 /// Pending deliveries to `target` (or all), soonest first: those due by `due_by` when it is
 /// given, else all.
 pub(crate) fn pending(
-    conn: &Connection,
+    conn: &mut dyn Db,
     target: Option<&str>,
     due_by: Option<f64>,
     limit: usize,
 ) -> Result<Vec<Delivery>, StorageError> {
-    let what = "reading pending deliveries";
-    let mut stmt = conn
-        .prepare_cached(
-            "SELECT id, target, delivery, shot_key, attempts, next_at FROM outbox
-             WHERE status = 'pending' AND next_at <= ?1 AND (?2 IS NULL OR target = ?2)
-             ORDER BY next_at, id LIMIT ?3",
-        )
-        .map_err(sql(what))?;
-    stmt.query_map(
+    conn.query(
+        "SELECT id, target, delivery, shot_key, attempts, next_at FROM outbox
+         WHERE status = 'pending' AND next_at <= ?1 AND (?2 IS NULL OR target = ?2)
+         ORDER BY next_at, id LIMIT ?3",
         params![due_by.unwrap_or(f64::MAX), target, limit as i64],
-        |r| {
+    )
+    .and_then(|rows| {
+        each(rows, |r| {
             Ok(Delivery {
                 id: r.get(0)?,
                 target: r.get(1)?,
@@ -250,32 +237,28 @@ pub(crate) fn pending(
                 attempts: r.get(4)?,
                 next_at: r.get(5)?,
             })
-        },
-    )
-    .and_then(Iterator::collect)
-    .map_err(sql(what))
+        })
+    })
+    .map_err(sql("reading pending deliveries"))
 }
 
 /// Finished shots whose deliveries are not planned yet, due or not.
-pub(crate) fn unplanned(conn: &Connection) -> Result<u64, StorageError> {
-    conn.query_row(
+pub(crate) fn unplanned(conn: &mut dyn Db) -> Result<u64, StorageError> {
+    conn.query_one(
         "SELECT count(*) FROM finished WHERE expanded = 0",
-        [],
-        |r| r.get(0),
+        params![],
     )
+    .and_then(|r| r.get(0))
     .map_err(sql("counting finished shots"))
 }
 
 /// `(target, status, count)` over the outbox.
-pub(crate) fn counts(conn: &Connection) -> Result<Vec<(String, String, u64)>, StorageError> {
-    let what = "counting deliveries";
-    let mut stmt = conn
-        .prepare_cached(
-            "SELECT target, status, count(*) FROM outbox GROUP BY target, status
-             ORDER BY target, status",
-        )
-        .map_err(sql(what))?;
-    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-        .and_then(Iterator::collect)
-        .map_err(sql(what))
+pub(crate) fn counts(conn: &mut dyn Db) -> Result<Vec<(String, String, u64)>, StorageError> {
+    conn.query(
+        "SELECT target, status, count(*) FROM outbox GROUP BY target, status
+         ORDER BY target, status",
+        params![],
+    )
+    .and_then(|rows| each(rows, |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))))
+    .map_err(sql("counting deliveries"))
 }

@@ -1,18 +1,28 @@
-//! Read-only connections: shot lists, shot files, exports.
+//! Reads, once for every engine: shot lists, shot files, exports.
 
+use std::cell::RefCell;
 use std::collections::BTreeSet;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use rusqlite::{Connection, OpenFlags, OptionalExtension as _, params};
 use serde::Serialize;
 
+use crate::db::{Db, DbError, Dialect, Row, each, params};
 use crate::{QaResult, Run, StorageError, sql};
 
-/// A read-only connection to a SQLite store.
+/// A reader on any engine: a connection of its own (`RefCell`: a reader is used by one
+/// thread at a time, and the seam's reads take `&self`).
 #[derive(Debug)]
-pub(crate) struct SqliteReader {
-    conn: Connection,
+pub(crate) struct SqlReader<D> {
+    db: RefCell<D>,
+}
+
+impl<D> SqlReader<D> {
+    pub(crate) fn new(db: D) -> Self {
+        Self {
+            db: RefCell::new(db),
+        }
+    }
 }
 
 /// One shot in a list.
@@ -69,11 +79,23 @@ pub struct ShotFile {
     pub profile: Option<Box<serde_json::value::RawValue>>,
 }
 
-const SUMMARY: &str = "SELECT key, id, machine, time, name, profile_id,
-    coalesce(json_extract(profile, '$.name'), name), source, status, sample_count, end_reason
-    FROM shots";
+/// The columns of a [`ShotSummary`], from `shots`.
+fn summary_sql(dialect: Dialect) -> &'static str {
+    match dialect {
+        Dialect::Sqlite => {
+            "SELECT key, id, machine, time, name, profile_id,
+             coalesce(json_extract(profile, '$.name'), name), source, status, sample_count, end_reason
+             FROM shots"
+        }
+        Dialect::Postgres => {
+            "SELECT key, id, machine, time, name, profile_id,
+             coalesce(profile::json ->> 'name', name), source, status, sample_count, end_reason
+             FROM shots"
+        }
+    }
+}
 
-fn summary(r: &rusqlite::Row<'_>) -> rusqlite::Result<ShotSummary> {
+fn summary(r: &Row) -> Result<ShotSummary, DbError> {
     Ok(ShotSummary {
         key: r.get(0)?,
         id: r.get(1)?,
@@ -89,46 +111,47 @@ fn summary(r: &rusqlite::Row<'_>) -> rusqlite::Result<ShotSummary> {
     })
 }
 
-impl SqliteReader {
-    pub(crate) fn open(path: &Path) -> Result<Self, StorageError> {
-        let conn = Connection::open_with_flags(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(|source| StorageError::Open {
-            path: path.to_owned(),
-            source,
-        })?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))
-            .map_err(sql("setting the busy timeout"))?;
-        Ok(Self { conn })
+impl<D: Db> SqlReader<D> {
+    /// The shots `tail` (after the summary's columns) selects.
+    fn summaries(
+        &self,
+        what: &'static str,
+        tail: &str,
+        params: &[crate::db::Param<'_>],
+    ) -> Result<Vec<ShotSummary>, StorageError> {
+        let mut db = self.db.borrow_mut();
+        let text = format!("{} {tail}", summary_sql(db.dialect()));
+        db.query(&text, params)
+            .and_then(|rows| each(rows, summary))
+            .map_err(sql(what))
     }
 
-    /// Opens a database read-only without the writer (for `shots` and `export` commands).
-    pub(crate) fn open_existing(path: &Path) -> Result<Self, StorageError> {
-        Self::open(path)
+    /// The first column of every row `text` selects.
+    fn column<T: crate::db::FromValue>(
+        &self,
+        what: &'static str,
+        text: &str,
+        params: &[crate::db::Param<'_>],
+    ) -> Result<Vec<T>, StorageError> {
+        self.db
+            .borrow_mut()
+            .query(text, params)
+            .and_then(|rows| each(rows, |r| r.get(0)))
+            .map_err(sql(what))
     }
 }
 
-impl crate::Reader for SqliteReader {
+impl<D: Db + Send> crate::Reader for SqlReader<D> {
     fn shots(&self, limit: usize, before: Option<&str>) -> Result<ShotsPage, StorageError> {
         let (time, key) = before
             .and_then(parse_cursor)
             .unwrap_or((f64::INFINITY, i64::MAX));
-        let mut stmt = self
-            .conn
-            .prepare_cached(&format!(
-                "{SUMMARY} WHERE time < ?1 OR (time = ?1 AND key < ?2)
-                 ORDER BY time DESC, key DESC LIMIT ?3"
-            ))
-            .map_err(sql("listing shots"))?;
         let limit = limit.clamp(1, 1000);
-        let shots = stmt
-            .query_map(params![time, key, limit as i64 + 1], summary)
-            .map_err(sql("listing shots"))?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(sql("listing shots"))?;
-        let mut shots = shots;
+        let mut shots = self.summaries(
+            "listing shots",
+            "WHERE time < ?1 OR (time = ?1 AND key < ?2) ORDER BY time DESC, key DESC LIMIT ?3",
+            params![time, key, limit as i64 + 1],
+        )?;
         let next = if shots.len() > limit {
             shots.truncate(limit);
             shots.last().map(|s| format!("{}_{}", s.time, s.key))
@@ -139,36 +162,26 @@ impl crate::Reader for SqliteReader {
     }
 
     fn all_shots(&self) -> Result<Vec<ShotSummary>, StorageError> {
-        let mut stmt = self
-            .conn
-            .prepare(&format!("{SUMMARY} ORDER BY time DESC, key DESC"))
-            .map_err(sql("listing shots"))?;
-        stmt.query_map([], summary)
-            .map_err(sql("listing shots"))?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(sql("listing shots"))
+        self.summaries("listing shots", "ORDER BY time DESC, key DESC", params![])
     }
 
     fn shot_count(&self) -> Result<u64, StorageError> {
-        self.conn
-            .query_row("SELECT count(*) FROM shots", [], |r| r.get::<_, i64>(0))
-            .map(|n| n.max(0) as u64)
-            .map_err(sql("counting shots"))
+        Ok(self
+            .column("counting shots", "SELECT count(*) FROM shots", params![])?
+            .pop()
+            .unwrap_or(0))
     }
 
     fn shot(&self, key: i64) -> Result<Option<ShotSummary>, StorageError> {
-        self.conn
-            .query_row(&format!("{SUMMARY} WHERE key = ?1"), [key], summary)
-            .optional()
-            .map_err(sql("reading a shot"))
+        Ok(self
+            .summaries("reading a shot", "WHERE key = ?1", params![key])?
+            .pop())
     }
 
     fn find(&self, id_or_key: &str) -> Result<Option<ShotSummary>, StorageError> {
         let by_id = self
-            .conn
-            .query_row(&format!("{SUMMARY} WHERE id = ?1"), [id_or_key], summary)
-            .optional()
-            .map_err(sql("reading a shot"))?;
+            .summaries("reading a shot", "WHERE id = ?1", params![id_or_key])?
+            .pop();
         match (by_id, id_or_key.parse::<i64>()) {
             (Some(s), _) => Ok(Some(s)),
             (None, Ok(key)) => self.shot(key),
@@ -177,44 +190,36 @@ impl crate::Reader for SqliteReader {
     }
 
     fn samples(&self, key: i64) -> Result<Vec<Box<serde_json::value::RawValue>>, StorageError> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT sample FROM samples WHERE shot_key = ?1 ORDER BY seq")
-            .map_err(sql("reading samples"))?;
-        let rows = stmt
-            .query_map([key], |r| r.get::<_, String>(0))
-            .map_err(sql("reading samples"))?;
-        let mut out = Vec::new();
-        for row in rows {
-            let text = row.map_err(sql("reading samples"))?;
-            out.push(
+        let texts: Vec<String> = self.column(
+            "reading samples",
+            "SELECT sample FROM samples WHERE shot_key = ?1 ORDER BY seq",
+            params![key],
+        )?;
+        texts
+            .into_iter()
+            .map(|text| {
                 serde_json::value::RawValue::from_string(text).map_err(|source| {
                     StorageError::Corrupt {
                         what: "sample",
                         source,
                     }
-                })?,
-            );
-        }
-        Ok(out)
+                })
+            })
+            .collect()
     }
 
     fn shot_file(&self, key: i64) -> Result<Option<ShotFile>, StorageError> {
-        /// time, profile name, id, profile.
-        type Head = (f64, Option<String>, Option<String>, Option<String>);
-        let row: Option<Head> = self
-            .conn
-            .query_row(
-                "SELECT time, coalesce(json_extract(profile, '$.name'), name), id, profile
-                 FROM shots WHERE key = ?1",
-                [key],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-            )
-            .optional()
-            .map_err(sql("reading a shot"))?;
-        let Some((time, profile_name, id, profile)) = row else {
+        let Some(head) = self.shot(key)? else {
             return Ok(None);
         };
+        let profile: Option<String> = self
+            .column(
+                "reading a shot",
+                "SELECT profile FROM shots WHERE key = ?1",
+                params![key],
+            )?
+            .pop()
+            .flatten();
         let profile = profile
             .map(serde_json::value::RawValue::from_string)
             .transpose()
@@ -223,129 +228,125 @@ impl crate::Reader for SqliteReader {
                 source,
             })?;
         Ok(Some(ShotFile {
-            time,
-            profile_name,
+            time: head.time,
+            profile_name: head.profile_name,
             data: self.samples(key)?,
-            id: id.unwrap_or_else(|| key.to_string()),
+            id: head.id.unwrap_or_else(|| key.to_string()),
             profile,
         }))
     }
 
     fn history_ids(&self, machine: &str) -> Result<BTreeSet<String>, StorageError> {
-        let mut stmt = self
-            .conn
-            .prepare(
+        Ok(self
+            .column(
+                "listing history shots",
                 "SELECT id FROM shots WHERE machine = ?1 AND source = 'history' AND id IS NOT NULL",
-            )
-            .map_err(sql("listing history shots"))?;
-        stmt.query_map([machine], |r| r.get(0))
-            .map_err(sql("listing history shots"))?
-            .collect::<Result<_, _>>()
-            .map_err(sql("listing history shots"))
+                params![machine],
+            )?
+            .into_iter()
+            .collect())
     }
 
     fn run(&self, id: i64) -> Result<Option<Run>, StorageError> {
-        crate::runs::get(&self.conn, id)
+        crate::runs::get(&mut *self.db.borrow_mut(), id)
     }
 
     fn active_run(&self) -> Result<Option<Run>, StorageError> {
-        crate::runs::active(&self.conn)
+        crate::runs::active(&mut *self.db.borrow_mut())
     }
 
     fn runs(&self, limit: usize) -> Result<Vec<Run>, StorageError> {
-        crate::runs::latest(&self.conn, limit)
+        crate::runs::latest(&mut *self.db.borrow_mut(), limit)
     }
 
     fn run_counts(&self) -> Result<Vec<(String, String, u64)>, StorageError> {
-        let mut stmt = self
-            .conn
-            .prepare_cached(
+        self.db
+            .borrow_mut()
+            .query(
                 "SELECT kind, status, count(*) FROM runs GROUP BY kind, status ORDER BY kind, status",
+                params![],
             )
-            .map_err(sql("counting runs"))?;
-        let rows = stmt
-            .query_map([], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)?.max(0) as u64))
-            })
-            .map_err(sql("counting runs"))?;
-        rows.collect::<Result<_, _>>().map_err(sql("counting runs"))
+            .and_then(|rows| each(rows, |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))))
+            .map_err(sql("counting runs"))
     }
 
     fn qa_results(&self, key: i64) -> Result<Vec<QaResult>, StorageError> {
-        crate::runs::qa_results(&self.conn, key)
+        crate::runs::qa_results(&mut *self.db.borrow_mut(), key)
     }
 
     fn unchecked_shot_keys(&self) -> Result<Vec<i64>, StorageError> {
-        let mut stmt = self
-            .conn
-            .prepare(
-                "SELECT key FROM shots WHERE status <> 'recording'
-                 AND NOT EXISTS (SELECT 1 FROM qa_results WHERE shot_key = shots.key)
-                 ORDER BY time, key",
-            )
-            .map_err(sql("listing unchecked shots"))?;
-        let rows = stmt
-            .query_map([], |r| r.get(0))
-            .map_err(sql("listing unchecked shots"))?;
-        rows.collect::<Result<_, _>>()
-            .map_err(sql("listing unchecked shots"))
+        self.column(
+            "listing unchecked shots",
+            "SELECT key FROM shots WHERE status <> 'recording'
+             AND NOT EXISTS (SELECT 1 FROM qa_results WHERE shot_key = shots.key)
+             ORDER BY time, key",
+            params![],
+        )
     }
 
     fn key_of_recording(&self, recording_key: u64) -> Result<Option<i64>, StorageError> {
-        self.conn
-            .query_row(
+        Ok(self
+            .column(
+                "finding a live shot",
                 "SELECT key FROM shots WHERE recording_key = ?1",
-                [recording_key as i64],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(sql("finding a live shot"))
+                params![recording_key as i64],
+            )?
+            .pop())
     }
 
     fn shot_keys(&self) -> Result<Vec<i64>, StorageError> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT key FROM shots WHERE status <> 'recording' ORDER BY time, key")
-            .map_err(sql("listing shots"))?;
-        let rows = stmt
-            .query_map([], |r| r.get(0))
-            .map_err(sql("listing shots"))?;
-        rows.collect::<Result<_, _>>().map_err(sql("listing shots"))
+        self.column(
+            "listing shots",
+            "SELECT key FROM shots WHERE status <> 'recording' ORDER BY time, key",
+            params![],
+        )
     }
 
     fn analyses(&self, key: i64) -> Result<Vec<serde_json::Value>, StorageError> {
-        let mut stmt = self
-            .conn
-            .prepare_cached(
+        let rows: Vec<(String, String, f64)> = self
+            .db
+            .borrow_mut()
+            .query(
                 "SELECT analyzer, result, created_at FROM analyses WHERE shot_key = ?1 ORDER BY analyzer",
+                params![key],
             )
+            .and_then(|rows| each(rows, |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))))
             .map_err(sql("reading analyses"))?;
-        let rows = stmt
-            .query_map([key], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, f64>(2)?,
-                ))
+        rows.into_iter()
+            .map(|(analyzer, result, created_at)| {
+                let result: serde_json::Value =
+                    serde_json::from_str(&result).map_err(|source| StorageError::Corrupt {
+                        what: "analysis",
+                        source,
+                    })?;
+                Ok(serde_json::json!({"analyzer": analyzer, "result": result, "created_at": created_at}))
             })
-            .map_err(sql("reading analyses"))?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (analyzer, result, created_at) = row.map_err(sql("reading analyses"))?;
-            let result: serde_json::Value =
-                serde_json::from_str(&result).map_err(|source| StorageError::Corrupt {
-                    what: "analysis",
-                    source,
-                })?;
-            out.push(serde_json::json!({"analyzer": analyzer, "result": result, "created_at": created_at}));
-        }
-        Ok(out)
+            .collect()
     }
 
     fn integrity_check(&self) -> Result<String, StorageError> {
-        self.conn
-            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
-            .map_err(sql("checking integrity"))
+        let mut db = self.db.borrow_mut();
+        match db.dialect() {
+            Dialect::Sqlite => db
+                .query_one("PRAGMA integrity_check", params![])
+                .and_then(|r| r.get(0))
+                .map_err(sql("checking integrity")),
+            // The server checks its own pages; what a reader can tell is that every table
+            // reads.
+            Dialect::Postgres => {
+                for table in [
+                    "SELECT count(*) FROM shots",
+                    "SELECT count(*) FROM samples",
+                    "SELECT count(*) FROM runs",
+                    "SELECT count(*) FROM leases",
+                    "SELECT count(*) FROM outbox",
+                ] {
+                    db.query_one(table, params![])
+                        .map_err(sql("checking integrity"))?;
+                }
+                Ok("ok".to_owned())
+            }
+        }
     }
 
     fn unexpanded(
@@ -353,7 +354,7 @@ impl crate::Reader for SqliteReader {
         due_by: Option<f64>,
         limit: usize,
     ) -> Result<Vec<crate::Finished>, StorageError> {
-        crate::outbox::unexpanded(&self.conn, due_by, limit)
+        crate::outbox::unexpanded(&mut *self.db.borrow_mut(), due_by, limit)
     }
 
     fn pending_deliveries(
@@ -362,15 +363,15 @@ impl crate::Reader for SqliteReader {
         due_by: Option<f64>,
         limit: usize,
     ) -> Result<Vec<crate::Delivery>, StorageError> {
-        crate::outbox::pending(&self.conn, target, due_by, limit)
+        crate::outbox::pending(&mut *self.db.borrow_mut(), target, due_by, limit)
     }
 
     fn delivery_counts(&self) -> Result<Vec<(String, String, u64)>, StorageError> {
-        crate::outbox::counts(&self.conn)
+        crate::outbox::counts(&mut *self.db.borrow_mut())
     }
 
     fn unplanned(&self) -> Result<u64, StorageError> {
-        crate::outbox::unplanned(&self.conn)
+        crate::outbox::unplanned(&mut *self.db.borrow_mut())
     }
 }
 

@@ -3,9 +3,9 @@
 //! holds that with a unique partial index, and [`Write::CreateRun`](crate::Write::CreateRun)
 //! answers with the active run instead of a second one.
 
-use rusqlite::{Connection, OptionalExtension as _, params};
 use serde::{Deserialize, Serialize};
 
+use crate::db::{Db, DbError, Row, each, params};
 use crate::lease::{self, Owner};
 use crate::{StorageError, sql};
 
@@ -170,27 +170,25 @@ pub struct Analysis {
 const RUN: &str = "SELECT id, kind, status, machine, shots, total, done, passed, failed,
     created_at, started_at, finished_at, error, summary, started_by, owner FROM runs";
 
-fn run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Run> {
-    let bad = |i: usize, what: &str| {
-        rusqlite::Error::FromSqlConversionFailure(
-            i,
-            rusqlite::types::Type::Text,
-            format!("unknown run {what}").into(),
-        )
-    };
+fn run_row(r: &Row) -> Result<Run, DbError> {
     let kind: String = r.get(1)?;
     let status: String = r.get(2)?;
     let shots: Option<String> = r.get(4)?;
+    let unknown = |column, found| DbError::Column {
+        column,
+        wanted: "a known run kind or status",
+        found,
+    };
     Ok(Run {
         id: r.get(0)?,
-        kind: RunKind::parse(&kind).ok_or_else(|| bad(1, "kind"))?,
-        status: RunStatus::parse(&status).ok_or_else(|| bad(2, "status"))?,
+        kind: RunKind::parse(&kind).ok_or(unknown(1, "an unknown kind"))?,
+        status: RunStatus::parse(&status).ok_or(unknown(2, "an unknown status"))?,
         machine: r.get(3)?,
         shots: shots.and_then(|s| serde_json::from_str(&s).ok()),
-        total: r.get::<_, i64>(5)?.max(0) as u64,
-        done: r.get::<_, i64>(6)?.max(0) as u64,
-        passed: r.get::<_, i64>(7)?.max(0) as u64,
-        failed: r.get::<_, i64>(8)?.max(0) as u64,
+        total: r.get(5)?,
+        done: r.get(6)?,
+        passed: r.get(7)?,
+        failed: r.get(8)?,
         created_at: r.get(9)?,
         started_at: r.get(10)?,
         finished_at: r.get(11)?,
@@ -200,30 +198,45 @@ fn run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Run> {
     })
 }
 
-pub(crate) fn get(conn: &Connection, id: i64) -> Result<Option<Run>, StorageError> {
-    conn.query_row(&format!("{RUN} WHERE id = ?1"), [id], run_row)
-        .optional()
-        .map_err(sql("reading a run"))
+/// The runs `sql` selects (after [`RUN`]).
+fn select_runs(
+    conn: &mut dyn Db,
+    what: &'static str,
+    sql_text: &str,
+    params: &[crate::db::Param<'_>],
+) -> Result<Vec<Run>, StorageError> {
+    conn.query(sql_text, params)
+        .and_then(|rows| each(rows, run_row))
+        .map_err(sql(what))
 }
 
-pub(crate) fn active(conn: &Connection) -> Result<Option<Run>, StorageError> {
-    conn.query_row(
+pub(crate) fn get(conn: &mut dyn Db, id: i64) -> Result<Option<Run>, StorageError> {
+    Ok(select_runs(
+        conn,
+        "reading a run",
+        &format!("{RUN} WHERE id = ?1"),
+        params![id],
+    )?
+    .pop())
+}
+
+pub(crate) fn active(conn: &mut dyn Db) -> Result<Option<Run>, StorageError> {
+    Ok(select_runs(
+        conn,
+        "reading the active run",
         &format!("{RUN} WHERE status IN ('queued', 'running') ORDER BY id LIMIT 1"),
-        [],
-        run_row,
-    )
-    .optional()
-    .map_err(sql("reading the active run"))
+        params![],
+    )?
+    .pop())
 }
 
-pub(crate) fn latest(conn: &Connection, limit: usize) -> Result<Vec<Run>, StorageError> {
-    let mut stmt = conn
-        .prepare(&format!("{RUN} ORDER BY id DESC LIMIT ?1"))
-        .map_err(sql("listing runs"))?;
-    let rows = stmt
-        .query_map([limit as i64], run_row)
-        .map_err(sql("listing runs"))?;
-    rows.collect::<Result<_, _>>().map_err(sql("listing runs"))
+pub(crate) fn latest(conn: &mut dyn Db, limit: usize) -> Result<Vec<Run>, StorageError> {
+    select_runs(
+        conn,
+        "listing runs",
+        &format!("{RUN} ORDER BY id DESC LIMIT ?1"),
+        params![limit as i64],
+    )
 }
 
 /// A run to create.
@@ -234,26 +247,26 @@ pub(crate) struct NewRun<'a> {
     pub(crate) started_by: &'a str,
 }
 
-/// The active run's id and the process executing it.
-fn active_owner(conn: &Connection) -> Result<Option<(i64, Option<String>)>, StorageError> {
-    conn.query_row(
-        "SELECT id, owner FROM runs WHERE status IN ('queued', 'running') LIMIT 1",
-        [],
-        |r| Ok((r.get(0)?, r.get(1)?)),
+/// The active runs' ids and the processes executing them (at most one is active, but a
+/// store from before that rule may hold more).
+fn active_owners(conn: &mut dyn Db) -> Result<Vec<(i64, Option<String>)>, StorageError> {
+    conn.query(
+        "SELECT id, owner FROM runs WHERE status IN ('queued', 'running') ORDER BY id",
+        params![],
     )
-    .optional()
+    .and_then(|rows| each(rows, |r| Ok((r.get(0)?, r.get(1)?))))
     .map_err(sql("reading the active run"))
 }
 
 /// Creates a queued run executed by `me` (who takes the runs lease), or answers the active
 /// one. An active run whose process holds no lease any more is interrupted first.
 pub(crate) fn create(
-    tx: &Connection,
+    tx: &mut dyn Db,
     run: NewRun<'_>,
     me: &Owner,
     now: f64,
 ) -> Result<crate::Applied, StorageError> {
-    if let Some((id, owner)) = active_owner(tx)? {
+    if let Some((id, owner)) = active_owners(tx)?.into_iter().next() {
         let alive = match &owner {
             Some(owner) => lease::held_by(tx, lease::RUNS, owner, me, now)?,
             None => false,
@@ -268,28 +281,27 @@ pub(crate) fn create(
     let shots = run
         .shots
         .map(|s| serde_json::to_string(s).unwrap_or_else(|_| "[]".into()));
-    tx.execute(
-        "INSERT INTO runs (kind, status, machine, shots, created_at, owner, started_by)
-         VALUES (?1, 'queued', ?2, ?3, ?4, ?5, ?6)",
-        params![
-            run.kind.as_str(),
-            run.machine,
-            shots,
-            now,
-            me.id,
-            run.started_by
-        ],
-    )
-    .map_err(sql("creating a run"))?;
-    Ok(crate::Applied::RunCreated {
-        id: tx.last_insert_rowid(),
-        lease_token,
-    })
+    let id = tx
+        .query_one(
+            "INSERT INTO runs (kind, status, machine, shots, created_at, owner, started_by)
+             VALUES (?1, 'queued', ?2, ?3, ?4, ?5, ?6) RETURNING id",
+            params![
+                run.kind.as_str(),
+                run.machine,
+                &shots,
+                now,
+                &me.id,
+                run.started_by
+            ],
+        )
+        .and_then(|r| r.get(0))
+        .map_err(sql("creating a run"))?;
+    Ok(crate::Applied::RunCreated { id, lease_token })
 }
 
 /// Writes a run's progress, unless it already finished (a late write never revives it).
 pub(crate) fn progress(
-    tx: &Connection,
+    tx: &mut dyn Db,
     p: &RunProgress,
     me: &Owner,
     now: f64,
@@ -308,10 +320,10 @@ pub(crate) fn progress(
             p.done as i64,
             p.passed as i64,
             p.failed as i64,
-            p.error,
+            &p.error,
             now,
             finished,
-            p.summary
+            &p.summary
         ],
     )
     .map_err(sql("recording a run's progress"))?;
@@ -322,7 +334,7 @@ pub(crate) fn progress(
 }
 
 /// Marks run `id` interrupted: the process executing it stopped.
-fn interrupt(tx: &Connection, id: i64, now: f64) -> Result<(), StorageError> {
+fn interrupt(tx: &mut dyn Db, id: i64, now: f64) -> Result<(), StorageError> {
     tx.execute(
         "UPDATE runs SET status = 'interrupted', finished_at = ?2,
             error = 'the process executing the run stopped while it was active'
@@ -336,20 +348,12 @@ fn interrupt(tx: &Connection, id: i64, now: f64) -> Result<(), StorageError> {
 /// At start: the active run, if its process no longer holds the runs lease (it stopped
 /// before it could end the run), is interrupted. Returns the ids interrupted.
 pub(crate) fn interrupt_orphans(
-    tx: &Connection,
+    tx: &mut dyn Db,
     me: &Owner,
     now: f64,
 ) -> Result<Vec<i64>, StorageError> {
     let mut ids = Vec::new();
-    // At most one is active, but a store from before that rule may hold more.
-    let active: Vec<(i64, Option<String>)> = tx
-        .prepare("SELECT id, owner FROM runs WHERE status IN ('queued', 'running')")
-        .map_err(sql("reading active runs"))?
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .map_err(sql("reading active runs"))?
-        .collect::<Result<_, _>>()
-        .map_err(sql("reading active runs"))?;
-    for (id, owner) in active {
+    for (id, owner) in active_owners(tx)? {
         let alive = match &owner {
             Some(owner) => lease::held_by(tx, lease::RUNS, owner, me, now)?,
             None => false,
@@ -363,7 +367,7 @@ pub(crate) fn interrupt_orphans(
 }
 
 pub(crate) fn store_qa(
-    tx: &Connection,
+    tx: &mut dyn Db,
     shot: i64,
     results: &[QaResult],
     now: f64,
@@ -374,34 +378,32 @@ pub(crate) fn store_qa(
              VALUES (?1, ?2, ?3, ?4, ?5)
              ON CONFLICT (shot_key, check_name) DO UPDATE SET
                 passed = excluded.passed, message = excluded.message, checked_at = excluded.checked_at",
-            params![shot, r.check, r.passed, r.message, now],
+            params![shot, &r.check, r.passed, &r.message, now],
         )
         .map_err(sql("storing QA results"))?;
     }
     Ok(())
 }
 
-pub(crate) fn qa_results(conn: &Connection, shot: i64) -> Result<Vec<QaResult>, StorageError> {
-    let mut stmt = conn
-        .prepare(
-            "SELECT check_name, passed, message FROM qa_results WHERE shot_key = ?1 ORDER BY check_name",
-        )
-        .map_err(sql("reading QA results"))?;
-    let rows = stmt
-        .query_map([shot], |r| {
+pub(crate) fn qa_results(conn: &mut dyn Db, shot: i64) -> Result<Vec<QaResult>, StorageError> {
+    conn.query(
+        "SELECT check_name, passed, message FROM qa_results WHERE shot_key = ?1 ORDER BY check_name",
+        params![shot],
+    )
+    .and_then(|rows| {
+        each(rows, |r| {
             Ok(QaResult {
                 check: r.get(0)?,
                 passed: r.get(1)?,
                 message: r.get(2)?,
             })
         })
-        .map_err(sql("reading QA results"))?;
-    rows.collect::<Result<_, _>>()
-        .map_err(sql("reading QA results"))
+    })
+    .map_err(sql("reading QA results"))
 }
 
 pub(crate) fn store_analysis(
-    tx: &Connection,
+    tx: &mut dyn Db,
     shot: i64,
     analyzer: &str,
     result: &str,

@@ -5,9 +5,14 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::read::SqliteReader;
-use crate::write::{self, SqliteWriter};
-use crate::{Backend, Opened, Options, Reader, StorageError};
+use rusqlite::{Connection, OpenFlags};
+
+use crate::read::SqlReader;
+use crate::write::{self, SqlWriter};
+use crate::{Backend, Opened, Options, Reader, StorageError, schema, sql};
+
+/// Statements each connection keeps prepared (rusqlite's default is 16; the store has more).
+const STATEMENTS: usize = 64;
 
 /// The SQLite store at a path.
 #[derive(Debug)]
@@ -17,7 +22,7 @@ struct Sqlite {
 
 impl Backend for Sqlite {
     fn reader(&self) -> Result<Box<dyn Reader>, StorageError> {
-        Ok(Box::new(SqliteReader::open(&self.path)?))
+        Ok(Box::new(SqlReader::new(open_read_only(&self.path)?)))
     }
 
     fn location(&self) -> String {
@@ -28,24 +33,78 @@ impl Backend for Sqlite {
 /// Opens (creating if needed) the database at `path`, migrates it, and finishes what a stopped
 /// process left open and no live process holds.
 pub fn open(path: &Path, options: &Options) -> Result<Opened, StorageError> {
-    let mut conn = write::open_writer(path)?;
+    let mut conn = open_writer(path)?;
     let (recovered, interrupted) = write::recover(&mut conn, &options.owner)?;
-    if let Some(fault) = options.fail_commit.clone() {
-        let mut commits = 0u64;
-        conn.commit_hook(Some(move || {
-            commits += 1;
-            fault(commits)
-        }));
-    }
     Ok(Opened {
         backend: Arc::new(Sqlite {
             path: path.to_owned(),
         }),
-        writer: Box::new(SqliteWriter {
-            conn,
+        writer: Box::new(SqlWriter {
+            db: conn,
             me: options.owner.clone(),
+            fault: options.fail_commit.clone(),
+            commits: 0,
+            on_close: Some("PRAGMA wal_checkpoint(TRUNCATE);"),
         }),
         recovered,
         interrupted,
     })
+}
+
+/// A read-only connection to the store at `path`.
+pub(crate) fn open_read_only(path: &Path) -> Result<Connection, StorageError> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|source| StorageError::Open {
+        location: path.display().to_string(),
+        source: source.into(),
+    })?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))
+        .map_err(|e| sql("setting the busy timeout")(e.into()))?;
+    conn.set_prepared_statement_cache_capacity(STATEMENTS);
+    Ok(conn)
+}
+
+/// The read-write connection: WAL, `synchronous=FULL`, foreign keys, busy timeout, migrated.
+fn open_writer(path: &Path) -> Result<Connection, StorageError> {
+    let open = |source: rusqlite::Error| StorageError::Open {
+        location: path.display().to_string(),
+        source: source.into(),
+    };
+    let mut conn = Connection::open(path).map_err(open)?;
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+        .map_err(open)?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        tracing::warn!(%mode, path = %path.display(), "SQLite refused WAL mode; writes are slower");
+    }
+    conn.execute_batch(
+        "PRAGMA synchronous = FULL;
+         PRAGMA foreign_keys = ON;
+         PRAGMA busy_timeout = 5000;",
+    )
+    .map_err(open)?;
+    conn.set_prepared_statement_cache_capacity(STATEMENTS);
+    // Two processes opening a new file at once both see version 0; the one that migrates
+    // second fails on tables the first just made. Read the version again and go on: what is
+    // left to do (often nothing) is done on the next try.
+    let mut tries = 0;
+    loop {
+        match schema::migrations().to_latest(&mut conn) {
+            Ok(()) => break,
+            Err(_) if tries < 50 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(20 + 10 * tries));
+            }
+            Err(source) => {
+                return Err(StorageError::Migrate {
+                    location: path.display().to_string(),
+                    reason: source.to_string(),
+                });
+            }
+        }
+    }
+    Ok(conn)
 }

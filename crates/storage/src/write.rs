@@ -1,122 +1,88 @@
-//! The writer thread and what each write does in SQL.
+//! What each write does in SQL, once for every engine ([`crate::db::Db`]), and the batch
+//! around them: one write transaction, a savepoint per write, answers after the commit.
 
-use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use rusqlite::{Connection, OptionalExtension as _, TransactionBehavior, params};
-
+use crate::db::{Db, DbError, params};
 use crate::lease::{self, Owner, Taken};
-use crate::{Applied, StorageError, Upserted, Write, schema, sql};
+use crate::{Applied, CommitFault, StorageError, Upserted, Write, sql};
 use recorder_core::{EndReason, ShotKey, ShotStatus};
 
-fn unix_now() -> f64 {
+pub(crate) fn unix_now() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64())
-}
-
-/// The read-write connection: WAL, `synchronous=FULL`, foreign keys, busy timeout, migrated.
-pub(crate) fn open_writer(path: &Path) -> Result<Connection, StorageError> {
-    let open = |source| StorageError::Open {
-        path: path.to_owned(),
-        source,
-    };
-    let mut conn = Connection::open(path).map_err(open)?;
-    let mode: String = conn
-        .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
-        .map_err(open)?;
-    if !mode.eq_ignore_ascii_case("wal") {
-        tracing::warn!(%mode, path = %path.display(), "SQLite refused WAL mode; writes are slower");
-    }
-    conn.execute_batch(
-        "PRAGMA synchronous = FULL;
-         PRAGMA foreign_keys = ON;
-         PRAGMA busy_timeout = 5000;",
-    )
-    .map_err(open)?;
-    // Two processes opening a new file at once both see version 0; the one that migrates
-    // second fails on tables the first just made. Read the version again and go on: what is
-    // left to do (often nothing) is done on the next try.
-    let mut tries = 0;
-    loop {
-        match schema::migrations().to_latest(&mut conn) {
-            Ok(()) => break,
-            Err(_) if tries < 50 => {
-                tries += 1;
-                std::thread::sleep(std::time::Duration::from_millis(20 + 10 * tries));
-            }
-            Err(source) => {
-                return Err(StorageError::Migrate {
-                    path: path.to_owned(),
-                    source,
-                });
-            }
-        }
-    }
-    Ok(conn)
 }
 
 /// Finishes what a stopped process left open and no live process holds: live shots still
 /// recording become partial, and runs still active become interrupted (their ids are the
 /// second part of the answer).
 pub(crate) fn recover(
-    conn: &mut Connection,
+    db: &mut dyn Db,
     me: &Owner,
 ) -> Result<(Vec<crate::Recovered>, Vec<i64>), StorageError> {
     let what = "recovering unfinished shots";
-    let tx = conn
-        .transaction_with_behavior(TransactionBehavior::Immediate)
-        .map_err(sql(what))?;
-    let now = unix_now();
-    let machines: Vec<String> = tx
-        .prepare("SELECT DISTINCT machine FROM shots WHERE status = 'recording'")
-        .map_err(sql(what))?
-        .query_map([], |r| r.get(0))
-        .map_err(sql(what))?
-        .collect::<Result<_, _>>()
-        .map_err(sql(what))?;
-    let mut recovered = Vec::new();
-    for machine in machines {
-        if !lease::held_by_other(&tx, &lease::machine(&machine), me, now)? {
-            recovered.extend(finish_recording(&tx, &machine, now)?);
+    db.begin_write().map_err(sql(what))?;
+    let result = (|| {
+        let now = unix_now();
+        let machines: Vec<String> = db
+            .query(
+                "SELECT DISTINCT machine FROM shots WHERE status = 'recording'",
+                params![],
+            )
+            .and_then(|rows| crate::db::each(rows, |r| r.get(0)))
+            .map_err(sql(what))?;
+        let mut recovered = Vec::new();
+        for machine in machines {
+            if !lease::held_by_other(db, &lease::machine(&machine), me, now)? {
+                recovered.extend(finish_recording(db, &machine, now)?);
+            }
+        }
+        recovered.sort_by_key(|r| r.key);
+        let interrupted = crate::runs::interrupt_orphans(db, me, now)?;
+        Ok((recovered, interrupted))
+    })();
+    match result {
+        Ok(done) => {
+            db.batch("COMMIT").map_err(sql(what))?;
+            Ok(done)
+        }
+        Err(e) => {
+            let _ = db.batch("ROLLBACK");
+            Err(e)
         }
     }
-    recovered.sort_by_key(|r| r.key);
-    let interrupted = crate::runs::interrupt_orphans(&tx, me, now)?;
-    tx.commit().map_err(sql(what))?;
-    Ok((recovered, interrupted))
 }
 
 /// Finishes `machine`'s live shots still recording as partial (`end_reason = crash`); returns
 /// them.
 fn finish_recording(
-    tx: &Connection,
+    tx: &mut dyn Db,
     machine: &str,
     now: f64,
 ) -> Result<Vec<crate::Recovered>, StorageError> {
     let what = "recovering unfinished shots";
-    let mut stmt = tx
-        .prepare(
+    let rows = tx
+        .query(
             "UPDATE shots SET status = 'partial', end_reason = 'crash', updated_at = ?1
              WHERE status = 'recording' AND machine = ?2
              RETURNING recording_key, id, sample_count, key, time",
+            params![now, machine],
         )
-        .map_err(sql(what))?;
-    let rows = stmt
-        .query_map(params![now, machine], |r| {
-            Ok((
-                r.get::<_, Option<i64>>(0)?,
-                r.get::<_, Option<String>>(1)?,
-                r.get::<_, i64>(2)?,
-                r.get::<_, i64>(3)?,
-                r.get::<_, f64>(4)?,
-            ))
-        })
         .map_err(sql(what))?;
     let mut recovered = Vec::new();
     let mut cut = Vec::new();
-    for row in rows {
-        let (key, id, samples, row_key, started_unix_s) = row.map_err(sql(what))?;
+    for r in &rows {
+        let read = || -> Result<_, DbError> {
+            Ok((
+                r.get::<Option<i64>>(0)?,
+                r.get::<Option<String>>(1)?,
+                r.get::<i64>(2)?,
+                r.get::<i64>(3)?,
+                r.get::<f64>(4)?,
+            ))
+        };
+        let (key, id, samples, row_key, started_unix_s) = read().map_err(sql(what))?;
         cut.push((row_key, samples));
         if let Some(key) = key {
             recovered.push(crate::Recovered {
@@ -128,7 +94,6 @@ fn finish_recording(
             });
         }
     }
-    drop(stmt);
     // Only a shot the recorder would have kept is told about (fewer samples: a flush).
     let kept = recorder_core::Config::default().min_samples as i64;
     for (row_key, samples) in cut {
@@ -140,46 +105,66 @@ fn finish_recording(
     Ok(recovered)
 }
 
-/// The SQLite writer: the read-write connection, and the process it writes for (leases).
-pub(crate) struct SqliteWriter {
-    pub(crate) conn: Connection,
+/// A backend's writer, on any engine: the read-write connection, the process it writes for
+/// (leases), and the commit fault of the tests.
+pub(crate) struct SqlWriter<D> {
+    pub(crate) db: D,
     pub(crate) me: Owner,
+    pub(crate) fault: Option<CommitFault>,
+    pub(crate) commits: u64,
+    /// What closing does (SQLite checkpoints its WAL).
+    pub(crate) on_close: Option<&'static str>,
 }
 
-impl crate::Writer for SqliteWriter {
+impl<D: Db + Send + 'static> crate::Writer for SqlWriter<D> {
     fn apply(&mut self, writes: &[&Write]) -> Vec<Result<Applied, StorageError>> {
-        apply_batch(&mut self.conn, writes, &self.me)
+        self.commits += 1;
+        let refuse = self.fault.as_ref().is_some_and(|f| f(self.commits));
+        apply_batch(&mut self.db, writes, &self.me, refuse)
     }
 
     fn close(&mut self) {
-        if let Err(e) = self.conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);") {
-            tracing::warn!("checkpoint on close failed: {e}");
+        if let Some(statement) = self.on_close
+            && let Err(e) = self.db.batch(statement)
+        {
+            tracing::warn!("closing the database: {statement} failed: {e}");
         }
     }
 }
 
+/// Applies `jobs` in one write transaction, each in a savepoint, and commits (or, `refuse`,
+/// fails the commit as a full disk would: the tests' fault).
 fn apply_batch(
-    conn: &mut Connection,
+    db: &mut dyn Db,
     jobs: &[&Write],
     me: &Owner,
+    refuse: bool,
 ) -> Vec<Result<Applied, StorageError>> {
-    let mut tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
-        Ok(tx) => tx,
-        Err(e) => {
-            let e = e.to_string();
-            return jobs
-                .iter()
-                .map(|_| Err(sql("starting a write transaction")(text_error(&e))))
-                .collect();
-        }
+    let all_fail = |what: &'static str, e: &DbError| {
+        let e = e.to_string();
+        jobs.iter()
+            .map(|_| Err(sql(what)(DbError::Batch(e.clone()))))
+            .collect()
     };
+    if let Err(e) = db.begin_write() {
+        let _ = db.batch("ROLLBACK");
+        return all_fail("starting a write transaction", &e);
+    }
     let mut results = Vec::with_capacity(jobs.len());
     for job in jobs {
-        let result = match tx.savepoint() {
-            Ok(sp) => match apply(&sp, job, me) {
-                Ok(applied) => sp.commit().map(|()| applied).map_err(sql("saving a write")),
-                // The savepoint rolls back when dropped: this write alone is undone.
-                Err(e) => Err(e),
+        let result = match db.batch("SAVEPOINT w") {
+            Ok(()) => match apply(db, job, me) {
+                Ok(applied) => db
+                    .batch("RELEASE w")
+                    .map(|()| applied)
+                    .map_err(sql("saving a write")),
+                Err(e) => {
+                    // This write alone is undone.
+                    if let Err(undo) = db.batch("ROLLBACK TO w; RELEASE w") {
+                        tracing::error!("undoing a failed write failed: {undo}");
+                    }
+                    Err(e)
+                }
             },
             Err(e) => Err(sql("opening a savepoint")(e)),
         };
@@ -188,40 +173,41 @@ fn apply_batch(
         }
         results.push(result);
     }
-    if let Err(e) = tx.commit() {
+    let committed = if refuse {
+        let _ = db.batch("ROLLBACK");
+        Err(DbError::Batch(
+            "the commit was refused (injected fault: database or disk is full)".into(),
+        ))
+    } else {
+        db.batch("COMMIT")
+    };
+    if let Err(e) = committed {
+        // A failed COMMIT may leave the transaction open (SQLite, busy): close it.
+        let _ = db.batch("ROLLBACK");
         tracing::error!(
             "committing {} write(s) failed, none of them is stored: {e}",
             jobs.len()
         );
-        let e = e.to_string();
-        return jobs
-            .iter()
-            .map(|_| Err(sql("committing")(text_error(&e))))
-            .collect();
+        return all_fail("committing", &e);
     }
     results
 }
 
-/// The same failure for every caller of a batch (rusqlite errors are not `Clone`).
-fn text_error(message: &str) -> rusqlite::Error {
-    rusqlite::Error::SqliteFailure(
-        rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ERROR),
-        Some(message.to_owned()),
-    )
-}
-
 /// The row of a live shot: `(key, source is history, status)`.
-fn live_row(tx: &Connection, key: ShotKey) -> Result<Option<(i64, bool, String)>, StorageError> {
-    tx.query_row(
-        "SELECT key, source = 'history', status FROM shots WHERE recording_key = ?1",
-        [key as i64],
-        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-    )
-    .optional()
-    .map_err(sql("finding a live shot"))
+fn live_row(tx: &mut dyn Db, key: ShotKey) -> Result<Option<(i64, bool, String)>, StorageError> {
+    let what = "finding a live shot";
+    let row = tx
+        .query_opt(
+            "SELECT key, source = 'history', status FROM shots WHERE recording_key = ?1",
+            params![key as i64],
+        )
+        .map_err(sql(what))?;
+    row.map(|r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .transpose()
+        .map_err(sql(what))
 }
 
-fn apply(tx: &Connection, write: &Write, me: &Owner) -> Result<Applied, StorageError> {
+fn apply(tx: &mut dyn Db, write: &Write, me: &Owner) -> Result<Applied, StorageError> {
     match write {
         Write::Fenced {
             lease: name,
@@ -324,8 +310,8 @@ fn apply(tx: &Connection, write: &Write, me: &Owner) -> Result<Applied, StorageE
                     machine,
                     start.key as i64,
                     start.started_unix_s,
-                    start.profile_name,
-                    start.profile_id,
+                    &start.profile_name,
+                    &start.profile_id,
                     unix_now()
                 ],
             )
@@ -333,9 +319,7 @@ fn apply(tx: &Connection, write: &Write, me: &Owner) -> Result<Applied, StorageE
         }
         Write::Journal { key, samples } => {
             let Some((row, history, status)) = live_row(tx, *key)? else {
-                return Err(sql("journaling samples")(
-                    rusqlite::Error::QueryReturnedNoRows,
-                ));
+                return Err(sql("journaling samples")(DbError::NoRow));
             };
             if history || status != "recording" {
                 // History replaced it, or it already ended: nothing to add.
@@ -347,81 +331,30 @@ fn apply(tx: &Connection, write: &Write, me: &Owner) -> Result<Applied, StorageE
             key,
             id,
             started_unix_s,
-        } => {
-            let Some((row, history, _)) = live_row(tx, *key)? else {
-                return Ok(Applied::Done);
-            };
-            if history {
-                return Ok(Applied::Done);
-            }
-            let other: Option<i64> = tx
-                .query_row("SELECT key FROM shots WHERE id = ?1", [id], |r| r.get(0))
-                .optional()
-                .map_err(sql("identifying a shot"))?;
-            match other {
-                Some(other) if other != row => {
-                    let other_is_history: bool = tx
-                        .query_row(
-                            "SELECT source = 'history' FROM shots WHERE key = ?1",
-                            [other],
-                            |r| r.get(0),
-                        )
-                        .map_err(sql("identifying a shot"))?;
-                    if other_is_history {
-                        // History got there first: it wins, and takes the recorder's key so
-                        // later live writes for this shot find it and leave it alone.
-                        tx.execute("DELETE FROM shots WHERE key = ?1", [row])
-                            .map_err(sql("identifying a shot"))?;
-                    } else {
-                        // An earlier live copy of the same shot (cut by a crash or a
-                        // disconnect): this recording goes on in it.
-                        move_samples(tx, row, other)?;
-                        crate::outbox::resumed(tx, other)?;
-                        tx.execute("DELETE FROM shots WHERE key = ?1", [row])
-                            .map_err(sql("identifying a shot"))?;
-                        tx.execute(
-                            "UPDATE shots SET status = 'recording', end_reason = NULL WHERE key = ?1",
-                            [other],
-                        )
-                        .map_err(sql("identifying a shot"))?;
-                    }
-                    tx.execute(
-                        "UPDATE shots SET recording_key = ?1 WHERE key = ?2",
-                        params![*key as i64, other],
-                    )
-                    .map_err(sql("identifying a shot"))?;
-                }
-                _ => {
-                    tx.execute(
-                        "UPDATE shots SET id = ?1, time = ?2, updated_at = ?3 WHERE key = ?4",
-                        params![id, started_unix_s, unix_now(), row],
-                    )
-                    .map_err(sql("identifying a shot"))?;
-                }
-            }
-        }
+        } => identify(tx, *key, id, *started_unix_s)?,
         Write::Merge { from, into } => {
+            let what = "merging shots";
             let (Some((from_row, _, _)), Some((into_row, into_history, _))) =
                 (live_row(tx, *from)?, live_row(tx, *into)?)
             else {
                 return Ok(Applied::Done);
             };
             if into_history {
-                tx.execute("DELETE FROM shots WHERE key = ?1", [from_row])
-                    .map_err(sql("merging shots"))?;
+                tx.execute("DELETE FROM shots WHERE key = ?1", params![from_row])
+                    .map_err(sql(what))?;
                 return Ok(Applied::Done);
             }
             move_samples(tx, from_row, into_row)?;
             crate::outbox::resumed(tx, into_row)?;
-            tx.execute("DELETE FROM shots WHERE key = ?1", [from_row])
-                .map_err(sql("merging shots"))?;
+            tx.execute("DELETE FROM shots WHERE key = ?1", params![from_row])
+                .map_err(sql(what))?;
             tx.execute(
                 "UPDATE shots SET status = 'recording', end_reason = NULL, updated_at = ?1,
                  sample_count = (SELECT count(*) FROM samples WHERE shot_key = ?2)
                  WHERE key = ?2",
                 params![unix_now(), into_row],
             )
-            .map_err(sql("merging shots"))?;
+            .map_err(sql(what))?;
         }
         Write::Finish(shot) => {
             let status = match shot.status {
@@ -446,7 +379,7 @@ fn apply(tx: &Connection, write: &Write, me: &Owner) -> Result<Applied, StorageE
         Write::Discard { key } => {
             tx.execute(
                 "DELETE FROM shots WHERE recording_key = ?1 AND source = 'live'",
-                [*key as i64],
+                params![*key as i64],
             )
             .map_err(sql("discarding a shot"))?;
         }
@@ -457,16 +390,78 @@ fn apply(tx: &Connection, write: &Write, me: &Owner) -> Result<Applied, StorageE
     Ok(Applied::Done)
 }
 
-/// Appends the samples of shot row `from` to row `into`, in order, and recounts `into`.
-fn move_samples(tx: &Connection, from: i64, into: i64) -> Result<(), StorageError> {
-    let what = "moving samples between shots";
-    let offset: i64 = tx
-        .query_row(
-            "SELECT coalesce(max(seq) + 1, 0) FROM samples WHERE shot_key = ?1",
-            [into],
-            |r| r.get(0),
+/// The machine's UUID and start time for live shot `key`; history that holds the shot wins,
+/// and an earlier live copy of it takes this recording in.
+fn identify(
+    tx: &mut dyn Db,
+    key: ShotKey,
+    id: &str,
+    started_unix_s: f64,
+) -> Result<(), StorageError> {
+    let what = "identifying a shot";
+    let Some((row, history, _)) = live_row(tx, key)? else {
+        return Ok(());
+    };
+    if history {
+        return Ok(());
+    }
+    let other: Option<(i64, bool)> = tx
+        .query_opt(
+            "SELECT key, source = 'history' FROM shots WHERE id = ?1",
+            params![id],
         )
+        .and_then(|r| r.map(|r| Ok((r.get(0)?, r.get(1)?))).transpose())
         .map_err(sql(what))?;
+    match other {
+        Some((other, other_is_history)) if other != row => {
+            if other_is_history {
+                // History got there first: it wins, and takes the recorder's key so later
+                // live writes for this shot find it and leave it alone.
+                tx.execute("DELETE FROM shots WHERE key = ?1", params![row])
+                    .map_err(sql(what))?;
+            } else {
+                // An earlier live copy of the same shot (cut by a crash or a disconnect):
+                // this recording goes on in it.
+                move_samples(tx, row, other)?;
+                crate::outbox::resumed(tx, other)?;
+                tx.execute("DELETE FROM shots WHERE key = ?1", params![row])
+                    .map_err(sql(what))?;
+                tx.execute(
+                    "UPDATE shots SET status = 'recording', end_reason = NULL WHERE key = ?1",
+                    params![other],
+                )
+                .map_err(sql(what))?;
+            }
+            tx.execute(
+                "UPDATE shots SET recording_key = ?1 WHERE key = ?2",
+                params![key as i64, other],
+            )
+            .map_err(sql(what))?;
+        }
+        _ => {
+            tx.execute(
+                "UPDATE shots SET id = ?1, time = ?2, updated_at = ?3 WHERE key = ?4",
+                params![id, started_unix_s, unix_now(), row],
+            )
+            .map_err(sql(what))?;
+        }
+    }
+    Ok(())
+}
+
+/// The next sequence number of shot row `row`.
+fn next_seq(tx: &mut dyn Db, row: i64) -> Result<i64, DbError> {
+    tx.query_one(
+        "SELECT coalesce(max(seq) + 1, 0) FROM samples WHERE shot_key = ?1",
+        params![row],
+    )?
+    .get(0)
+}
+
+/// Appends the samples of shot row `from` to row `into`, in order, and recounts `into`.
+fn move_samples(tx: &mut dyn Db, from: i64, into: i64) -> Result<(), StorageError> {
+    let what = "moving samples between shots";
+    let offset = next_seq(tx, into).map_err(sql(what))?;
     tx.execute(
         "UPDATE samples SET shot_key = ?1, seq = seq + ?2 WHERE shot_key = ?3",
         params![into, offset, from],
@@ -475,60 +470,50 @@ fn move_samples(tx: &Connection, from: i64, into: i64) -> Result<(), StorageErro
     tx.execute(
         "UPDATE shots SET sample_count = (SELECT count(*) FROM samples WHERE shot_key = ?1)
          WHERE key = ?1",
-        [into],
+        params![into],
     )
     .map_err(sql(what))?;
     Ok(())
 }
 
 fn insert_samples(
-    tx: &Connection,
+    tx: &mut dyn Db,
     row: i64,
     samples: &[meticulous::Sample],
 ) -> Result<(), StorageError> {
-    let next: i64 = tx
-        .query_row(
-            "SELECT coalesce(max(seq) + 1, 0) FROM samples WHERE shot_key = ?1",
-            [row],
-            |r| r.get(0),
-        )
-        .map_err(sql("storing samples"))?;
-    let mut insert = tx
-        .prepare_cached("INSERT INTO samples (shot_key, seq, sample) VALUES (?1, ?2, ?3)")
-        .map_err(sql("storing samples"))?;
-    let mut text = String::new();
-    for (i, sample) in samples.iter().enumerate() {
-        text.clear();
-        // Writing JSON into a String cannot fail for these plain types.
-        if let Ok(json) = serde_json::to_string(sample) {
-            text.push_str(&json);
-        }
-        insert
-            .execute(params![row, next + i as i64, text])
-            .map_err(sql("storing samples"))?;
-    }
+    let what = "storing samples";
+    let next = next_seq(tx, row).map_err(sql(what))?;
+    // Writing JSON into a String cannot fail for these plain types.
+    let texts: Vec<String> = samples
+        .iter()
+        .map(|s| serde_json::to_string(s).unwrap_or_default())
+        .collect();
+    tx.append_samples(row, next, &texts).map_err(sql(what))?;
     tx.execute(
         "UPDATE shots SET sample_count = sample_count + ?1 WHERE key = ?2",
         params![samples.len() as i64, row],
     )
-    .map_err(sql("storing samples"))?;
+    .map_err(sql(what))?;
     Ok(())
 }
 
 fn upsert_history(
-    tx: &Connection,
+    tx: &mut dyn Db,
     machine: &str,
     entry: &meticulous::Entry,
 ) -> Result<Upserted, StorageError> {
+    let what = "storing a history shot";
     let existing: Option<(i64, bool, i64, Option<i64>)> = tx
-        .query_row(
+        .query_opt(
             "SELECT key, source = 'history', sample_count, db_key FROM shots WHERE id = ?1",
-            [&entry.id],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            params![&entry.id],
         )
-        .optional()
-        .map_err(sql("storing a history shot"))?;
-    let profile = entry.profile.as_ref().map(|p| p.get().to_owned());
+        .and_then(|r| {
+            r.map(|r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+                .transpose()
+        })
+        .map_err(sql(what))?;
+    let profile = entry.profile.as_ref().map(|p| p.get());
     let count = entry.data.len() as i64;
     let row = match existing {
         Some((_, true, stored, db_key)) if stored == count && db_key == entry.db_key => {
@@ -543,37 +528,37 @@ fn upsert_history(
                 params![
                     machine,
                     entry.time,
-                    entry.name,
+                    &entry.name,
                     profile,
                     entry.db_key,
-                    entry.file,
+                    &entry.file,
                     unix_now(),
                     row
                 ],
             )
-            .map_err(sql("storing a history shot"))?;
-            tx.execute("DELETE FROM samples WHERE shot_key = ?1", [row])
-                .map_err(sql("storing a history shot"))?;
+            .map_err(sql(what))?;
+            tx.execute("DELETE FROM samples WHERE shot_key = ?1", params![row])
+                .map_err(sql(what))?;
             row
         }
-        None => {
-            tx.execute(
+        None => tx
+            .query_one(
                 "INSERT INTO shots (machine, id, time, name, profile, source, status, db_key, file, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, 'history', 'complete', ?6, ?7, ?8)",
+                 VALUES (?1, ?2, ?3, ?4, ?5, 'history', 'complete', ?6, ?7, ?8)
+                 RETURNING key",
                 params![
                     machine,
-                    entry.id,
+                    &entry.id,
                     entry.time,
-                    entry.name,
+                    &entry.name,
                     profile,
                     entry.db_key,
-                    entry.file,
+                    &entry.file,
                     unix_now()
                 ],
             )
-            .map_err(sql("storing a history shot"))?;
-            tx.last_insert_rowid()
-        }
+            .and_then(|r| r.get(0))
+            .map_err(sql(what))?,
     };
     insert_samples(tx, row, &entry.data)?;
     Ok(if existing.is_some() {
