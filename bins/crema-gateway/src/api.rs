@@ -305,14 +305,35 @@ fn analyses_now(state: &AppState, identity: &Identity, id: &str) -> Response {
     }
 }
 
+/// What is wrong: the store, the broker, and each machine not connected anywhere this
+/// gateway can see (one another gateway records is judged by its topic, through the broker;
+/// without a broker it is that gateway's to report).
 fn health(state: &AppState) -> metrics::Health {
-    metrics::health(
+    use std::sync::atomic::Ordering::Relaxed;
+    let unseen = |m: &&MachineInfo| {
+        !m.stats.standing_by.load(Relaxed)
+            || (state.broker.is_some() && machine_state(&state.hub, m)["connected"] != true)
+    };
+    let mut health = metrics::health(
         state
             .machines
             .iter()
+            .filter(unseen)
             .map(|machine| (machine.name.as_str(), &*machine.stats)),
         &state.store,
-    )
+    );
+    if let Some(broker) = state.broker.as_ref().filter(|b| !b.healthy()) {
+        health.status = "unhealthy";
+        health.problems.push(metrics::Problem {
+            what: "broker",
+            machine: None,
+            message: format!(
+                "the broker {} is unreachable: live events pause (shots are still stored)",
+                broker.describe()
+            ),
+        });
+    }
+    health
 }
 
 /// `/healthz`: `200 {"status":"ok"}`, or `503` with what is wrong (storage, a machine link).
@@ -399,9 +420,9 @@ fn metrics_now(state: &AppState) -> Response {
     metrics::hooks(&mut m, &state.finished);
     metrics::runs(&mut m, &state.runs, &state.store);
     metrics::healthy(&mut m, &health(state));
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        m.finish(),
-    )
-        .into_response()
+    let mut text = m.finish();
+    if let Some(broker) = &state.broker {
+        broker.write_metrics(&mut text);
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }

@@ -4,9 +4,10 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::Context as _;
+use broker::Broker;
 use clap::Parser;
 use fanout::Hub;
 use fanout::admission::{Admission, Caps};
@@ -15,14 +16,13 @@ use fanout::ws::{Limits, WsState};
 use recorder::hooks::{AnalyzerConfig, HookFormat, Hooks, WebhookConfig};
 use recorder::outbox::FinishedShots;
 use recorder::process::{LogFormat, init_logs, stop_on_signals};
-use recorder::record::{self, MachineConfig, RecordError};
+use recorder::record::{self, MachineConfig};
 use recorder::runs::{Runs, SyncTarget};
 use storage::{Database, Options, Store};
 use tokio_util::sync::CancellationToken;
 
-/// How often a gateway asks again for a machine another process records (a standby takes it
-/// over this soon after that process dies on this host; after its lease expires elsewhere).
-const STANDBY_RETRY: Duration = Duration::from_secs(2);
+/// The prefix of every key the gateways keep in the broker.
+const BROKER_PREFIX: &str = "crema";
 
 /// How often every machine's history is synced (a `sync` run started by the schedule).
 const SYNC_EVERY: Duration = Duration::from_secs(15 * 60);
@@ -45,6 +45,10 @@ struct Cli {
     /// that several gateways share.
     #[arg(long)]
     db: Option<Database>,
+    /// A Redis server that several gateways share (`redis://host:port`): each machine's events
+    /// go through it to every gateway. Without it, events stay in this process.
+    #[arg(long)]
+    broker: Option<String>,
     /// Where to listen.
     #[arg(long)]
     listen: Option<SocketAddr>,
@@ -81,6 +85,8 @@ struct Config {
     machines: Vec<MachineEntry>,
     /// A SQLite file or a `postgres://` URL.
     db: Option<String>,
+    /// A `redis://` URL: the broker several gateways share.
+    broker: Option<String>,
     listen: Option<SocketAddr>,
     #[serde(default)]
     auth: AuthConfig,
@@ -211,6 +217,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         config.origins,
         hooks,
         store.clone(),
+        cli.broker.or(config.broker),
     ));
     drop(rt);
     if let Ok(store) = Arc::try_unwrap(store) {
@@ -219,6 +226,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     result
 }
 
+#[allow(clippy::too_many_arguments)] // the composition root: what main read, wired once
 async fn serve(
     mut machines: Vec<(String, String)>,
     demo: Option<f64>,
@@ -227,6 +235,7 @@ async fn serve(
     origins: Option<Vec<String>>,
     hooks: Hooks,
     store: Arc<Store>,
+    broker: Option<String>,
 ) -> anyhow::Result<()> {
     let _simulator = if let Some(speed) = demo {
         let sim = simulator::Simulator::start(simulator::SimulatorConfig {
@@ -241,11 +250,17 @@ async fn serve(
     } else {
         None
     };
-    let epoch = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64);
-    let hub = Arc::new(Hub::new(epoch, 1024, 4096));
+    let epoch = broker::epoch(broker.as_deref(), BROKER_PREFIX).await?;
+    let hub = Arc::new(Hub::new(epoch, broker::STREAM_LEN, 4096));
     let stop = CancellationToken::new();
+    let topics = machines
+        .iter()
+        .map(|(n, _)| format!("machine:{n}"))
+        .collect();
+    let broker = broker
+        .map(|url| Broker::start(&url, BROKER_PREFIX, hub.clone(), topics, stop.clone()))
+        .transpose()?
+        .map(Arc::new);
     let finished = FinishedShots::start(store.clone(), hooks);
     let mut recorders = Vec::new();
     let mut states = Vec::new();
@@ -253,10 +268,7 @@ async fn serve(
         let topic = format!("machine:{name}");
         // Browsers may subscribe before the machine's first event; no other topic exists.
         hub.declare(&topic);
-        let sink_hub = hub.clone();
-        let sink: record::EventSink = Arc::new(move |event, data| {
-            sink_hub.publish(&topic, event, data, SystemTime::now());
-        });
+        let sink = broker::sink(broker.as_deref(), &hub, &topic);
         let config = MachineConfig::new(name, url);
         states.push(state::MachineInfo {
             name: name.clone(),
@@ -265,44 +277,13 @@ async fn serve(
         });
         let (stored, notices) = tokio::sync::mpsc::channel(256);
         tokio::spawn(finished.clone().follow(notices));
-        let (store, stop, machine) = (store.clone(), stop.clone(), name.clone());
-        recorders.push(tokio::spawn(async move {
-            // A machine another process records is waited for (a standby gateway takes over
-            // when that process stops); any other stop is said when it happens, not at exit.
-            let mut told = false;
-            loop {
-                let recording = record::run(
-                    config.clone(),
-                    store.clone(),
-                    stop.clone(),
-                    Some(stored.clone()),
-                    Some(sink.clone()),
-                );
-                match recording.await {
-                    Ok(()) => return,
-                    Err(RecordError::Owned { holder, .. }) => {
-                        if !std::mem::replace(&mut told, true) {
-                            tracing::warn!(
-                                %machine,
-                                "not recording machine {machine} yet: {holder}; taking over when that process stops"
-                            );
-                        }
-                    }
-                    Err(e) => {
-                        tracing::error!(
-                            %machine,
-                            "stopped recording machine {machine}: {}",
-                            recorder::error_chain(&e)
-                        );
-                        return;
-                    }
-                }
-                tokio::select! {
-                    () = stop.cancelled() => return,
-                    () = tokio::time::sleep(STANDBY_RETRY) => {}
-                }
-            }
-        }));
+        recorders.push(tokio::spawn(record::standby(
+            config,
+            store.clone(),
+            stop.clone(),
+            Some(stored),
+            Some(sink),
+        )));
     }
     let admission = Admission::new(Caps::default());
     let ws = WsState::with_auth(
@@ -331,6 +312,7 @@ async fn serve(
         ws: ws.clone(),
         runs: runs.clone(),
         finished: finished.clone(),
+        broker,
     })
     .merge(fanout::ws::router(ws));
     let listener = tokio::net::TcpListener::bind(listen)

@@ -36,6 +36,8 @@ pub(crate) struct AppState {
     pub(crate) ws: Arc<WsState>,
     pub(crate) runs: Arc<Runs>,
     pub(crate) finished: Arc<FinishedShots>,
+    /// The broker several gateways share, if configured.
+    pub(crate) broker: Option<Arc<broker::Broker>>,
 }
 
 /// An error answer: `{"error": code, "message": …}` with its status.

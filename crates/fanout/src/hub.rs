@@ -29,6 +29,9 @@ pub struct Event {
     pub ws: bytes::Bytes,
     /// Where the frame's text begins in `ws`.
     text_at: usize,
+    /// Events of the topic that came before this one and never reached this hub (a hub fed
+    /// by a broker that lost them, [`Hub::accept`]): subscribers are told of a gap first.
+    pub skipped: u64,
 }
 
 impl Event {
@@ -204,22 +207,82 @@ impl Hub {
     pub fn publish(&self, topic: &str, name: &str, data: &RawValue, at: SystemTime) -> Arc<Event> {
         let (key, t) = self.topic(topic);
         let mut state = t.state.lock().unwrap_or_else(|e| e.into_inner());
+        let seq = state.seq + 1;
+        let at = humantime::format_rfc3339_millis(at).to_string();
+        self.push(&t, &mut state, key, seq, name, data, at)
+    }
+
+    /// For a hub fed by a broker: event `seq` of `topic`, numbered by the deployment (the
+    /// same number, time and frame on every instance). An event at or below the topic's
+    /// number is one this hub has (`None`: never a duplicate). One past a hole (the broker
+    /// lost events on the way) is taken with [`Event::skipped`] set: the ring is cleared, so
+    /// a resume from before the hole gets the snapshot, and subscribers are told of a gap.
+    pub fn accept(
+        &self,
+        topic: &str,
+        seq: u64,
+        name: &str,
+        data: &RawValue,
+        at: &str,
+    ) -> Option<Arc<Event>> {
+        let (key, t) = self.topic(topic);
+        let mut state = t.state.lock().unwrap_or_else(|e| e.into_inner());
+        if seq <= state.seq {
+            return None;
+        }
+        Some(self.push(&t, &mut state, key, seq, name, data, at.to_owned()))
+    }
+
+    /// For a hub fed by a broker that lost events: the latest event of name `name` as the
+    /// deployment knows it, for the snapshot only (not the ring, not the live stream). Kept
+    /// when it is newer than the hub's own latest of that name.
+    pub fn remember(&self, topic: &str, seq: u64, name: &str, data: &RawValue, at: &str) {
+        let (key, t) = self.topic(topic);
+        let mut state = t.state.lock().unwrap_or_else(|e| e.into_inner());
+        if state
+            .latest
+            .iter()
+            .any(|e| *e.name == *name && e.seq >= seq)
+        {
+            return;
+        }
+        let event = Arc::new(make_event(key, seq, name, data, at.to_owned(), 0));
+        match state.latest.iter_mut().find(|e| *e.name == *name) {
+            Some(slot) => *slot = event,
+            None => state.latest.push(event),
+        }
+    }
+
+    /// The number of `topic`'s latest event (0: none, or no such topic).
+    pub fn last_seq(&self, topic: &str) -> u64 {
+        let topics = self.topics.lock().unwrap_or_else(|e| e.into_inner());
+        topics
+            .get(topic)
+            .map_or(0, |t| t.state.lock().unwrap_or_else(|e| e.into_inner()).seq)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn push(
+        &self,
+        t: &Topic,
+        state: &mut State,
+        key: Arc<str>,
+        seq: u64,
+        name: &str,
+        data: &RawValue,
+        at: String,
+    ) -> Arc<Event> {
         self.published
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        state.seq += 1;
-        let at = humantime::format_rfc3339_millis(at).to_string();
-        let text = frame(&key, state.seq, name, &at, data);
-        let ws = text_frame(text.as_bytes());
-        let text_at = ws.len() - text.len();
-        let event = Arc::new(Event {
-            topic: key,
-            seq: state.seq,
-            name: name.into(),
-            at,
-            data: data.to_owned(),
-            ws,
-            text_at,
-        });
+        let skipped = seq - state.seq - 1;
+        state.seq = seq;
+        let event = Arc::new(make_event(key, seq, name, data, at, skipped));
+        if skipped > 0 {
+            state.ring.clear();
+            for mailbox in &state.mailboxes {
+                mailbox.lock().note_dropped(&event.topic, skipped);
+            }
+        }
         match state.latest.iter_mut().find(|e| *e.name == *name) {
             Some(slot) => *slot = event.clone(),
             None => state.latest.push(event.clone()),
@@ -353,6 +416,29 @@ async fn pace(
 }
 
 /// `{"type":"event","topic":…,"seq":…,"name":…,"at":…,"data":…}`.
+fn make_event(
+    topic: Arc<str>,
+    seq: u64,
+    name: &str,
+    data: &RawValue,
+    at: String,
+    skipped: u64,
+) -> Event {
+    let text = frame(&topic, seq, name, &at, data);
+    let ws = text_frame(text.as_bytes());
+    let text_at = ws.len() - text.len();
+    Event {
+        topic,
+        seq,
+        name: name.into(),
+        at,
+        data: data.to_owned(),
+        ws,
+        text_at,
+        skipped,
+    }
+}
+
 fn frame(topic: &str, seq: u64, name: &str, at: &str, data: &RawValue) -> String {
     #[derive(serde::Serialize)]
     struct Frame<'a> {
@@ -386,6 +472,61 @@ mod tests {
 
     fn at() -> SystemTime {
         UNIX_EPOCH + Duration::from_millis(1_767_254_414_600)
+    }
+
+    /// A hub fed by a broker takes the deployment's numbers: never an event twice, and a hole
+    /// clears the ring (a resume from before it gets the snapshot) and is told as a gap.
+    #[test]
+    fn accepted_events_keep_their_numbers_and_holes_are_gaps() {
+        let hub = Hub::new(7, 16, 16);
+        let t = "machine:a";
+        let mailbox = Mailbox::new(1 << 20, Default::default());
+        hub.declare(t);
+        hub.attach(t, &mailbox).unwrap();
+        let at = "2026-01-01T08:00:14.600Z";
+        assert_eq!(hub.accept(t, 1, "status", &raw("1"), at).unwrap().seq, 1);
+        assert!(
+            hub.accept(t, 1, "status", &raw("1"), at).is_none(),
+            "never twice"
+        );
+        assert_eq!(
+            hub.accept(t, 2, "sensors", &raw("2"), at).unwrap().skipped,
+            0
+        );
+        assert!(hub.resume(t, 1).is_ok());
+        let after_hole = hub.accept(t, 10, "status", &raw("10"), at).unwrap();
+        assert_eq!(after_hole.skipped, 7);
+        assert!(
+            hub.resume(t, 2).is_err(),
+            "a resume across the hole: snapshot"
+        );
+        assert_eq!(hub.resume(t, 10).unwrap().missed.len(), 0);
+        // The mailbox reports the hole as a gap before the event after it.
+        let mut out = mailbox.lock();
+        let gap = |topic: &str, n: u64| bytes::Bytes::from(format!("gap {topic} {n}"));
+        let frames: Vec<_> = std::iter::from_fn(|| out.pop(gap)).collect();
+        assert!(
+            frames.contains(&crate::outbound::Frame::Control(gap(t, 7))),
+            "{frames:?}"
+        );
+        drop(out);
+        // A remembered event counts for the snapshot only when newer than the hub's own.
+        hub.remember(t, 5, "profile", &raw("5"), at);
+        hub.remember(t, 3, "status", &raw("3"), at);
+        let names: Vec<(String, u64)> = hub
+            .snapshot(t)
+            .iter()
+            .map(|e| (e.name.to_string(), e.seq))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("sensors".into(), 2),
+                ("profile".into(), 5),
+                ("status".into(), 10)
+            ]
+        );
+        assert_eq!(hub.last_seq(t), 10, "remembering does not move the number");
     }
 
     #[test]

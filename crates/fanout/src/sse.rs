@@ -59,14 +59,22 @@ pub fn stream(
         .chain(first.iter().map(|e| sse_event(&hub, e)))
         .collect();
     let open = Open::new(hub.clone(), ticket);
-    let live = BroadcastStream::new(live).map(move |item| {
-        open.sent(1);
-        match item {
-            Ok(event) => sse_event(&open.hub, &event),
-            Err(BroadcastStreamRecvError::Lagged(n)) => SseEvent::default()
-                .event("gap")
-                .data(format!("{{\"dropped\":{n}}}")),
-        }
+    let gap = |n: u64| {
+        SseEvent::default()
+            .event("gap")
+            .data(format!("{{\"dropped\":{n}}}"))
+    };
+    let live = BroadcastStream::new(live).flat_map(move |item| {
+        let events = match item {
+            // Events the broker lost before this one: a gap first.
+            Ok(event) if event.skipped > 0 => {
+                vec![gap(event.skipped), sse_event(&open.hub, &event)]
+            }
+            Ok(event) => vec![sse_event(&open.hub, &event)],
+            Err(BroadcastStreamRecvError::Lagged(n)) => vec![gap(n)],
+        };
+        open.sent(events.len() as u64);
+        futures_util::stream::iter(events)
     });
     hub.sse_sent
         .fetch_add(head.len() as u64 - 1, Ordering::Relaxed);

@@ -127,6 +127,11 @@ impl Held {
         &self.lost
     }
 
+    /// The fencing token: larger with every new holder (what a broker checks too).
+    pub fn token(&self) -> u64 {
+        self.token
+    }
+
     /// `write`, applied only while this process holds the lease.
     pub fn fence(&self, write: Write) -> Write {
         Write::Fenced {

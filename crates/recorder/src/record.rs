@@ -94,6 +94,8 @@ pub struct MachineConfig {
 pub struct MachineStats {
     /// Whether the socket.io connection to the machine is up.
     pub connected: AtomicBool,
+    /// Whether another process records the machine and this one stands by ([`standby`]).
+    pub standing_by: AtomicBool,
     /// Events received from the machine.
     pub events: AtomicU64,
     /// Whether a shot is being recorded.
@@ -193,8 +195,10 @@ pub struct Stored {
 }
 
 /// Called with every event from the machine (its name and first argument, raw JSON), and with
-/// `connected` / `disconnected` when the connection changes: what the gateway fans out.
-pub type EventSink = Arc<dyn Fn(&str, &serde_json::value::RawValue) + Send + Sync>;
+/// `connected` / `disconnected` when the connection changes: what the gateway fans out. The
+/// first argument is the machine lease's fencing token (larger with every new holder), for a
+/// sink that publishes beyond this process (`broker`) and must refuse a stale holder.
+pub type EventSink = Arc<dyn Fn(u64, &str, &serde_json::value::RawValue) + Send + Sync>;
 
 /// What the tasks beside the loop report.
 enum Report {
@@ -217,6 +221,59 @@ pub async fn run(
         .await?
         .run(stop)
         .await
+}
+
+/// How often a standby asks again for a machine another process records.
+pub const STANDBY_RETRY: Duration = Duration::from_secs(2);
+
+/// Records `machine` as [`run`] does, standing by while another process records it (its lease
+/// is held elsewhere): asked for again every [`STANDBY_RETRY`], taken over when that process
+/// stops or loses it. Any other end is logged when it happens. What a gateway does for each
+/// machine, so that several gateways on one store record each machine once.
+pub async fn standby(
+    machine: MachineConfig,
+    store: Arc<Store>,
+    stop: CancellationToken,
+    stored: Option<mpsc::Sender<Stored>>,
+    sink: Option<EventSink>,
+) {
+    let name = machine.name.clone();
+    let mut told = false;
+    loop {
+        let recording =
+            Recording::start(machine.clone(), store.clone(), stored.clone(), sink.clone());
+        let recording = async {
+            let recording = recording.await?;
+            if machine.stats.standing_by.swap(false, Ordering::Relaxed) {
+                tracing::info!(machine = %name, "took machine {name} over: the process that recorded it stopped or lost it");
+            }
+            recording.run(stop.clone()).await
+        };
+        match recording.await {
+            Ok(()) => return,
+            Err(RecordError::Owned { holder, .. }) => {
+                machine.stats.standing_by.store(true, Ordering::Relaxed);
+                if !std::mem::replace(&mut told, true) {
+                    tracing::warn!(
+                        machine = %name,
+                        "not recording machine {name} yet: {holder}; taking over when that process stops"
+                    );
+                }
+            }
+            Err(e) => {
+                tracing::error!(
+                    machine = %name,
+                    "stopped recording machine {name}: {}",
+                    crate::error_chain(&e)
+                );
+                return;
+            }
+        }
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(STANDBY_RETRY) => {}
+        }
+    }
 }
 
 impl Recording {
@@ -467,7 +524,7 @@ impl Recording {
             _ => {}
         }
         if let Some(sink) = &self.sink {
-            forward(sink, &event, &self.machine.url);
+            forward(sink, self.lease.token(), &event, &self.machine.url);
         }
         if let Some(input) = input(event) {
             self.recorder.handle_input(self.input_at.into_std(), input);
@@ -707,14 +764,14 @@ impl Recording {
 
 /// Hands a socket.io event to the sink: machine events as they came, connection changes as
 /// `connected` / `disconnected` events.
-fn forward(sink: &EventSink, event: &Event, url: &str) {
+fn forward(sink: &EventSink, token: u64, event: &Event, url: &str) {
     let state = |name: &str, extra: serde_json::Value| {
         let mut data = serde_json::json!({ "url": url, "at": unix_now() });
         if let (Some(map), serde_json::Value::Object(more)) = (data.as_object_mut(), extra) {
             map.extend(more);
         }
         if let Ok(raw) = serde_json::value::to_raw_value(&data) {
-            sink(name, &raw);
+            sink(token, name, &raw);
         }
     };
     match event {
@@ -731,7 +788,7 @@ fn forward(sink: &EventSink, event: &Event, url: &str) {
             };
             if let Ok(args) = event.message().packet.raw_args() {
                 let null = serde_json::value::RawValue::NULL;
-                sink(&name, args.first().copied().unwrap_or(null));
+                sink(token, &name, args.first().copied().unwrap_or(null));
             }
         }
         _ => {}

@@ -42,6 +42,13 @@ pub const FLUSH_SHOTS: usize = 32;
 /// pace of the run.
 pub const COALESCE: Duration = Duration::from_millis(100);
 
+/// How often the stream of a run another process executes reads it from the store (it stores
+/// progress at least every 250 ms).
+pub const POLL: Duration = Duration::from_millis(250);
+
+/// How often a process ends the runs of processes that died ([`Runs::reap_orphans`]).
+pub const REAP: Duration = Duration::from_secs(3);
+
 /// What an event of a run's stream says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RunEventKind {
@@ -82,6 +89,8 @@ enum Phase {
     First(Box<Run>, Option<watch::Receiver<Run>>),
     /// Progress from the run's channel.
     Live(watch::Receiver<Run>),
+    /// Progress of a run another process executes, read from the store as it is stored.
+    Polled(Box<Run>),
     /// The terminal event is next.
     Last(Box<Run>),
     Done,
@@ -343,14 +352,36 @@ impl Runs {
         Ok(runs)
     }
 
+    /// Every [`REAP`], ends as interrupted the active run whose executing process no longer
+    /// holds the runs lease (it died, here or on another host), so that a run is never left
+    /// active by a dead instance longer than the lease's life. Every process sharing the store
+    /// does it; the store decides, so two at once interrupt it once.
+    pub async fn reap_orphans(self: Arc<Self>, stop: CancellationToken) {
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = tokio::time::sleep(REAP) => {}
+            }
+            match self.store.write(Write::InterruptOrphans).await {
+                Ok(Applied::Interrupted(ids)) if !ids.is_empty() => tracing::warn!(
+                    runs = ?ids,
+                    "ended run(s) {ids:?} as interrupted: the process executing them stopped"
+                ),
+                Ok(_) => {}
+                Err(e) => tracing::debug!("checking for orphaned runs failed: {e}"),
+            }
+        }
+    }
+
     /// Syncs every machine's history as soon as one of them is connected, and then every
     /// `every` after the last sync ended, as runs (`started_by: schedule`) under the
     /// one-active-run rule: while another run is active (in this process or another one on the
     /// store), the schedule waits for it. While no machine is connected it waits too, rather
     /// than store a failed run every `every` for a machine that is switched off. Ends when
-    /// `stop` is cancelled.
+    /// `stop` is cancelled. Beside it, [`Runs::reap_orphans`].
     pub async fn schedule_sync(self: Arc<Self>, every: Duration, stop: CancellationToken) {
         const RETRY: Duration = Duration::from_secs(2);
+        tokio::spawn(self.clone().reap_orphans(stop.clone()));
         if self.machines.is_empty() {
             return;
         }
@@ -467,6 +498,8 @@ impl Runs {
                     Phase::First(run, rx) => {
                         let next = match rx {
                             Some(rx) if run.status.is_active() => Phase::Live(rx),
+                            // Another process executes it (another gateway on the store).
+                            None if run.status.is_active() => Phase::Polled(run.clone()),
                             // Not active when asked for: it has ended, and the snapshot is
                             // final (a run's end is stored before it stops being active).
                             _ => Phase::Last(run.clone()),
@@ -493,6 +526,24 @@ impl Runs {
                             (Phase::Done, event(RunEventKind::Finished, &run, n))
                         }
                     }
+                    Phase::Polled(last) => loop {
+                        tokio::time::sleep(POLL).await;
+                        let reader = runs.clone();
+                        let run = tokio::task::spawn_blocking(move || {
+                            reader.reader().ok()?.run(id).ok()?
+                        })
+                        .await
+                        .ok()??;
+                        if !run.status.is_active() {
+                            break (Phase::Done, event(RunEventKind::Finished, &run, n));
+                        }
+                        if run != *last {
+                            break (
+                                Phase::Polled(Box::new(run.clone())),
+                                event(RunEventKind::Progress, &run, n),
+                            );
+                        }
+                    },
                     Phase::Last(run) => (Phase::Done, event(RunEventKind::Finished, &run, n)),
                 };
                 Some((out, (next, n + 1, runs)))

@@ -228,7 +228,8 @@ async fn on_a_filling_disk(
     let stats = config.stats.clone();
     let events = Arc::new(Mutex::new(Vec::new()));
     let seen = events.clone();
-    let sink: record::EventSink = Arc::new(move |_, _| seen.lock().unwrap().push(Instant::now()));
+    let sink: record::EventSink =
+        Arc::new(move |_, _, _| seen.lock().unwrap().push(Instant::now()));
     let (tx, rx) = tokio::sync::mpsc::channel::<Stored>(4096);
     let recording = record::Recording::start(config, store.clone(), Some(tx), Some(sink))
         .await

@@ -190,6 +190,11 @@ pub enum Write {
     },
     /// A run's progress (or its end). Ignored once the run has finished.
     RunProgress(RunProgress),
+    /// Ends as interrupted the active run whose executing process no longer holds the
+    /// [`lease::RUNS`] lease (it died, on this host or another): answers
+    /// [`Applied::Interrupted`]. What every process sharing a store does now and then, so a
+    /// dead instance's run ends within the lease's life.
+    InterruptOrphans,
     /// QA verdicts on shots (shot key, one verdict per check), replacing earlier verdicts of
     /// the same checks.
     QaResults(Vec<(i64, Vec<QaResult>)>),
@@ -338,6 +343,8 @@ pub enum Applied {
     LeaseHeld(Holder),
     /// Nothing to do: a delivery already recorded as delivered or failed.
     AlreadyDone,
+    /// Runs ended as interrupted (their process no longer held the runs lease).
+    Interrupted(Vec<i64>),
 }
 
 /// Test hook: decides, for the n-th commit (from 1), whether the store must refuse it (as a

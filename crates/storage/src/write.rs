@@ -291,6 +291,9 @@ fn apply(tx: &mut dyn Db, write: &Write, me: &Owner) -> Result<Applied, StorageE
             );
         }
         Write::RunProgress(progress) => crate::runs::progress(tx, progress, me, unix_now())?,
+        Write::InterruptOrphans => {
+            return crate::runs::interrupt_orphans(tx, me, unix_now()).map(Applied::Interrupted);
+        }
         Write::QaResults(shots) => {
             for (shot, results) in shots {
                 crate::runs::store_qa(tx, *shot, results, unix_now())?;

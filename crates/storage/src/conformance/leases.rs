@@ -377,3 +377,43 @@ pub(crate) fn a_renewal_never_takes_a_lease_anew(at: &dyn Location) {
         Applied::Leased { .. }
     ));
 }
+
+/// A run whose process died is ended by another process sharing the store, without that one
+/// starting a run: what every gateway does now and then (`Write::InterruptOrphans`).
+pub(crate) fn a_dead_processs_run_is_interrupted_by_another(at: &dyn Location) {
+    let gateway = open(at, elsewhere("gateway"));
+    let Applied::RunCreated { id, .. } = gateway
+        .write_blocking(Write::CreateRun {
+            kind: RunKind::Qa,
+            machine: None,
+            shots: None,
+            started_by: "api".into(),
+        })
+        .unwrap()
+    else {
+        panic!("created")
+    };
+    let other = open(at, Owner::this_process());
+    assert_eq!(
+        other.write_blocking(Write::InterruptOrphans).unwrap(),
+        Applied::Interrupted(Vec::new()),
+        "a live holder's run stays active"
+    );
+    assert_eq!(
+        other.reader().unwrap().active_run().unwrap().map(|r| r.id),
+        Some(id)
+    );
+    gateway
+        .write_blocking(Write::Lease {
+            name: lease::RUNS.into(),
+            ttl: Duration::ZERO,
+        })
+        .unwrap();
+    assert_eq!(
+        other.write_blocking(Write::InterruptOrphans).unwrap(),
+        Applied::Interrupted(vec![id])
+    );
+    let run = other.reader().unwrap().run(id).unwrap().unwrap();
+    assert_eq!(run.status, RunStatus::Interrupted);
+    assert!(other.reader().unwrap().active_run().unwrap().is_none());
+}

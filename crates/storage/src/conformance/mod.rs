@@ -75,6 +75,10 @@ pub const BEHAVIOURS: &[Behaviour] = &[
         store::a_second_live_copy_of_the_same_shot_joins_the_first,
     ),
     (
+        "leases::a_dead_processs_run_is_interrupted_by_another",
+        leases::a_dead_processs_run_is_interrupted_by_another,
+    ),
+    (
         "runs::one_active_run_and_its_life",
         runs::one_active_run_and_its_life,
     ),
