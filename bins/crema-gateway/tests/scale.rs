@@ -291,3 +291,118 @@ async fn two_gateways_one_store_one_broker() {
     drop(pg);
     drop(redis);
 }
+
+/// `/healthz`'s problems, by what they are about.
+async fn problems(addr: &str) -> Vec<String> {
+    let (_, health) = get_json(addr, "/healthz").await;
+    health["problems"]
+        .as_array()
+        .map(|p| {
+            p.iter()
+                .map(|p| p["what"].as_str().unwrap_or("").to_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The number of the latest event a WebSocket on `addr` receives.
+async fn latest_seq(addr: &str) -> u64 {
+    *ws_events(addr, 3).await.keys().last().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_redis_or_postgres_is_recovered_from() {
+    let (Some(mut pg), Some(mut redis)) = (testbed::Postgres::start(), testbed::Redis::start())
+    else {
+        return;
+    };
+    let db = pg.create_database();
+    let broker = redis.url();
+    let sim = Simulator::start(SimulatorConfig {
+        scenario: Scenario::Normal,
+        speed: 10.0,
+        repeat: true,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let machine = format!("kitchen={}", sim.url());
+    let gw = start(&["--machine", &machine, "--db", &db, "--broker", &broker]).await;
+    eventually(Duration::from_secs(20), "healthy", || async {
+        problems(&gw.addr).await.is_empty().then_some(())
+    })
+    .await;
+    let before = latest_seq(&gw.addr).await;
+
+    // Redis goes away: /healthz and /metrics say so while it lasts; then the live view resumes
+    // by itself, its numbers going on.
+    redis.stop();
+    eventually(
+        Duration::from_secs(10),
+        "the broker's outage in /healthz",
+        || async {
+            problems(&gw.addr)
+                .await
+                .contains(&"broker".to_owned())
+                .then_some(())
+        },
+    )
+    .await;
+    let (_, text) = request(&gw.addr, "GET", "/metrics", "", "").await;
+    assert!(text.contains("crema_broker_up{role=\"read\"} 0"), "{text}");
+    redis.restart();
+    eventually(Duration::from_secs(15), "the broker back", || async {
+        (!problems(&gw.addr).await.contains(&"broker".to_owned())).then_some(())
+    })
+    .await;
+    let after = latest_seq(&gw.addr).await;
+    assert!(
+        after > before,
+        "live events resume with larger numbers: {before} then {after}"
+    );
+
+    // PostgreSQL goes away: the live view goes on, /healthz says storage fails while it
+    // lasts, and once it is back every shot is stored, none twice.
+    pg.stop();
+    eventually(
+        Duration::from_secs(15),
+        "the store's outage in /healthz",
+        || async {
+            problems(&gw.addr)
+                .await
+                .contains(&"storage".to_owned())
+                .then_some(())
+        },
+    )
+    .await;
+    let during = latest_seq(&gw.addr).await;
+    assert!(during > after, "the live view goes on without the store");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    pg.restart();
+    eventually(Duration::from_secs(30), "the store back", || async {
+        (!problems(&gw.addr).await.contains(&"storage".to_owned())).then_some(())
+    })
+    .await;
+    let recorded = metric(&gw.addr, "crema_recorder_shots_recorded_total")
+        .await
+        .unwrap_or(0.0);
+    eventually(
+        Duration::from_secs(60),
+        "a shot recorded after the outage",
+        || async {
+            (metric(&gw.addr, "crema_recorder_shots_recorded_total")
+                .await
+                .unwrap_or(0.0)
+                > recorded)
+                .then_some(())
+        },
+    )
+    .await;
+    let list = shots(&gw.addr).await;
+    let mut ids: Vec<&str> = list.iter().map(|s| s["id"].as_str().unwrap()).collect();
+    let count = ids.len();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), count, "{list:?}");
+    assert!(list.iter().any(|s| s["status"] == "complete"), "{list:?}");
+}
