@@ -42,6 +42,8 @@ fn main() -> anyhow::Result<()> {
                  bench storage             history import vs bare SQLite; falling edge → shot committed\n  \
                  bench fanout              WebSocket fan-out to 1k and 10k subscribers: ours vs Node socket.io\n  \
                  bench runs                QA run over 10,000 shots: shots/s vs a bare loop, events/s, live commits\n  \
+                 bench scale               PostgreSQL import vs bare, live commit; deliveries and latency through Redis vs in-process
+  \
                  soak                      the fault suite, long: 50 kills -9, a full disk, a minute of flapping, 2,000 slow connections\n  \
                  fuzz list                 the fuzz targets\n  \
                  fuzz <target> <seconds>   run one fuzz target (nightly + cargo-fuzz)"

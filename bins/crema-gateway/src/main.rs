@@ -251,7 +251,7 @@ async fn serve(
         None
     };
     let epoch = broker::epoch(broker.as_deref(), BROKER_PREFIX).await?;
-    let hub = Arc::new(Hub::new(epoch, broker::STREAM_LEN, 4096));
+    let hub = Arc::new(Hub::new(epoch, 1024, 4096));
     let stop = CancellationToken::new();
     let topics = machines
         .iter()
@@ -371,6 +371,7 @@ mod tests {
         let blocks: Vec<&str> = [
             include_str!("../../../README.md"),
             include_str!("../../../docs/protocol.md"),
+            include_str!("../../../docs/deploy.md"),
         ]
         .into_iter()
         .flat_map(toml_blocks)

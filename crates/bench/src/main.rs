@@ -9,6 +9,7 @@ mod client;
 mod codec;
 mod fanout;
 mod runs;
+mod scale;
 mod storage;
 
 fn main() -> anyhow::Result<()> {
@@ -19,8 +20,9 @@ fn main() -> anyhow::Result<()> {
         Some("storage") => storage::run(&args[1..]),
         Some("fanout") => fanout::run(&args[1..]),
         Some("runs") => runs::run(&args[1..]),
+        Some("scale") => scale::run(&args[1..]),
         _ => bail!(
-            "usage: crema-bench codec [--rounds N] | client [--rounds N] [--count N] | storage [--rounds N] | fanout [--secs S] [--subs N,N] | runs [--rounds N] [--shots N]"
+            "usage: crema-bench codec [--rounds N] | client [--rounds N] [--count N] | storage [--rounds N] | fanout [--secs S] [--subs N,N] | runs [--rounds N] [--shots N] | scale [--rounds N] [--secs S]"
         ),
     }
 }

@@ -15,18 +15,18 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use meticulous::{Entry, HistoryPage};
-use storage::{Options, Store, Write};
+use storage::{Database, Options, Store, Write};
 
 use crate::read_fixture;
 
 const SHOTS: usize = 200;
 
-fn entries() -> anyhow::Result<Vec<Entry>> {
+pub(crate) fn entries(shots: usize) -> anyhow::Result<Vec<Entry>> {
     let page: HistoryPage = serde_json::from_str(&read_fixture(
         "fixtures/meticulous/meticulous_history.json",
     )?)?;
     let entry = page.history.into_iter().next().context("an entry")?;
-    Ok((0..SHOTS)
+    Ok((0..shots)
         .map(|i| {
             let mut e = entry.clone();
             e.id = format!("bench-{i:06}");
@@ -96,7 +96,7 @@ fn import_bare(entries: &[Entry], dir: &std::path::Path) -> anyhow::Result<Durat
 }
 
 /// Falling edge → `Finish` committed, for `shots` shots of the simulator at 10×.
-fn live_latency(shots: usize, dir: &std::path::Path) -> anyhow::Result<Vec<Duration>> {
+pub(crate) fn live_latency(shots: usize, db: &Database) -> anyhow::Result<Vec<Duration>> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -110,7 +110,7 @@ fn live_latency(shots: usize, dir: &std::path::Path) -> anyhow::Result<Vec<Durat
             ..simulator::SimulatorConfig::default()
         })
         .await?;
-        let store = Arc::new(Store::open(&dir.join("live.db"), Options::default())?);
+        let store = Arc::new(Store::open_database(db, Options::default())?);
         let (tx, mut stored) = tokio::sync::mpsc::channel(1024);
         let stop = tokio_util::sync::CancellationToken::new();
         let recording = tokio::spawn(recorder::record::run(
@@ -148,7 +148,7 @@ fn live_latency(shots: usize, dir: &std::path::Path) -> anyhow::Result<Vec<Durat
 
 pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
     let rounds = crate::rounds_arg(args, 5)?;
-    let entries = entries()?;
+    let entries = entries(SHOTS)?;
     let samples: usize = entries.iter().map(|e| e.data.len()).sum();
     let dir = tempfile::tempdir()?;
     println!(
@@ -181,7 +181,7 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
     println!(
         "\nlive path: falling edge of extracting → shot committed, {shots} shots of the simulator at 10×"
     );
-    let mut latencies = live_latency(shots, dir.path())?;
+    let mut latencies = live_latency(shots, &Database::Sqlite(dir.path().join("live.db")))?;
     latencies.sort();
     let ms: Vec<String> = latencies
         .iter()

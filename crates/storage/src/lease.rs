@@ -386,8 +386,9 @@ pub(crate) fn first_key(tx: &mut dyn Db, machine: &str) -> Result<u64, StorageEr
 
 /// How long a lease lasts unless renewed: what a process that dies takes from the others at
 /// most (on another host; on the same host, a dead holder holds nothing). Holders renew every
-/// third of it.
-pub const TTL: std::time::Duration = std::time::Duration::from_secs(10);
+/// third of it. 7 s: with a standby's retry every 2 s, a machine whose gateway died on another
+/// host is recorded again within 9 s.
+pub const TTL: std::time::Duration = std::time::Duration::from_secs(7);
 
 #[cfg(test)]
 mod tests {

@@ -151,22 +151,50 @@ fn apply_batch(
         return all_fail("starting a write transaction", &e);
     }
     let mut results = Vec::with_capacity(jobs.len());
-    for job in jobs {
-        let result = match db.batch("SAVEPOINT w") {
+    // Each write in a savepoint of its own; the end of one and the start of the next go in
+    // one round trip (what a server backend pays per statement).
+    let mut opened = db.batch("SAVEPOINT w");
+    for (i, job) in jobs.iter().enumerate() {
+        let last = i + 1 == jobs.len();
+        let result = match opened {
             Ok(()) => match apply(db, job, me) {
-                Ok(applied) => db
-                    .batch("RELEASE w")
-                    .map(|()| applied)
-                    .map_err(sql("saving a write")),
+                Ok(applied) => {
+                    let next = if last {
+                        "RELEASE w"
+                    } else {
+                        "RELEASE w; SAVEPOINT w"
+                    };
+                    match db.batch(next) {
+                        Ok(()) => Ok(applied),
+                        Err(e) => {
+                            if !last {
+                                opened = db.batch("SAVEPOINT w");
+                            }
+                            Err(sql("saving a write")(e))
+                        }
+                    }
+                }
                 Err(e) => {
                     // This write alone is undone.
-                    if let Err(undo) = db.batch("ROLLBACK TO w; RELEASE w") {
+                    let next = if last {
+                        "ROLLBACK TO w; RELEASE w"
+                    } else {
+                        "ROLLBACK TO w; RELEASE w; SAVEPOINT w"
+                    };
+                    if let Err(undo) = db.batch(next) {
                         tracing::error!("undoing a failed write failed: {undo}");
+                        if !last {
+                            opened = db.batch("SAVEPOINT w");
+                        }
                     }
                     Err(e)
                 }
             },
-            Err(e) => Err(sql("opening a savepoint")(e)),
+            Err(e) => {
+                let failed = Err(sql("opening a savepoint")(e));
+                opened = db.batch("SAVEPOINT w");
+                failed
+            }
         };
         if let Err(e) = &result {
             tracing::error!("a database write failed and was not applied: {e}");
@@ -479,6 +507,7 @@ fn move_samples(tx: &mut dyn Db, from: i64, into: i64) -> Result<(), StorageErro
     Ok(())
 }
 
+/// Appends `samples` to shot row `row` and counts them.
 fn insert_samples(
     tx: &mut dyn Db,
     row: i64,
@@ -486,12 +515,8 @@ fn insert_samples(
 ) -> Result<(), StorageError> {
     let what = "storing samples";
     let next = next_seq(tx, row).map_err(sql(what))?;
-    // Writing JSON into a String cannot fail for these plain types.
-    let texts: Vec<String> = samples
-        .iter()
-        .map(|s| serde_json::to_string(s).unwrap_or_default())
-        .collect();
-    tx.append_samples(row, next, &texts).map_err(sql(what))?;
+    tx.append_samples(row, next, &texts(samples))
+        .map_err(sql(what))?;
     tx.execute(
         "UPDATE shots SET sample_count = sample_count + ?1 WHERE key = ?2",
         params![samples.len() as i64, row],
@@ -500,73 +525,82 @@ fn insert_samples(
     Ok(())
 }
 
+/// The samples as JSON text (writing these plain types into a String cannot fail).
+fn texts(samples: &[meticulous::Sample]) -> Vec<String> {
+    samples
+        .iter()
+        .map(|s| serde_json::to_string(s).unwrap_or_default())
+        .collect()
+}
+
 fn upsert_history(
     tx: &mut dyn Db,
     machine: &str,
     entry: &meticulous::Entry,
 ) -> Result<Upserted, StorageError> {
     let what = "storing a history shot";
-    let existing: Option<(i64, bool, i64, Option<i64>)> = tx
+    let profile = entry.profile.as_ref().map(|p| p.get());
+    let count = entry.data.len() as i64;
+    // A shot the store does not have (the common case of an import): one statement makes
+    // its row, counted, and one appends its samples.
+    let inserted: Option<i64> = tx
         .query_opt(
+            "INSERT INTO shots (machine, id, time, name, profile, source, status, db_key, file,
+                                sample_count, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, 'history', 'complete', ?6, ?7, ?8, ?9)
+             ON CONFLICT (id) DO NOTHING
+             RETURNING key",
+            params![
+                machine,
+                &entry.id,
+                entry.time,
+                &entry.name,
+                profile,
+                entry.db_key,
+                &entry.file,
+                count,
+                unix_now()
+            ],
+        )
+        .and_then(|r| r.map(|r| r.get(0)).transpose())
+        .map_err(sql(what))?;
+    if let Some(row) = inserted {
+        tx.append_samples(row, 0, &texts(&entry.data))
+            .map_err(sql(what))?;
+        return Ok(Upserted::Inserted);
+    }
+    let (row, history, stored, db_key): (i64, bool, i64, Option<i64>) = tx
+        .query_one(
             "SELECT key, source = 'history', sample_count, db_key FROM shots WHERE id = ?1",
             params![&entry.id],
         )
-        .and_then(|r| {
-            r.map(|r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
-                .transpose()
-        })
+        .and_then(|r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
         .map_err(sql(what))?;
-    let profile = entry.profile.as_ref().map(|p| p.get());
-    let count = entry.data.len() as i64;
-    let row = match existing {
-        Some((_, true, stored, db_key)) if stored == count && db_key == entry.db_key => {
-            return Ok(Upserted::Unchanged);
-        }
-        Some((row, _, _, _)) => {
-            tx.execute(
-                "UPDATE shots SET machine = ?1, time = ?2, name = ?3, profile = ?4,
-                 source = 'history', status = 'complete', end_reason = NULL, sample_count = 0,
-                 db_key = ?5, file = ?6, updated_at = ?7
-                 WHERE key = ?8",
-                params![
-                    machine,
-                    entry.time,
-                    &entry.name,
-                    profile,
-                    entry.db_key,
-                    &entry.file,
-                    unix_now(),
-                    row
-                ],
-            )
-            .map_err(sql(what))?;
-            tx.execute("DELETE FROM samples WHERE shot_key = ?1", params![row])
-                .map_err(sql(what))?;
+    if history && stored == count && db_key == entry.db_key {
+        return Ok(Upserted::Unchanged);
+    }
+    // The live copy (or an older history copy) gives way, in place: its key stays.
+    tx.execute(
+        "UPDATE shots SET machine = ?1, time = ?2, name = ?3, profile = ?4,
+         source = 'history', status = 'complete', end_reason = NULL, sample_count = ?5,
+         db_key = ?6, file = ?7, updated_at = ?8
+         WHERE key = ?9",
+        params![
+            machine,
+            entry.time,
+            &entry.name,
+            profile,
+            count,
+            entry.db_key,
+            &entry.file,
+            unix_now(),
             row
-        }
-        None => tx
-            .query_one(
-                "INSERT INTO shots (machine, id, time, name, profile, source, status, db_key, file, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, 'history', 'complete', ?6, ?7, ?8)
-                 RETURNING key",
-                params![
-                    machine,
-                    &entry.id,
-                    entry.time,
-                    &entry.name,
-                    profile,
-                    entry.db_key,
-                    &entry.file,
-                    unix_now()
-                ],
-            )
-            .and_then(|r| r.get(0))
-            .map_err(sql(what))?,
-    };
-    insert_samples(tx, row, &entry.data)?;
-    Ok(if existing.is_some() {
-        Upserted::Replaced
-    } else {
-        Upserted::Inserted
-    })
+        ],
+    )
+    .map_err(sql(what))?;
+    tx.execute("DELETE FROM samples WHERE shot_key = ?1", params![row])
+        .map_err(sql(what))?;
+    tx.append_samples(row, 0, &texts(&entry.data))
+        .map_err(sql(what))?;
+    Ok(Upserted::Replaced)
 }

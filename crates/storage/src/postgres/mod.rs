@@ -181,6 +181,9 @@ pub(crate) struct PgConn {
     config: Arc<Config>,
     client: Client,
     statements: HashMap<String, Statement>,
+    /// Savepoint statements not sent yet: they go with the next statement, pipelined in one
+    /// round trip (a write's savepoint costs no wait of its own).
+    pending: String,
 }
 
 impl std::fmt::Debug for PgConn {
@@ -199,6 +202,7 @@ impl PgConn {
             config,
             client,
             statements: HashMap::new(),
+            pending: String::new(),
         })
     }
 
@@ -208,6 +212,7 @@ impl PgConn {
             tracing::info!("reconnecting to PostgreSQL");
             self.client = connect(&self.config)?;
             self.statements.clear();
+            self.pending.clear();
         }
         Ok(())
     }
@@ -228,9 +233,40 @@ impl PgConn {
         if let Some(statement) = self.statements.get(&key) {
             return Ok(statement.clone());
         }
+        // A failed write's transaction accepts nothing, a prepare included, until its
+        // pending `ROLLBACK TO` is sent.
+        self.flush()?;
         let statement = wait(self.client.prepare_typed(&placeholders(sql), types))?;
         self.statements.insert(key, statement.clone());
         Ok(statement)
+    }
+
+    /// Sends what is pending, and waits.
+    fn flush(&mut self) -> Result<(), DbError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let text = std::mem::take(&mut self.pending);
+        Ok(wait(self.client.batch_execute(&text))?)
+    }
+
+    /// Waits for `statement`, with what is pending sent before it on the same round trip.
+    fn pipelined<T>(
+        client: &Client,
+        pending: &mut String,
+        statement: impl Future<Output = Result<T, tokio_postgres::Error>>,
+    ) -> Result<T, DbError> {
+        if pending.is_empty() {
+            return Ok(wait(statement)?);
+        }
+        let text = std::mem::take(pending);
+        // `join` polls the control statements first: they are sent first.
+        let (control, answer) = wait(futures_util::future::join(
+            client.batch_execute(&text),
+            statement,
+        ));
+        control?;
+        Ok(answer?)
     }
 
     fn typed(&mut self, sql: &str, params: &[Param<'_>]) -> Result<Statement, DbError> {
@@ -247,13 +283,21 @@ impl Db for PgConn {
     fn execute(&mut self, sql: &str, params: &[Param<'_>]) -> Result<u64, DbError> {
         let statement = self.typed(sql, params)?;
         let values: Vec<_> = params.iter().map(to_sql).collect();
-        Ok(wait(self.client.execute(&statement, &values))?)
+        Self::pipelined(
+            &self.client,
+            &mut self.pending,
+            self.client.execute(&statement, &values),
+        )
     }
 
     fn query(&mut self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Row>, DbError> {
         let statement = self.typed(sql, params)?;
         let values: Vec<_> = params.iter().map(to_sql).collect();
-        let rows = wait(self.client.query(&statement, &values))?;
+        let rows = Self::pipelined(
+            &self.client,
+            &mut self.pending,
+            self.client.query(&statement, &values),
+        )?;
         rows.iter()
             .map(|r| (0..r.len()).map(|i| value(r, i)).collect::<Result<_, _>>())
             .map(|values| values.map(Row))
@@ -261,11 +305,29 @@ impl Db for PgConn {
     }
 
     fn batch(&mut self, sql: &str) -> Result<(), DbError> {
-        Ok(wait(self.client.batch_execute(sql))?)
+        // Savepoints wait for the next statement; anything else (BEGIN, COMMIT, ROLLBACK)
+        // goes now, with them.
+        if sql.starts_with("SAVEPOINT")
+            || sql.starts_with("RELEASE")
+            || sql.starts_with("ROLLBACK TO")
+        {
+            if !self.pending.is_empty() {
+                self.pending.push_str("; ");
+            }
+            self.pending.push_str(sql);
+            return Ok(());
+        }
+        let text = if self.pending.is_empty() {
+            sql.to_owned()
+        } else {
+            format!("{}; {sql}", std::mem::take(&mut self.pending))
+        };
+        Ok(wait(self.client.batch_execute(&text))?)
     }
 
     fn begin_write(&mut self) -> Result<(), DbError> {
         self.reopen_if_lost()?;
+        self.pending.clear();
         self.batch(&format!("BEGIN; SELECT pg_advisory_xact_lock({WRITING})"))
     }
 
@@ -280,7 +342,9 @@ impl Db for PgConn {
              SELECT ?1, ?2 + s.n - 1, s.sample FROM unnest(?3::text[]) WITH ORDINALITY AS s(sample, n)",
             &[Type::INT8, Type::INT8, Type::TEXT_ARRAY],
         )?;
-        wait(
+        Self::pipelined(
+            &self.client,
+            &mut self.pending,
             self.client
                 .execute(&statement, &[&shot, &first_seq, &samples]),
         )?;
