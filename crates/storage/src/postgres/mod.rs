@@ -1,19 +1,19 @@
 //! The PostgreSQL backend, for many gateways on one store: `--db postgres://user:pass@host:port/db`.
 //!
 //! - **The same promises as SQLite.** Every write and read is the one `write.rs` and `read.rs`
-//!   run on SQLite ([`crate::db::Db`]); a batch is one transaction with a savepoint per write,
+//!   run on SQLite (the crate's connection trait, `db::Db`); a batch is one transaction with a savepoint per write,
 //!   answered after its `COMMIT` (`synchronous_commit = on`: after the server's WAL flush).
 //! - **One writer at a time, across processes.** Each write transaction first takes one
-//!   transaction-scoped advisory lock ([`WRITING`]), as SQLite's `BEGIN IMMEDIATE` takes its
+//!   transaction-scoped advisory lock (`WRITING`), as SQLite's `BEGIN IMMEDIATE` takes its
 //!   file's write lock: the read-then-write logic of leases, runs and the outbox sees what the
 //!   last writer committed, whichever gateway wrote it. A gateway batches its writes, so that
 //!   is one lock per batch; readers never take it.
 //! - **Sync seam, async driver.** The connections are tokio-postgres clients whose IO runs on
-//!   one background runtime of the process ([`runtime`]); the seam's calls wait for their
+//!   one background runtime of the process (`runtime`); the seam's calls wait for their
 //!   answers with `futures::executor::block_on`, which is safe on any thread, a tokio worker
 //!   included (it waits on a channel, never drives IO), as a SQLite call would block.
 //! - **Statements** are prepared once per connection, typed from their parameters.
-//! - **Readers** come from a small pool of connections ([`Pool`]); a closed one is dropped and
+//! - **Readers** come from a small pool of connections (`Pool`); a closed one is dropped and
 //!   replaced. The writer reconnects on the next batch after its connection is lost, so a
 //!   restarted server is written to again without a restart here.
 //! - **Samples** are appended with one `INSERT … SELECT FROM unnest($3::text[])` per journal
