@@ -27,34 +27,10 @@ use anyhow::Context as _;
 use broker::Broker;
 use fanout::Hub;
 use serde_json::value::RawValue;
-use storage::{Database, Options, Store, Write};
+use storage::{Database, Options, Store};
 use tokio_util::sync::CancellationToken;
 
 const SHOTS: usize = 200;
-
-fn import_store(url: &str, entries: &[meticulous::Entry]) -> anyhow::Result<Duration> {
-    let store = Store::open_database(&Database::parse(url), Options::default())?;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let started = Instant::now();
-    rt.block_on(async {
-        let store = &store;
-        let writes = entries.iter().map(|e| {
-            store.write(Write::UpsertHistory {
-                machine: "default".into(),
-                entry: Box::new(e.clone()),
-            })
-        });
-        for result in futures_util::future::join_all(writes).await {
-            result?;
-        }
-        anyhow::Ok(())
-    })?;
-    let elapsed = started.elapsed();
-    store.close();
-    Ok(elapsed)
-}
 
 /// The same rows with the same client, bare: into a table of samples without constraints
 /// (`schema: false`: what the engine does at best), or into crema's own tables, made by its
@@ -288,7 +264,10 @@ pub(crate) fn run(argv: &[String]) -> anyhow::Result<()> {
     for _ in 0..rounds {
         floor.push(import_bare(&pg.create_database(), &entries, false)?);
         bare.push(import_bare(&pg.create_database(), &entries, true)?);
-        ours.push(import_store(&pg.create_database(), &entries)?);
+        ours.push(crate::storage::import_store(
+            &entries,
+            &Database::parse(&pg.create_database()),
+        )?);
     }
     for v in [&mut ours, &mut bare, &mut floor] {
         v.sort();
@@ -422,6 +401,70 @@ pub(crate) fn run(argv: &[String]) -> anyhow::Result<()> {
             "the broker adds {:.2} ms at p99 (target ≤ 5 ms)",
             ms(percentile(&through, 0.99)) - ms(percentile(&direct, 0.99))
         );
+
+        // The same, from the field: 10 simulated machines streaming at their own cadence, each
+        // recorded by the real recording loop (socket.io client, recorder, store on
+        // PostgreSQL), its events through the broker to the other instance, or into the
+        // recording instance's own hub. Measured from the event's time (stamped at the sink,
+        // millisecond resolution) to a subscriber.
+        let db = Database::parse(&pg.create_database());
+        let store = Arc::new(Store::open_database(&db, Options::default())?);
+        let mut sims = Vec::new();
+        for _ in 0..10 {
+            sims.push(
+                simulator::Simulator::start(simulator::SimulatorConfig {
+                    repeat: true,
+                    ..simulator::SimulatorConfig::default()
+                })
+                .await?,
+            );
+        }
+        println!("\nlatency from the field: 10 simulated machines at 1×, recorded on PostgreSQL, {secs} s each way");
+        println!("{:<60} {:>8} {:>8} {:>8}", "", "p50 ms", "p99 ms", "events");
+        let mut p99s = Vec::new();
+        for through_redis in [true, false] {
+            let run_stop = CancellationToken::new();
+            let topics: Vec<String> = (0..10).map(|i| format!("machine:field{i}{through_redis}")).collect();
+            let (hub_a, broker_a) = broker_instance(&url, &topics, &run_stop).await?;
+            let (hub_b, _broker_b) = broker_instance(&url, &topics, &run_stop).await?;
+            let watched = if through_redis { hub_b } else { hub_a.clone() };
+            let samples = Arc::new(std::sync::Mutex::new(Vec::new()));
+            for (i, topic) in topics.iter().enumerate() {
+                let mut live = watched.subscribe(topic).live;
+                let samples = samples.clone();
+                tokio::spawn(async move {
+                    while let Ok(event) = live.recv().await {
+                        if let Ok(at) = humantime::parse_rfc3339(&event.at) {
+                            let late = std::time::SystemTime::now().duration_since(at).unwrap_or_default();
+                            samples.lock().expect("samples").push(late);
+                        }
+                    }
+                });
+                let sink = if through_redis {
+                    broker::sink(Some(&broker_a), &hub_a, topic)
+                } else {
+                    broker::sink(None, &hub_a, topic)
+                };
+                let name = format!("field{i}{through_redis}");
+                tokio::spawn(recorder::record::run(
+                    recorder::record::MachineConfig::new(&name, &sims[i].url()),
+                    store.clone(),
+                    run_stop.clone(),
+                    None,
+                    Some(sink),
+                ));
+            }
+            tokio::time::sleep(Duration::from_secs(secs)).await;
+            run_stop.cancel();
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let mut all = samples.lock().expect("samples").clone();
+            all.sort();
+            anyhow::ensure!(!all.is_empty(), "no event arrived from the field");
+            let name = if through_redis { "through Redis, to the other instance" } else { "in-process hub" };
+            println!("{:<60} {:>8.2} {:>8.2} {:>8}", name, ms(percentile(&all, 0.5)), ms(percentile(&all, 0.99)), all.len());
+            p99s.push(ms(percentile(&all, 0.99)));
+        }
+        println!("the broker adds {:.2} ms at p99 from the field (target ≤ 5 ms)", p99s[0] - p99s[1]);
         stop.cancel();
         anyhow::Ok(())
     })?;

@@ -37,15 +37,16 @@ pub(crate) fn entries(shots: usize) -> anyhow::Result<Vec<Entry>> {
         .collect())
 }
 
-fn import_store(entries: &[Entry], dir: &std::path::Path) -> anyhow::Result<Duration> {
-    let path = dir.join("store.db");
-    let store = Store::open(&path, Options::default())?;
+/// Imports `entries` into a new store at `db` through `storage::Store` (one `UpsertHistory`
+/// each, sent without waiting, as a sync pipeline would); answers how long until every write
+/// was answered.
+pub(crate) fn import_store(entries: &[Entry], db: &Database) -> anyhow::Result<Duration> {
+    let store = Store::open_database(db, Options::default())?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     let started = Instant::now();
     rt.block_on(async {
-        // Writes are sent without waiting for each answer, as a sync pipeline would.
         let store = &store;
         let writes = entries.iter().map(|e| {
             store.write(Write::UpsertHistory {
@@ -60,7 +61,6 @@ fn import_store(entries: &[Entry], dir: &std::path::Path) -> anyhow::Result<Dura
     })?;
     let elapsed = started.elapsed();
     store.close();
-    std::fs::remove_file(&path).ok();
     Ok(elapsed)
 }
 
@@ -157,7 +157,9 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
     let (mut ours, mut bare) = (Vec::new(), Vec::new());
     for _ in 0..rounds {
         bare.push(import_bare(&entries, dir.path())?);
-        ours.push(import_store(&entries, dir.path())?);
+        let path = dir.path().join("store.db");
+        ours.push(import_store(&entries, &Database::Sqlite(path.clone()))?);
+        std::fs::remove_file(&path).ok();
     }
     ours.sort();
     bare.sort();

@@ -584,14 +584,13 @@ async fn read_session(
                 continue;
             };
             let topic = &reading.topics[i];
-            let mut entries = entries.into_iter();
-            for entry in entries.by_ref() {
+            for entry in entries {
                 if entry.seq > hub.last_seq(topic) + 1 {
                     // The stream moved on past us: catch up from what it still holds.
                     catch_up(&mut conn, prefix, hub, topic, health).await?;
                     break;
                 }
-                take(hub, topic, &entry, health);
+                take(hub, topic, entry, health);
             }
         }
     }
@@ -667,8 +666,8 @@ fn streams(answer: Value) -> Vec<(String, Vec<Entry>)> {
     }
 }
 
-fn take(hub: &Hub, topic: &str, entry: &Entry, health: &Health) {
-    let Ok(data) = RawValue::from_string(entry.data.clone()) else {
+fn take(hub: &Hub, topic: &str, entry: Entry, health: &Health) {
+    let Ok(data) = RawValue::from_string(entry.data) else {
         tracing::warn!(%topic, seq = entry.seq, "a broker event is not JSON; skipped");
         return;
     };
@@ -706,10 +705,10 @@ async fn catch_up(
             .query_async(conn)
             .await?;
         let got = entries(&answer);
-        let Some(first) = got.first() else {
+        let Some(first) = got.first().map(|e| e.seq) else {
             return Ok(());
         };
-        if first.seq > from {
+        if first > from {
             // A hole: the snapshot's events older than what the stream holds, from the hash.
             let names: Value = redis::cmd("HGETALL").arg(&latest).query_async(conn).await?;
             for (name, value) in pairs(names) {
@@ -723,13 +722,13 @@ async fn catch_up(
                 else {
                     continue;
                 };
-                if seq < first.seq {
+                if seq < first {
                     hub.remember(topic, seq, &name, &data, at);
                 }
             }
         }
         let full = got.len() >= PAGE;
-        for entry in &got {
+        for entry in got {
             take(hub, topic, entry, health);
         }
         if !full {

@@ -65,16 +65,17 @@ pub fn stream(
             .data(format!("{{\"dropped\":{n}}}"))
     };
     let live = BroadcastStream::new(live).flat_map(move |item| {
-        let events = match item {
+        // At most a gap and an event: no allocation per event.
+        let (gap_first, event) = match item {
             // Events the broker lost before this one: a gap first.
-            Ok(event) if event.skipped > 0 => {
-                vec![gap(event.skipped), sse_event(&open.hub, &event)]
-            }
-            Ok(event) => vec![sse_event(&open.hub, &event)],
-            Err(BroadcastStreamRecvError::Lagged(n)) => vec![gap(n)],
+            Ok(event) => (
+                (event.skipped > 0).then(|| gap(event.skipped)),
+                Some(sse_event(&open.hub, &event)),
+            ),
+            Err(BroadcastStreamRecvError::Lagged(n)) => (Some(gap(n)), None),
         };
-        open.sent(events.len() as u64);
-        futures_util::stream::iter(events)
+        open.sent(u64::from(gap_first.is_some()) + u64::from(event.is_some()));
+        futures_util::stream::iter(gap_first.into_iter().chain(event))
     });
     hub.sse_sent
         .fetch_add(head.len() as u64 - 1, Ordering::Relaxed);

@@ -150,30 +150,24 @@ fn to_sql<'a>(p: &'a Param<'a>) -> &'a (dyn ToSql + Sync) {
 }
 
 fn value(row: &tokio_postgres::Row, i: usize) -> Result<Value, DbError> {
-    let ty = row.columns()[i].type_();
-    Ok(if *ty == Type::BOOL {
-        row.try_get::<_, Option<bool>>(i)?
-            .map_or(Value::Null, |v| Value::Int(i64::from(v)))
-    } else if *ty == Type::INT8 {
-        row.try_get::<_, Option<i64>>(i)?
-            .map_or(Value::Null, Value::Int)
-    } else if *ty == Type::INT4 {
-        row.try_get::<_, Option<i32>>(i)?
-            .map_or(Value::Null, |v| Value::Int(i64::from(v)))
-    } else if *ty == Type::INT2 {
-        row.try_get::<_, Option<i16>>(i)?
-            .map_or(Value::Null, |v| Value::Int(i64::from(v)))
-    } else if *ty == Type::FLOAT8 {
-        row.try_get::<_, Option<f64>>(i)?
-            .map_or(Value::Null, Value::Real)
-    } else if *ty == Type::FLOAT4 {
-        row.try_get::<_, Option<f32>>(i)?
-            .map_or(Value::Null, |v| Value::Real(f64::from(v)))
-    } else {
+    fn read<'a, T: tokio_postgres::types::FromSql<'a>>(
+        row: &'a tokio_postgres::Row,
+        i: usize,
+        to: impl FnOnce(T) -> Value,
+    ) -> Result<Value, DbError> {
+        Ok(row.try_get::<_, Option<T>>(i)?.map_or(Value::Null, to))
+    }
+    let ty = row.columns()[i].type_().clone();
+    match ty {
+        Type::BOOL => read(row, i, |v: bool| Value::Int(i64::from(v))),
+        Type::INT8 => read(row, i, Value::Int),
+        Type::INT4 => read(row, i, |v: i32| Value::Int(i64::from(v))),
+        Type::INT2 => read(row, i, |v: i16| Value::Int(i64::from(v))),
+        Type::FLOAT8 => read(row, i, Value::Real),
+        Type::FLOAT4 => read(row, i, |v: f32| Value::Real(f64::from(v))),
         // TEXT, VARCHAR, NAME, …: whatever reads as a string.
-        row.try_get::<_, Option<String>>(i)?
-            .map_or(Value::Null, Value::Text)
-    })
+        _ => read(row, i, Value::Text),
+    }
 }
 
 /// One connection: its client, its prepared statements, and how to connect again.
