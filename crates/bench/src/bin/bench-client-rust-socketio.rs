@@ -1,35 +1,40 @@
-//! `rust_socketio` 0.6 (async) consuming the blaster's stream, in a binary of its own.
-//! Run by `cargo xtask bench client`: `bench-client-rust-socketio URL COUNT` prints one JSON line of figures.
+//! `rust_socketio` 0.6 (async) consuming a load source's stream, in a binary of its own.
+//! Run by `cargo xtask bench client`: `bench-client-rust-socketio URL COUNT HZ`, as
+//! `bench-client-crema` (each event's arguments read into the typed `Sensors`); prints one JSON
+//! line of figures.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use crema_bench::{Figures, cpu_seconds, peak_rss_kb};
+use crema_bench::{Latencies, Sensors, Usage};
+use serde::Deserialize as _;
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let [url, count] = args.as_slice() else {
-        anyhow::bail!("usage: bench-client-rust-socketio URL COUNT");
+    let [url, count, hz] = args.as_slice() else {
+        anyhow::bail!("usage: bench-client-rust-socketio URL COUNT HZ");
     };
-    run(url, count.parse().context("COUNT")?)
+    run(
+        url,
+        count.parse().context("COUNT")?,
+        hz.parse().context("HZ")?,
+    )
 }
 
-/// rust_socketio 0.6 (async), in this process: `crema-bench client-rust-socketio URL COUNT`.
-fn run(url: &str, count: u64) -> anyhow::Result<()> {
+fn run(url: &str, count: u64, hz: u64) -> anyhow::Result<()> {
     use futures_util::FutureExt as _;
-    use rust_socketio::TransportType;
     use rust_socketio::asynchronous::ClientBuilder;
+    use rust_socketio::{Payload, TransportType};
 
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     let figures = rt.block_on(async {
-        let received = Arc::new(AtomicU64::new(0));
+        let seen = Arc::new(Mutex::new((0u64, Latencies::new(count, hz))));
         let (done_tx, mut done_rx) = tokio::sync::mpsc::channel::<()>(1);
         let (open_tx, mut open_rx) = tokio::sync::mpsc::channel::<()>(1);
-        let counter = received.clone();
+        let counter = seen.clone();
         let client = ClientBuilder::new(url)
             .transport_type(TransportType::Websocket)
             .on("open", move |_, _| {
@@ -39,8 +44,15 @@ fn run(url: &str, count: u64) -> anyhow::Result<()> {
                 }
                 .boxed()
             })
-            .on("sensors", move |_, _| {
-                counter.fetch_add(1, Ordering::Relaxed);
+            .on("sensors", move |payload, _| {
+                if let Payload::Text(args) = payload
+                    && let Some(value) = args.get(1)
+                    && let Ok(sensors) = Sensors::deserialize(value)
+                {
+                    let mut seen = counter.lock().expect("not poisoned");
+                    seen.0 += 1;
+                    seen.1.event(sensors.t);
+                }
                 async {}.boxed()
             })
             .on("done", move |_, _| {
@@ -54,17 +66,17 @@ fn run(url: &str, count: u64) -> anyhow::Result<()> {
             .await?;
         let _ = tokio::time::timeout(Duration::from_secs(5), open_rx.recv()).await;
         let t0 = Instant::now();
-        let cpu0 = cpu_seconds();
+        let usage = Usage::now();
         client
-            .emit("go", serde_json::json!({ "count": count }))
+            .emit("go", serde_json::json!({ "count": count, "hz": hz }))
             .await?;
         done_rx.recv().await;
-        let figures = Figures {
-            events: received.load(Ordering::Relaxed),
-            seconds: t0.elapsed().as_secs_f64(),
-            cpu_seconds: cpu_seconds() - cpu0,
-            peak_rss_kb: peak_rss_kb(),
-        };
+        let seconds = t0.elapsed().as_secs_f64();
+        let (received, latencies) = std::mem::replace(
+            &mut *seen.lock().expect("not poisoned"),
+            (0, Latencies::new(0, 1)),
+        );
+        let figures = usage.figures(received, seconds, latencies.into_samples());
         let _ = client.disconnect().await;
         anyhow::Ok(figures)
     })?;
