@@ -27,7 +27,29 @@ pub struct Events {
 }
 
 impl Client {
-    /// Starts connecting in the background (on the current tokio runtime) and returns at once.
+    /// Starts the client and returns at once: the connection runs in a task of its own,
+    /// spawned on the current tokio runtime (`tokio::spawn`; a current-thread runtime works as
+    /// well as a multi-threaded one). Nothing is connected yet when this returns: the first
+    /// event is [`Event::Open`] once a session is open, or [`Event::Reconnecting`] when an
+    /// attempt fails.
+    ///
+    /// The task ends when [`Client::close`] is called, the config's cancel token fires, every
+    /// [`Client`] handle and the [`Events`] are dropped, or reconnection gives up.
+    ///
+    /// # Panics
+    ///
+    /// Outside a tokio runtime (there is nothing to spawn the task on). From synchronous code,
+    /// enter one first: `runtime.block_on(async { Client::connect(config) })`, or
+    /// `let _guard = runtime.enter();`.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// use engineio_client::{Client, Config};
+    /// let (client, _events) = Client::connect(Config::new("http://127.0.0.1:9").unwrap());
+    /// assert!(!client.state().borrow().connected);
+    /// client.close();
+    /// # });
+    /// ```
     pub fn connect(config: Config) -> (Client, Events) {
         let (commands, command_rx) = mpsc::channel(config.outgoing_capacity);
         let (events, rx) = queue::channel(driver::batches_for(config.event_capacity));

@@ -25,6 +25,9 @@ pub enum TransportMode {
     Polling,
 }
 
+/// The default bound of [`Config::receive_coalescing`]: 500 µs.
+pub const DEFAULT_RECEIVE_COALESCING: Duration = Duration::from_micros(500);
+
 /// When and how fast to reconnect after a connection is lost.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Reconnect {
@@ -80,6 +83,7 @@ pub struct Config {
     pub(crate) request_timeout: Duration,
     pub(crate) event_capacity: usize,
     pub(crate) outgoing_capacity: usize,
+    pub(crate) receive_coalescing: Duration,
     pub(crate) cancel: CancellationToken,
     #[cfg(feature = "rustls")]
     pub(crate) tls: Option<Arc<rustls::ClientConfig>>,
@@ -98,6 +102,7 @@ impl fmt::Debug for Config {
             .field("open_timeout", &self.open_timeout)
             .field("request_timeout", &self.request_timeout)
             .field("event_capacity", &self.event_capacity)
+            .field("receive_coalescing", &self.receive_coalescing)
             .finish_non_exhaustive()
     }
 }
@@ -109,7 +114,8 @@ impl Config {
     pub fn new(url: &str) -> Result<Self, Error> {
         let mut url = url::Url::parse(url).map_err(|e| Error::InvalidUrl {
             url: url.to_owned(),
-            reason: e.to_string(),
+            reason: "it does not parse".to_owned(),
+            source: Some(e),
         })?;
         let scheme = match url.scheme() {
             "http" | "ws" => "http",
@@ -118,6 +124,7 @@ impl Config {
                 return Err(Error::InvalidUrl {
                     url: url.to_string(),
                     reason: format!("scheme {other:?} is not one of http, https, ws, wss"),
+                    source: None,
                 });
             }
         };
@@ -125,6 +132,7 @@ impl Config {
             return Err(Error::InvalidUrl {
                 url: url.to_string(),
                 reason: "it has no host".to_owned(),
+                source: None,
             });
         }
         // Setting a scheme between these "special" schemes always succeeds.
@@ -144,6 +152,7 @@ impl Config {
             request_timeout: Duration::from_secs(90),
             event_capacity: 256,
             outgoing_capacity: 1024,
+            receive_coalescing: DEFAULT_RECEIVE_COALESCING,
             cancel: CancellationToken::new(),
             #[cfg(feature = "rustls")]
             tls: None,
@@ -225,6 +234,38 @@ impl Config {
     /// How many outgoing messages may queue before [`crate::Client::send`] waits (1024).
     pub fn outgoing_capacity(mut self, capacity: usize) -> Self {
         self.outgoing_capacity = capacity.max(1);
+        self
+    }
+
+    /// How long a WebSocket read may wait for more data to join it (500 µs by default;
+    /// [`Duration::ZERO`] turns it off).
+    ///
+    /// A server that writes each packet as its own frame and socket write (the Node socket.io
+    /// server does whenever its reader keeps up) costs a reader that drains each frame on
+    /// arrival a wake-up and a read per event, and slows the server down. With coalescing, once
+    /// reads keep coming back thin (four with no pause of twice `bound` between them), data that lands
+    /// within `bound` of the last one waits in the kernel's buffer until `bound` has passed since
+    /// that read, and is then read with whatever joined it.
+    ///
+    /// The bound is a ceiling: no event waits longer. An event that arrives after a quiet
+    /// spell longer than `bound` (each tick of a 10 Hz stream, its two or so events included) is
+    /// read at once; a reader that is behind reads on without pause. Measured at full rate against the Node socket.io
+    /// server, the default takes the client from about 5.7 µs of CPU per event to about 1.7 µs,
+    /// and the server, no longer woken at every write, sends faster (`docs/benchmarks.md`).
+    /// Turn it off when every microsecond of latency counts more than CPU.
+    ///
+    /// On Linux the bound holds to the microsecond (a `timerfd`); elsewhere it is rounded up to
+    /// the next tick of tokio's timer (1 ms). Long-polling is not affected.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let lowest_latency = engineio_client::Config::new("http://127.0.0.1:3000")
+    ///     .unwrap()
+    ///     .receive_coalescing(Duration::ZERO);
+    /// # let _ = lowest_latency;
+    /// ```
+    pub fn receive_coalescing(mut self, bound: Duration) -> Self {
+        self.receive_coalescing = bound;
         self
     }
 

@@ -6,6 +6,7 @@
 //! writers. Everything the session decides is in `engineio-codec`; this file only moves bytes.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
@@ -23,7 +24,7 @@ use tokio_tungstenite::tungstenite::Message;
 use crate::config::{Config, TransportMode};
 use crate::deadline::Deadline;
 use crate::error::Error;
-use crate::event::{ConnectionState, Event, Payload};
+use crate::event::{ConnectionState, Event, Lost, Payload};
 use crate::queue::Producer;
 use crate::transport::{self, Polling, Ws};
 use engineio_codec::Text;
@@ -111,14 +112,14 @@ pub(crate) async fn run(
                 {
                     break;
                 }
-                reason.to_string()
+                Lost::Closed(reason)
             }
             Err(e) => {
                 tracing::warn!(url = %config.url, "connection attempt failed: {e}");
-                e.to_string()
+                Lost::Failed(Arc::new(e))
             }
         };
-        state.send_modify(|s| s.last_error = Some(error.clone()));
+        state.send_modify(|s| s.last_error = Some(error.to_string()));
         if !config.reconnect.enabled
             || config
                 .reconnect
@@ -139,7 +140,7 @@ pub(crate) async fn run(
             .send(Event::Reconnecting {
                 attempt: failures,
                 delay,
-                error,
+                cause: error,
             })
             .await
             .is_err()
@@ -205,32 +206,33 @@ async fn open(config: &Config, headers: HeaderMap) -> Result<Opened, Error> {
         Transport::WebSocket => {
             let mut ws = transport::websocket(config, &headers, None).await?;
             let first = ws.next().await;
+            let url = || config.endpoint("websocket", None).to_string();
             let packet = match first {
                 Some(Ok(Message::Text(text))) => match engineio_codec::decode_str(text.as_str())? {
                     Packet::Open(handshake) => Packet::Open(handshake),
                     other => {
-                        return Err(Error::WebSocket {
-                            url: config.endpoint("websocket", None).to_string(),
-                            reason: format!("expected the open handshake, got {other}"),
+                        return Err(Error::Handshake {
+                            url: url(),
+                            reason: format!("expected the open packet, got {other}"),
                         });
                     }
                 },
                 Some(Ok(other)) => {
-                    return Err(Error::WebSocket {
-                        url: config.endpoint("websocket", None).to_string(),
-                        reason: format!("expected the open handshake, got {other:?}"),
+                    return Err(Error::Handshake {
+                        url: url(),
+                        reason: format!("expected the open packet, got {other:?}"),
                     });
                 }
                 Some(Err(e)) => {
                     return Err(Error::WebSocket {
-                        url: config.endpoint("websocket", None).to_string(),
-                        reason: e.to_string(),
+                        url: url(),
+                        source: e.into(),
                     });
                 }
                 None => {
-                    return Err(Error::WebSocket {
-                        url: config.endpoint("websocket", None).to_string(),
-                        reason: "closed before the handshake".to_owned(),
+                    return Err(Error::Handshake {
+                        url: url(),
+                        reason: "the WebSocket closed before the handshake".to_owned(),
                     });
                 }
             };
@@ -251,10 +253,10 @@ async fn open(config: &Config, headers: HeaderMap) -> Result<Opened, Error> {
                 .unwrap_or(body.len());
             let first = engineio_codec::decode_record(&body[..first_len])?;
             let Packet::Open(handshake) = first else {
-                return Err(Error::Connect {
+                return Err(Error::Handshake {
                     url: config.endpoint("polling", None).to_string(),
                     reason: format!(
-                        "expected the open handshake, got {:?}",
+                        "expected the open packet, got {:?}",
                         String::from_utf8_lossy(&body[..body.len().min(100)])
                     ),
                 });

@@ -1,10 +1,14 @@
 //! What a client tells its consumer, and the messages it carries.
 
+use std::fmt;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use engineio_codec::session::{CloseReason, Transport};
 use engineio_codec::{Handshake, Text};
+
+use crate::error::Error;
 
 /// One Engine.IO message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,8 +73,41 @@ pub enum Event {
         /// The wait before it.
         delay: Duration,
         /// Why the previous attempt or session ended.
-        error: String,
+        cause: Lost,
     },
+}
+
+/// What ended the previous attempt or session, as [`Event::Reconnecting`] reports it.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Lost {
+    /// A session was open and ended.
+    Closed(CloseReason),
+    /// The attempt failed before a session opened: ask the error
+    /// ([`Error::is_refused`], [`Error::is_timeout`], [`Error::status`]) what to do about it.
+    Failed(Arc<Error>),
+}
+
+impl fmt::Display for Lost {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Lost::Closed(reason) => reason.fmt(f),
+            Lost::Failed(error) => error.fmt(f),
+        }
+    }
+}
+
+/// Two causes are equal when they say the same (an error's cause has no equality of its own).
+impl PartialEq for Lost {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Lost::Closed(a), Lost::Closed(b)) => a == b,
+            (Lost::Failed(a), Lost::Failed(b)) => {
+                Arc::ptr_eq(a, b) || a.to_string() == b.to_string()
+            }
+            _ => false,
+        }
+    }
 }
 
 /// The connection as a watchable value (`tokio::sync::watch`).

@@ -25,6 +25,7 @@
 
 mod backoff;
 mod client;
+mod coalesce;
 mod config;
 pub mod deadline;
 mod driver;
@@ -37,12 +38,13 @@ mod transport;
 
 pub use backoff::Backoff;
 pub use client::{Client, Events};
-pub use config::{Config, HeaderProvider, Reconnect, TransportMode};
+pub use config::{Config, DEFAULT_RECEIVE_COALESCING, HeaderProvider, Reconnect, TransportMode};
 pub use engineio_codec as codec;
 pub use engineio_codec::Handshake;
 pub use engineio_codec::Text;
 pub use engineio_codec::session::{CloseReason, Transport};
+pub use error::Cause;
 pub use error::Error;
-pub use event::{ConnectionState, Event, Payload};
+pub use event::{ConnectionState, Event, Lost, Payload};
 #[cfg(feature = "rustls")]
 pub use rustls;

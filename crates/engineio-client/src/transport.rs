@@ -9,11 +9,12 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
+use crate::coalesce::Coalesce;
 use crate::config::Config;
-use crate::error::Error;
+use crate::error::{Cause, Error};
 
 /// A WebSocket over TCP (or TLS over TCP) with a read buffer of its own in front of the socket.
-pub(crate) type Ws = WebSocketStream<MaybeTlsStream<BufReader<TcpStream>>>;
+pub(crate) type Ws = WebSocketStream<MaybeTlsStream<BufReader<Coalesce>>>;
 
 /// Bytes taken from the socket per read. tungstenite asks for what its frame buffer has room
 /// for, often a few KiB; this buffer turns those asks into one system call per 16 KiB.
@@ -26,14 +27,18 @@ pub(crate) async fn websocket(
     sid: Option<&str>,
 ) -> Result<Ws, Error> {
     let url = config.endpoint("websocket", sid);
-    let ws_error = |reason: String| Error::WebSocket {
+    let ws_error = |source: Cause| Error::WebSocket {
         url: url.to_string(),
-        reason,
+        source,
+    };
+    let connect_error = |source: Cause| Error::Connect {
+        url: url.to_string(),
+        source,
     };
     let mut request = url
         .as_str()
         .into_client_request()
-        .map_err(|e| ws_error(e.to_string()))?;
+        .map_err(|e| ws_error(e.into()))?;
     for (name, value) in headers {
         request.headers_mut().append(name, value.clone());
     }
@@ -45,16 +50,16 @@ pub(crate) async fn websocket(
     let connector = None;
     let host = url
         .host_str()
-        .ok_or_else(|| ws_error("the URL has no host".to_owned()))?;
+        .ok_or_else(|| ws_error("the URL has no host".into()))?;
     let port = url
         .port_or_known_default()
-        .ok_or_else(|| ws_error("the URL has no port".to_owned()))?;
+        .ok_or_else(|| ws_error("the URL has no port".into()))?;
     let tcp = TcpStream::connect(format!("{host}:{port}"))
         .await
-        .map_err(|e| ws_error(format!("cannot connect: {e}")))?;
-    tcp.set_nodelay(true)
-        .map_err(|e| ws_error(format!("cannot set TCP_NODELAY: {e}")))?;
-    let stream = BufReader::with_capacity(SOCKET_READ, tcp);
+        .map_err(|e| connect_error(e.into()))?;
+    tcp.set_nodelay(true).map_err(|e| connect_error(e.into()))?;
+    let stream =
+        BufReader::with_capacity(SOCKET_READ, Coalesce::new(tcp, config.receive_coalescing));
     let (ws, _response) = tokio_tungstenite::client_async_tls_with_config(
         request,
         stream,
@@ -62,7 +67,7 @@ pub(crate) async fn websocket(
         connector,
     )
     .await
-    .map_err(|e| ws_error(e.to_string()))?;
+    .map_err(|e| ws_error(e.into()))?;
     Ok(ws)
 }
 
@@ -135,9 +140,9 @@ impl Polling {
 
     async fn request(&self, method: Method, body: Bytes) -> Result<Bytes, Error> {
         let url = self.url.as_str();
-        let connect_error = |reason: String| Error::Connect {
+        let connect_error = |source: Cause| Error::Connect {
             url: url.to_owned(),
-            reason,
+            source,
         };
         let mut builder = Request::builder().method(method.clone()).uri(url);
         for (name, value) in &self.headers {
@@ -148,19 +153,19 @@ impl Polling {
         }
         let request = builder
             .body(Full::new(body))
-            .map_err(|e| connect_error(e.to_string()))?;
+            .map_err(|e| connect_error(e.into()))?;
         let exchange = async {
             let response = self
                 .client
                 .request(request)
                 .await
-                .map_err(|e| connect_error(error_chain(&e)))?;
+                .map_err(|e| connect_error(e.into()))?;
             let status = response.status();
             let body = response
                 .into_body()
                 .collect()
                 .await
-                .map_err(|e| connect_error(e.to_string()))?
+                .map_err(|e| connect_error(e.into()))?
                 .to_bytes();
             if !status.is_success() {
                 return Err(Error::Status {
@@ -173,18 +178,9 @@ impl Polling {
         };
         tokio::time::timeout(self.timeout, exchange)
             .await
-            .map_err(|_| connect_error(format!("no answer within {:?}", self.timeout)))?
+            .map_err(|_| Error::RequestTimeout {
+                url: url.to_owned(),
+                timeout: self.timeout,
+            })?
     }
-}
-
-/// An error and its sources, for a log line that says what really went wrong.
-pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }

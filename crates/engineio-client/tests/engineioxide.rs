@@ -159,9 +159,13 @@ async fn unreachable_server_gives_up_after_max_attempts() {
         seen.push(event);
     }
     assert_eq!(seen.len(), 2, "{seen:?}");
-    let Event::Reconnecting { error, .. } = &seen[0] else {
+    let Event::Reconnecting { cause, .. } = &seen[0] else {
         panic!("{seen:?}")
     };
-    assert!(error.contains("cannot reach"), "{error}");
+    let engineio_client::Lost::Failed(error) = cause else {
+        panic!("{cause:?}")
+    };
+    assert!(error.is_refused(), "{error:?}");
+    assert!(error.to_string().contains("cannot reach"), "{error}");
     assert!(client.send("x").await.is_err());
 }

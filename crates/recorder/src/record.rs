@@ -36,7 +36,7 @@ pub enum RecordError {
         /// The URL.
         url: String,
         /// The client's reason.
-        source: engineio_client::Error,
+        source: socketio::Error,
     },
     /// The socket.io client could not open its namespace.
     #[error("starting the socket.io client: {0}")]

@@ -63,7 +63,14 @@ pub struct ClientConfig {
 
 impl ClientConfig {
     /// A client for the socket.io server at `url` (path `/socket.io/`, polling then upgrade).
-    pub fn new(url: &str) -> Result<Self, engineio_client::Error> {
+    /// Fails with [`Error::Engine`] when the URL cannot be used.
+    ///
+    /// ```
+    /// let config = socketio::ClientConfig::new("http://127.0.0.1:3000").unwrap();
+    /// assert!(socketio::ClientConfig::new("ftp://example.com").is_err());
+    /// # let _ = config;
+    /// ```
+    pub fn new(url: &str) -> Result<Self, Error> {
         Ok(Self::from_engine(
             engineio_client::Config::new(url)?.path("/socket.io/"),
         ))
@@ -122,6 +129,10 @@ pub enum Error {
     /// The arguments could not be serialized, or the answer deserialized.
     #[error("arguments: {0}")]
     Json(#[from] serde_json::Error),
+    /// The Engine.IO layer refused: an unusable URL. (Connection failures do not end a
+    /// client: it reconnects, and its [`Client::state`] says why it is not connected.)
+    #[error(transparent)]
+    Engine(#[from] engineio_client::Error),
     /// The client is closed.
     #[error("the client is closed")]
     Closed,
@@ -265,6 +276,11 @@ enum Command {
     Leave {
         namespace: Arc<str>,
     },
+    On {
+        namespace: Arc<str>,
+        event: Arc<str>,
+        events: Producer<Event>,
+    },
 }
 
 /// A socket.io client: one Engine.IO connection, any number of namespaces on it. Cheap to clone.
@@ -318,6 +334,48 @@ impl Events {
     }
 }
 
+/// One event name's stream, each event's first argument deserialized: see [`Socket::on`]. A
+/// [`futures_util::Stream`], or call [`Typed::recv`].
+pub struct Typed<T> {
+    rx: Consumer<Event>,
+    _type: std::marker::PhantomData<fn() -> T>,
+}
+
+impl<T> fmt::Debug for Typed<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Typed")
+            .field("type", &std::any::type_name::<T>())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T: DeserializeOwned> Typed<T> {
+    /// The next event's first argument; an `Err` when it does not deserialize into `T` (the
+    /// stream goes on); `None` at the end.
+    pub async fn recv(&mut self) -> Option<Result<T, serde_json::Error>> {
+        std::future::poll_fn(|cx| self.poll(cx)).await
+    }
+
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<T, serde_json::Error>>> {
+        loop {
+            match self.rx.poll_recv(cx) {
+                Poll::Ready(Some(Event::Message(event))) => return Poll::Ready(Some(event.arg())),
+                Poll::Ready(Some(_)) => continue,
+                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+}
+
+impl<T: DeserializeOwned> futures_util::Stream for Typed<T> {
+    type Item = Result<T, serde_json::Error>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.get_mut().poll(cx)
+    }
+}
+
 impl futures_util::Stream for Events {
     type Item = Event;
 
@@ -330,8 +388,19 @@ impl futures_util::Stream for Events {
 /// most this many.
 const PASS_BATCH: usize = 64;
 
+/// The batches a [`Typed`] stream holds (about 256 events).
+const EVENT_BATCHES: usize = 4;
+
 impl Client {
-    /// Starts the client in the background (on the current tokio runtime).
+    /// Starts the client and returns at once: the Engine.IO connection and the socket.io
+    /// driver run in tasks of their own, spawned on the current tokio runtime (`tokio::spawn`;
+    /// current-thread or multi-threaded). Join namespaces with [`Client::socket`]; emits made
+    /// before the connection is up wait for it.
+    ///
+    /// # Panics
+    ///
+    /// Outside a tokio runtime. From synchronous code, enter one first
+    /// (`runtime.block_on(async { Client::new(config) })` or `let _guard = runtime.enter();`).
     pub fn new(config: ClientConfig) -> Self {
         let (engine, engine_events) = engineio_client::Client::connect(config.engine);
         let (commands, command_rx) = mpsc::channel(1024);
@@ -340,6 +409,7 @@ impl Client {
             connection,
             engine: engine.clone(),
             sockets: Sockets::default(),
+            listeners: Vec::new(),
             acks: HashMap::new(),
             self_commands: commands.downgrade(),
         };
@@ -473,6 +543,48 @@ impl Socket {
             .map_err(Error::from)
     }
 
+    /// The events named `event` in this namespace, each one's first argument deserialized
+    /// into `T`: the common case of a server that emits `status` and `sensors` objects.
+    ///
+    /// From the moment the driver takes the call, events of that name go to the returned stream
+    /// instead of the namespace's [`Events`]; every other event, and the namespace's own
+    /// `Connect` and `Disconnect`, stay there. A second `on` for the same name replaces the
+    /// first. The stream ends when the namespace is left or refused, or the client closed;
+    /// dropping it sends that name's events back to [`Events`]. A full stream holds the
+    /// connection, as [`Events`] does (backpressure, nothing dropped).
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), socketio::Error> {
+    /// #[derive(serde::Deserialize)]
+    /// struct Status { state: String, pressure: f64 }
+    ///
+    /// let client = socketio::Client::new(socketio::ClientConfig::new("http://127.0.0.1:8080")?);
+    /// let (socket, _events) = client.socket("/", socketio::Auth::None).await?;
+    /// let mut status = socket.on::<Status>("status").await?;
+    /// while let Some(status) = status.recv().await {
+    ///     match status {
+    ///         Ok(status) => println!("{} at {} bar", status.state, status.pressure),
+    ///         Err(e) => eprintln!("a status event of another shape: {e}"),
+    ///     }
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn on<T: DeserializeOwned>(&self, event: &str) -> Result<Typed<T>, Error> {
+        let (tx, rx) = queue::channel(EVENT_BATCHES);
+        self.commands
+            .send(Command::On {
+                namespace: self.namespace.clone(),
+                event: event.into(),
+                events: tx,
+            })
+            .await
+            .map_err(|_| Error::Closed)?;
+        Ok(Typed {
+            rx,
+            _type: std::marker::PhantomData,
+        })
+    }
+
     /// Leaves the namespace (DISCONNECT); its stream ends.
     pub async fn disconnect(&self) {
         let _ = self
@@ -488,6 +600,9 @@ impl Socket {
 /// few namespaces, and a lookup per event must cost less than hashing the name.
 #[derive(Default)]
 struct Sockets(Vec<(Arc<str>, Auth, Producer<Event>)>);
+
+/// The streams of one event name ([`Socket::on`]): namespace, event name, stream.
+type Listeners = Vec<(Arc<str>, Arc<str>, Producer<Event>)>;
 
 impl Sockets {
     fn get_mut(&mut self, namespace: &str) -> Option<&mut Producer<Event>> {
@@ -518,6 +633,7 @@ struct Driver {
     connection: Connection,
     engine: engineio_client::Client,
     sockets: Sockets,
+    listeners: Listeners,
     acks: HashMap<(Arc<str>, u64), AckSender>,
     /// Lets a received event answer its ack through the driver (never keeps it alive).
     self_commands: mpsc::WeakSender<Command>,
@@ -648,6 +764,15 @@ impl Driver {
                 attachments,
             }) => self.connection.ack(&namespace, id, &json, attachments),
             Some(Command::Leave { namespace }) => self.connection.disconnect(&namespace),
+            Some(Command::On {
+                namespace,
+                event,
+                events,
+            }) => {
+                self.listeners
+                    .retain(|(n, e, _)| !(n == &namespace && e == &event));
+                self.listeners.push((namespace, event, events));
+            }
             None => {
                 self.engine.close();
                 return Flow::Stop;
@@ -663,11 +788,20 @@ impl Driver {
         }
         // Each namespace gets what this pass produced at once. Backpressure: a full stream holds
         // the driver, which stops taking engine events, which stops reading the socket.
-        for (_, _, tx) in &mut self.sockets.0 {
+        let listeners = self.listeners.iter_mut().map(|(_, _, tx)| tx);
+        for tx in self
+            .sockets
+            .0
+            .iter_mut()
+            .map(|(_, _, tx)| tx)
+            .chain(listeners)
+        {
             if tx.try_flush() == Ok(false) {
                 let _ = tx.flush().await;
             }
         }
+        // A stream whose consumer is gone takes nothing more.
+        self.listeners.retain(|(_, _, tx)| !tx.is_closed());
     }
 
     async fn on_output(&mut self, output: Output) {
@@ -696,6 +830,7 @@ impl Driver {
                 data,
             } => {
                 tracing::warn!(%namespace, "namespace refused: {message}");
+                self.listeners.retain(|(n, _, _)| n.as_ref() != &*namespace);
                 if let Some(mut tx) = sockets.remove(&namespace) {
                     let _ = tx.send(Event::ConnectError { message, data }).await;
                 }
@@ -703,6 +838,7 @@ impl Driver {
             Output::Disconnected { namespace, reason } => {
                 let terminal = !matches!(reason, DisconnectReason::TransportClose(_));
                 if terminal {
+                    self.listeners.retain(|(n, _, _)| n.as_ref() != &*namespace);
                     if let Some(mut tx) = sockets.remove(&namespace) {
                         let _ = tx.send(Event::Disconnect(reason)).await;
                     }
@@ -711,8 +847,18 @@ impl Driver {
                 }
             }
             Output::Event { namespace, message } => {
-                let Some(tx) = sockets.get_mut(&namespace) else {
-                    return;
+                let name = message.packet.event_name();
+                let name = name.as_ref().and_then(|n| n.as_str());
+                let listener = self
+                    .listeners
+                    .iter_mut()
+                    .find(|(n, e, _)| n.as_ref() == &*namespace && Some(e.as_ref()) == name);
+                let tx = match listener {
+                    Some((_, _, tx)) => tx,
+                    None => match sockets.get_mut(&namespace) {
+                        Some(tx) => tx,
+                        None => return,
+                    },
                 };
                 let reply = message.packet.id().and_then(|id| {
                     self.self_commands.upgrade().map(|commands| AckReply {

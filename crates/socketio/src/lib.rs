@@ -39,5 +39,10 @@ pub use binary::Binary;
 #[cfg(feature = "client")]
 pub use client::{
     Args, Auth, AuthProvider, Client, ClientConfig, Error, Event, Events, ReceivedEvent, Socket,
+    Typed,
 };
 pub use connection::{AckError, DisconnectReason, EmitError};
+/// The Engine.IO client under [`Client`], for its configuration ([`ClientConfig::engine`]) and
+/// its connection state, without naming another crate.
+#[cfg(feature = "client")]
+pub use engineio_client as engine;

@@ -341,3 +341,59 @@ async fn zero_argument_emits_reach_the_server() {
         }
     }
 }
+
+/// Typed streams: `Socket::on::<T>(name)` takes the events of that name, first argument
+/// deserialized; every other event stays in the namespace's stream.
+#[tokio::test]
+async fn a_typed_stream_takes_its_events_and_leaves_the_rest() {
+    #[derive(Debug, PartialEq, serde::Deserialize)]
+    struct Status {
+        state: String,
+        pressure: f64,
+    }
+    let (url, _server) = server();
+    let client = client(&url);
+    let (socket, mut events) = client.socket("/", Auth::None).await.unwrap();
+    let mut status = socket.on::<Status>("message-back").await.unwrap();
+    assert!(matches!(next(&mut events).await, Event::Connect { .. }));
+    assert_eq!(message(&mut events).await.0, "auth");
+    socket
+        .emit("message", (json!({"state": "brewing", "pressure": 8.5}),))
+        .await
+        .unwrap();
+    socket
+        .emit("message", (json!({"state": 3}),))
+        .await
+        .unwrap();
+    socket.emit("no-args", ()).await.unwrap();
+    let first = tokio::time::timeout(Duration::from_secs(5), status.recv())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        first,
+        Status {
+            state: "brewing".into(),
+            pressure: 8.5
+        }
+    );
+    let wrong = tokio::time::timeout(Duration::from_secs(5), status.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        wrong.is_err(),
+        "another shape is an error, and the stream goes on"
+    );
+    // `done` was not asked for: it comes through the namespace's stream, after the others.
+    assert_eq!(message(&mut events).await.0, "done");
+    client.close();
+    assert!(
+        tokio::time::timeout(Duration::from_secs(5), status.recv())
+            .await
+            .unwrap()
+            .is_none(),
+        "the typed stream ends with the client"
+    );
+}
