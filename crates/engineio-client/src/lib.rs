@@ -22,6 +22,8 @@
 //! # Ok(()) }
 //! ```
 #![deny(missing_docs)]
+// On docs.rs, items behind a feature say which one.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod backoff;
 mod client;
@@ -48,3 +50,8 @@ pub use error::Error;
 pub use event::{ConnectionState, Event, Lost, Payload};
 #[cfg(feature = "rustls")]
 pub use rustls;
+
+/// The README's examples, compiled and run with the other doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeExamples;

@@ -41,3 +41,8 @@ pub use payload::{
     record_len,
 };
 pub use text::Text;
+
+/// The README's examples, compiled and run with the other doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeExamples;

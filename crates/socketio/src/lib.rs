@@ -28,6 +28,8 @@
 //! # Ok(()) }
 //! ```
 #![deny(missing_docs)]
+// On docs.rs, items behind a feature say which one.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod binary;
 #[cfg(feature = "client")]
@@ -46,3 +48,8 @@ pub use connection::{AckError, DisconnectReason, EmitError};
 /// its connection state, without naming another crate.
 #[cfg(feature = "client")]
 pub use engineio_client as engine;
+
+/// The README's examples, compiled and run with the other doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeExamples;
