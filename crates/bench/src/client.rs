@@ -20,14 +20,13 @@
 //! contender runs under `perf stat` for its read calls too. Rounds interleave servers and
 //! contenders; medians per cell, latencies pooled over rounds.
 
-use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
 use anyhow::{Context as _, bail};
 use crema_bench::Figures;
 
-use crate::root;
+use crate::{Listening, root};
 
 fn has(program: &str, args: &[&str]) -> bool {
     Command::new(program)
@@ -102,41 +101,16 @@ fn run_contender(mut cmd: Command, perf_out: Option<&Path>) -> anyhow::Result<Ru
     Ok(Run { figures, reads })
 }
 
-/// A Node load source on core 0; its port.
-struct Server {
-    child: Child,
-    url: String,
-}
-
-impl Server {
-    fn start(node_dir: &Path, taskset: bool, script: &str, args: &[&str]) -> anyhow::Result<Self> {
-        let mut child = pinned("0", "node", taskset)
-            .arg(script)
-            .args(args)
-            .current_dir(node_dir)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .context("cannot start node")?;
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().context("stdout")?).read_line(&mut line)?;
-        let port: u16 = line
-            .trim()
-            .strip_prefix("listening ")
-            .with_context(|| format!("{script} did not start"))?
-            .parse()?;
-        Ok(Self {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-        })
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// A Node load source, on core 0.
+fn server(
+    node_dir: &Path,
+    taskset: bool,
+    script: &str,
+    args: &[&str],
+) -> anyhow::Result<Listening> {
+    let mut cmd = pinned("0", "node", taskset);
+    cmd.arg(script).args(args).current_dir(node_dir);
+    Listening::start(cmd).with_context(|| format!("{script} did not start"))
 }
 
 struct Scenario {
@@ -200,9 +174,9 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
         ],
     );
     let servers = [
-        Server::start(&node_dir, taskset, "blaster.mjs", &["corked"])?,
-        Server::start(&node_dir, taskset, "blaster.mjs", &["frames"])?,
-        Server::start(&node_dir, taskset, "emitter.mjs", &[])?,
+        server(&node_dir, taskset, "blaster.mjs", &["corked"])?,
+        server(&node_dir, taskset, "blaster.mjs", &["frames"])?,
+        server(&node_dir, taskset, "emitter.mjs", &[])?,
     ];
     let scenarios: Vec<Scenario> = [
         (
@@ -283,7 +257,7 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
         .collect();
     for round in 0..rounds {
         for (s, scenario) in scenarios.iter().enumerate() {
-            let url = &servers[scenario.server].url;
+            let url = &servers[scenario.server].url();
             for (c, name) in CONTENDERS.iter().enumerate() {
                 let (program, node) = match c {
                     0 | 3 => (crema.as_str(), false),

@@ -18,48 +18,7 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use serde_json::Value;
 
-use crate::root;
-
-/// A running server.
-struct Server {
-    child: Child,
-    port: u16,
-}
-
-impl Server {
-    fn start(mut cmd: Command) -> anyhow::Result<Server> {
-        let mut child = cmd
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .context("cannot start a server")?;
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().context("stdout")?).read_line(&mut line)?;
-        let port = line
-            .trim()
-            .strip_prefix("listening ")
-            .with_context(|| format!("the server said {line:?}"))?
-            .parse()?;
-        Ok(Server { child, port })
-    }
-
-    fn rss_kb(&self) -> u64 {
-        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .unwrap_or_default()
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap_or(0)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use crate::{Listening, root};
 
 /// The load generator, connected.
 struct Load {
@@ -127,7 +86,7 @@ struct Row {
 
 fn measure(
     server: &'static str,
-    start: &dyn Fn() -> anyhow::Result<Server>,
+    start: &dyn Fn() -> anyhow::Result<Listening>,
     load: &str,
     proto: &str,
     subs: usize,
@@ -216,11 +175,11 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
     let crema_server = dir.join("bench-fanout-server");
     let load = dir.join("bench-fanout-load");
     let load = load.to_str().context("path")?;
-    let start_crema = || Server::start(Command::new(&crema_server));
+    let start_crema = || Listening::start(Command::new(&crema_server));
     let start_node = || {
         let mut c = Command::new("node");
         c.arg("fanout-server.mjs").current_dir(&node_dir);
-        Server::start(c)
+        Listening::start(c)
     };
     println!("fanout: one topic, events of about 200 bytes, windows of {secs} s, all on 127.0.0.1");
     let mut rows = Vec::new();

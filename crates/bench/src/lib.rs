@@ -92,7 +92,7 @@ impl Usage {
                 .flatten()
                 .flatten()
                 .filter_map(|task| std::fs::read_to_string(task.path().join("status")).ok())
-                .map(|status| status_field(&status, "voluntary_ctxt_switches:"))
+                .map(|status| status_kb(&status, "voluntary_ctxt_switches:"))
                 .sum(),
         }
     }
@@ -109,7 +109,7 @@ impl Usage {
             user_seconds: user,
             system_seconds: system,
             wakeups: end.wakeups.saturating_sub(self.wakeups),
-            peak_rss_kb: status_field(
+            peak_rss_kb: status_kb(
                 &std::fs::read_to_string("/proc/self/status").unwrap_or_default(),
                 "VmHWM:",
             ),
@@ -118,7 +118,9 @@ impl Usage {
     }
 }
 
-fn status_field(status: &str, name: &str) -> u64 {
+/// A number field of a `/proc/<pid>/status` text (`VmRSS:`, `VmHWM:`, counters), its `kB` unit
+/// dropped; 0 when absent.
+pub fn status_kb(status: &str, name: &str) -> u64 {
     status
         .lines()
         .find_map(|l| l.strip_prefix(name))
@@ -188,4 +190,18 @@ impl Latencies {
     pub fn into_samples(self) -> Vec<u32> {
         self.samples
     }
+}
+
+/// The command line of a client binary: `URL COUNT HZ`.
+pub fn client_args(program: &str) -> anyhow::Result<(String, u64, u64)> {
+    use anyhow::Context as _;
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let [url, count, hz] = args.as_slice() else {
+        anyhow::bail!("usage: {program} URL COUNT HZ");
+    };
+    Ok((
+        url.clone(),
+        count.parse().context("COUNT")?,
+        hz.parse().context("HZ")?,
+    ))
 }

@@ -52,3 +52,51 @@ pub(crate) fn rounds_arg(args: &[String], default: usize) -> anyhow::Result<usiz
         other => bail!("unexpected arguments {other:?}"),
     }
 }
+
+/// A server process of the benchmarks that prints `listening <port>` once ready; killed when
+/// dropped. Its standard input stays open (the Node servers stop when it closes).
+pub(crate) struct Listening {
+    child: std::process::Child,
+    pub(crate) port: u16,
+}
+
+impl Listening {
+    pub(crate) fn start(mut cmd: std::process::Command) -> anyhow::Result<Self> {
+        use anyhow::Context as _;
+        use std::io::BufRead as _;
+        use std::process::Stdio;
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .context("cannot start a server")?;
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().context("stdout")?).read_line(&mut line)?;
+        let port = line
+            .trim()
+            .strip_prefix("listening ")
+            .with_context(|| format!("the server said {line:?}"))?
+            .parse()?;
+        Ok(Self { child, port })
+    }
+
+    /// `http://127.0.0.1:<port>`.
+    pub(crate) fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The server's resident memory now.
+    pub(crate) fn rss_kb(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
+        crema_bench::status_kb(&status, "VmRSS:")
+    }
+}
+
+impl Drop for Listening {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -297,18 +297,10 @@ pub(crate) fn run(argv: &[String]) -> anyhow::Result<()> {
     println!(
         "\nlive path on PostgreSQL: falling edge of extracting → shot committed, {shots} shots at 10×"
     );
-    let mut latencies =
-        crate::storage::live_latency(shots, &Database::parse(&pg.create_database()))?;
-    latencies.sort();
-    let ms: Vec<String> = latencies
-        .iter()
-        .map(|d| format!("{:.1}", d.as_secs_f64() * 1e3))
-        .collect();
-    println!("latencies ms: {}", ms.join(", "));
-    println!(
-        "median {:.1} ms (target ≤ 50 ms)",
-        crate::median(&latencies).as_secs_f64() * 1e3
-    );
+    crate::storage::report_live(crate::storage::live_latency(
+        shots,
+        &Database::parse(&pg.create_database()),
+    )?);
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

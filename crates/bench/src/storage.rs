@@ -183,7 +183,15 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
     println!(
         "\nlive path: falling edge of extracting → shot committed, {shots} shots of the simulator at 10×"
     );
-    let mut latencies = live_latency(shots, &Database::Sqlite(dir.path().join("live.db")))?;
+    report_live(live_latency(
+        shots,
+        &Database::Sqlite(dir.path().join("live.db")),
+    )?);
+    Ok(())
+}
+
+/// Prints the live path's latencies, sorted, and their median against the target.
+pub(crate) fn report_live(mut latencies: Vec<Duration>) {
     latencies.sort();
     let ms: Vec<String> = latencies
         .iter()
@@ -194,5 +202,4 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
         "median {:.1} ms (target ≤ 50 ms)",
         crate::median(&latencies).as_secs_f64() * 1e3
     );
-    Ok(())
 }

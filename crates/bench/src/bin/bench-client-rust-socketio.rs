@@ -6,20 +6,12 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::Context as _;
 use crema_bench::{Latencies, Sensors, Usage};
 use serde::Deserialize as _;
 
 fn main() -> anyhow::Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let [url, count, hz] = args.as_slice() else {
-        anyhow::bail!("usage: bench-client-rust-socketio URL COUNT HZ");
-    };
-    run(
-        url,
-        count.parse().context("COUNT")?,
-        hz.parse().context("HZ")?,
-    )
+    let (url, count, hz) = crema_bench::client_args("bench-client-rust-socketio")?;
+    run(&url, count, hz)
 }
 
 fn run(url: &str, count: u64, hz: u64) -> anyhow::Result<()> {
