@@ -849,10 +849,10 @@ impl Driver {
             Output::Event { namespace, message } => {
                 let name = message.packet.event_name();
                 let name = name.as_ref().and_then(|n| n.as_str());
-                let listener = self
-                    .listeners
-                    .iter_mut()
-                    .find(|(n, e, _)| n.as_ref() == &*namespace && Some(e.as_ref()) == name);
+                // A dropped stream's events go back to the namespace's stream at once.
+                let listener = self.listeners.iter_mut().find(|(n, e, tx)| {
+                    n.as_ref() == &*namespace && Some(e.as_ref()) == name && !tx.is_closed()
+                });
                 let tx = match listener {
                     Some((_, _, tx)) => tx,
                     None => match sockets.get_mut(&namespace) {

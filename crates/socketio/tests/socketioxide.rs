@@ -397,3 +397,20 @@ async fn a_typed_stream_takes_its_events_and_leaves_the_rest() {
         "the typed stream ends with the client"
     );
 }
+
+/// Dropping a typed stream sends its event name back to the namespace's stream.
+#[tokio::test]
+async fn a_dropped_typed_stream_gives_its_events_back() {
+    let (url, _server) = server();
+    let client = client(&url);
+    let (socket, mut events) = client.socket("/", Auth::None).await.unwrap();
+    let typed = socket.on::<Value>("message-back").await.unwrap();
+    assert!(matches!(next(&mut events).await, Event::Connect { .. }));
+    assert_eq!(message(&mut events).await.0, "auth");
+    drop(typed);
+    socket.emit("message", (json!({"n": 1}),)).await.unwrap();
+    assert_eq!(
+        message(&mut events).await,
+        ("message-back".into(), r#"[{"n":1}]"#.into())
+    );
+}
