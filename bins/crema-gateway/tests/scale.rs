@@ -6,8 +6,9 @@
 //! - an SSE client moves from one gateway to the other with `Last-Event-ID` and loses nothing;
 //! - `kill -9` the recorder mid-shot: the standby records the machine within 10 s, the shot is
 //!   stored once, and `/api/v1/shots` is the same on both gateways;
-//! - runs asked of both at once: one is accepted in the whole deployment, the others `409`, and
-//!   its progress stream is readable from the gateway that does not execute it.
+//! - runs asked of both at once: never two active in the whole deployment (the others `409`
+//!   naming the active one), and a run's progress stream is readable from the gateway that
+//!   does not execute it.
 //!
 //! Without PostgreSQL or Redis installed the test says so and passes, unless
 //! `CREMA_REQUIRE_SERVERS` is set (CI).
@@ -243,11 +244,31 @@ async fn two_gateways_one_store_one_broker() {
     assert_eq!(ids.len(), count, "every shot stored once: {after:?}");
     eprintln!("taken over {took:?} after the kill; {count} shot(s): {after:?}");
 
-    // The first gateway again, as a standby: the same shots on both.
+    // The first gateway again, as a standby: the same shots on both. The machine goes on
+    // pulling shots, so one may be recording (its sample count moving between two reads) or
+    // end between them: the finished shots are compared whole, and must agree within a few
+    // reads.
     let a2: Gateway = start(&args).await;
-    assert_eq!(shots(&a2.addr).await, shots(&b.addr).await);
+    let finished = |list: Vec<Value>| -> Vec<Value> {
+        list.into_iter()
+            .filter(|s| s["status"] != "recording")
+            .collect()
+    };
+    eventually(
+        Duration::from_secs(10),
+        "the same finished shots on both gateways",
+        || async {
+            let on_a = finished(shots(&a2.addr).await);
+            let on_b = finished(shots(&b.addr).await);
+            (on_a == on_b && !on_a.is_empty()).then_some(())
+        },
+    )
+    .await;
 
-    // Runs asked of both at once: one in the whole deployment.
+    // Runs asked of both at once: one active in the whole deployment at any moment. A QA
+    // run over one shot can end inside the burst, so a later ask may start the next one;
+    // what must hold is that every refusal names an accepted run and that no two accepted
+    // runs overlap in time.
     let asks = (0..6).map(|i| {
         let addr = if i % 2 == 0 {
             a2.addr.clone()
@@ -263,18 +284,23 @@ async fn two_gateways_one_store_one_broker() {
     });
     let answers = futures_util::future::join_all(asks).await;
     let accepted: Vec<&(String, (u16, Value))> = answers.iter().filter(|a| a.1.0 == 202).collect();
-    assert_eq!(accepted.len(), 1, "{answers:?}");
-    let (runner, (_, run)) = accepted[0];
-    let id = run["id"].as_i64().unwrap();
+    assert!(!accepted.is_empty(), "{answers:?}");
+    let accepted_ids: Vec<i64> = accepted
+        .iter()
+        .map(|a| a.1.1["id"].as_i64().unwrap())
+        .collect();
     for (_, (status, body)) in &answers {
         if *status != 202 {
-            assert_eq!(
-                (*status, body["run"]["id"].as_i64()),
-                (409, Some(id)),
-                "{body}"
+            assert_eq!(*status, 409, "{body}");
+            let named = body["run"]["id"].as_i64();
+            assert!(
+                named.is_some_and(|id| accepted_ids.contains(&id)),
+                "a refusal names an accepted run {accepted_ids:?}: {body}"
             );
         }
     }
+    let (runner, (_, run)) = accepted[0];
+    let id = run["id"].as_i64().unwrap();
     let other = if *runner == a2.addr {
         &b.addr
     } else {
@@ -286,8 +312,28 @@ async fn two_gateways_one_store_one_broker() {
         body.contains("event: finished"),
         "the other gateway streams it to its end: {body}"
     );
-    let (_, run) = get_json(other, &format!("/api/v1/runs/{id}")).await;
-    assert_eq!(run["status"], "succeeded", "{run}");
+    let mut runs = Vec::new();
+    for id in &accepted_ids {
+        let run = eventually(
+            Duration::from_secs(60),
+            "every accepted run ends",
+            || async {
+                let (_, run) = get_json(other, &format!("/api/v1/runs/{id}")).await;
+                run["finished_at"].is_number().then_some(run)
+            },
+        )
+        .await;
+        assert_eq!(run["status"], "succeeded", "{run}");
+        runs.push(run);
+    }
+    runs.sort_by_key(|r| r["id"].as_i64());
+    for pair in runs.windows(2) {
+        let (before, after) = (&pair[0], &pair[1]);
+        assert!(
+            after["created_at"].as_f64() >= before["finished_at"].as_f64(),
+            "a run was accepted while another was active: {before} then {after}"
+        );
+    }
     drop(pg);
     drop(redis);
 }
