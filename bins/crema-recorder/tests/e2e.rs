@@ -24,7 +24,9 @@ fn start_run(url: &str, db: &Path) -> Child {
             "json",
         ])
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
+        // Into a file beside the database: a pipe nobody reads would stop the process once
+        // full.
+        .stderr(std::fs::File::create(db.with_extension("log")).unwrap())
         .spawn()
         .unwrap()
 }
@@ -217,8 +219,7 @@ fn an_unreachable_machine_is_retried_and_a_signal_still_stops_cleanly() {
     std::thread::sleep(Duration::from_millis(2500));
     assert!(child.try_wait().unwrap().is_none(), "it keeps trying");
     assert!(terminate(&mut child).success());
-    let mut log = String::new();
-    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut log).unwrap();
+    let log = std::fs::read_to_string(db.with_extension("log")).unwrap();
     assert!(log.contains("connection attempt failed"), "{log}");
     assert!(log.contains("reconnecting"), "{log}");
     assert!(shots(&db).is_empty());

@@ -18,11 +18,14 @@ fn recorder(args: &[&str]) -> Output {
     Command::new(BIN).args(args).output().unwrap()
 }
 
-fn spawn(args: &[&str]) -> Child {
+/// A recorder process whose stderr goes to the file `log` (a pipe nobody reads would stop the
+/// process once full).
+fn spawn(args: &[&str], log: &Path) -> Child {
+    let log = std::fs::File::create(log).unwrap();
     Command::new(BIN)
         .args(args)
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
+        .stderr(log)
         .spawn()
         .unwrap()
 }
@@ -70,15 +73,33 @@ fn active_run(db: &Path) -> Option<storage::Run> {
     storage::open_reader(db).unwrap().active_run().unwrap()
 }
 
-async fn until<T>(what: &str, within: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+async fn until<T>(what: &str, within: Duration, check: impl FnMut() -> Option<T>) -> T {
+    match wait_for(within, check).await {
+        Some(v) => v,
+        None => panic!("timed out waiting for {what}"),
+    }
+}
+
+/// `check`'s first `Some` within `within`, polled every 50 ms.
+async fn wait_for<T>(within: Duration, mut check: impl FnMut() -> Option<T>) -> Option<T> {
     let deadline = Instant::now() + within;
     loop {
         if let Some(v) = check() {
-            return v;
+            return Some(v);
         }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        if Instant::now() >= deadline {
+            return None;
+        }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// What a recorder process said on stderr (its `log`), once stopped: a failure's message.
+fn stop_and_read(child: &mut Child, log: &Path) -> String {
+    let _ = child.kill();
+    let status = child.wait().map(|s| s.to_string()).unwrap_or_default();
+    let said = std::fs::read_to_string(log).unwrap_or_default();
+    format!("{status}\n{said}")
 }
 
 /// A machine URL whose HTTP API accepts connections and never answers: a sync against it stays
@@ -125,7 +146,8 @@ async fn processes_beside_a_recorder_never_touch_its_live_shot_or_its_run() {
     .await
     .unwrap();
     let url = sim.url();
-    let mut first = spawn(&["run", "--machine", &url, "--db", db]);
+    let first_log = dir.path().join("first.log");
+    let mut first = spawn(&["run", "--machine", &url, "--db", db], &first_log);
     // Beside it, another machine recorded by another process into the same file.
     let mut other_sim = Simulator::start(SimulatorConfig {
         scenario: Scenario::Normal,
@@ -135,22 +157,34 @@ async fn processes_beside_a_recorder_never_touch_its_live_shot_or_its_run() {
     .await
     .unwrap();
     let other_url = other_sim.url();
-    let mut other = spawn(&[
-        "run",
-        "--machine",
-        &other_url,
-        "--name",
-        "other",
-        "--db",
-        db,
-    ]);
-    until("the live shot", Duration::from_secs(20), || {
+    let other_log = dir.path().join("other.log");
+    let mut other = spawn(
+        &[
+            "run",
+            "--machine",
+            &other_url,
+            "--name",
+            "other",
+            "--db",
+            db,
+        ],
+        &other_log,
+    );
+    let live = wait_for(Duration::from_secs(30), || {
         shots_once_created(db).filter(|s| {
             s.first()
                 .is_some_and(|(status, n)| status == "recording" && *n > 0)
         })
     })
     .await;
+    if live.is_none() {
+        let shots = shots_once_created(db);
+        panic!(
+            "no live shot within 30 s; shots {shots:?}\n--- the recorder: {}\n--- the other: {}",
+            stop_and_read(&mut first, &first_log),
+            stop_and_read(&mut other, &other_log)
+        );
+    }
     // The recorder's own scheduled sync is over by now (the machine's history is short).
     until("the scheduled sync to end", Duration::from_secs(5), || {
         active_run(&db_path).is_none().then_some(())
@@ -183,7 +217,10 @@ async fn processes_beside_a_recorder_never_touch_its_live_shot_or_its_run() {
     // A process holding a run (a sync against a machine that never answers): a second process
     // opening the store leaves it active, and its own run is refused, naming the active one.
     let (silent, _server) = silent_machine().await;
-    let mut holder = spawn(&["sync", "--machine", &silent, "--db", db]);
+    let mut holder = spawn(
+        &["sync", "--machine", &silent, "--db", db],
+        &dir.path().join("holder.log"),
+    );
     let run = until("the holder's run", Duration::from_secs(10), || {
         active_run(&db_path)
     })
