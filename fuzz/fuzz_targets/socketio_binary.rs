@@ -2,7 +2,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use socketio::codec::Reassembler;
+use socketio_v5::codec::Reassembler;
 
 fuzz_target!(|data: &[u8]| {
     // First byte: the attachment cap; then messages split on 0xff, each tagged by its first byte

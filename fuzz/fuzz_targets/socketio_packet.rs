@@ -2,7 +2,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use socketio::codec::{Packet, decode, decode_shared, encode};
+use socketio_v5::codec::{Packet, decode, decode_shared, encode};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {

@@ -61,6 +61,10 @@ pub(crate) fn root() -> PathBuf {
         .to_path_buf()
 }
 
+/// The crates published to the public Rust registry, in dependency order; the rest of the
+/// workspace is `publish = false`.
+const PUBLISHED: [&str; 3] = ["engineio-codec", "engineio-client", "socketio-v5"];
+
 fn cargo() -> Command {
     let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     cmd.current_dir(root());
@@ -115,6 +119,15 @@ fn ci() -> anyhow::Result<()> {
     doc.args(["doc", "--workspace", "--no-deps", "--locked"])
         .env("RUSTDOCFLAGS", "-D warnings");
     run(doc)?;
+
+    // The crates embedders take from the public registry, packaged as they would be published:
+    // each archive is unpacked and built on its own, against the other two as packaged.
+    let mut package = cargo();
+    package.arg("package");
+    for crate_name in PUBLISHED {
+        package.args(["-p", crate_name]);
+    }
+    run(package)?;
 
     let has_deny = Command::new("cargo")
         .args(["deny", "--version"])
@@ -175,7 +188,7 @@ fn soak() -> anyhow::Result<()> {
 
 fn conformance() -> anyhow::Result<()> {
     install_node_servers()?;
-    for package in ["engineio-client", "socketio"] {
+    for package in ["engineio-client", "socketio-v5"] {
         let mut test = cargo();
         test.args(["test", "--locked", "-p", package, "--test", "node"])
             .env("CREMA_REQUIRE_NODE", "1");

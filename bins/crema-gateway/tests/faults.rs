@@ -218,14 +218,14 @@ type Emitted = Arc<Mutex<Vec<Vec<(i64, Instant)>>>>;
 
 async fn watch_machine(url: &str) -> Emitted {
     let emitted: Emitted = Arc::default();
-    let client = socketio::Client::new(socketio::ClientConfig::new(url).unwrap());
-    let (socket, mut events) = client.socket("/", socketio::Auth::None).await.unwrap();
+    let client = socketio_v5::Client::new(socketio_v5::ClientConfig::new(url).unwrap());
+    let (socket, mut events) = client.socket("/", socketio_v5::Auth::None).await.unwrap();
     let seen = emitted.clone();
     tokio::spawn(async move {
         let _keep = (client, socket);
         let mut in_shot = false;
         while let Some(event) = events.recv().await {
-            let socketio::Event::Message(event) = event else {
+            let socketio_v5::Event::Message(event) = event else {
                 continue;
             };
             if event.name().as_str() != Some("status") {

@@ -3,7 +3,7 @@
 use std::io::{BufRead, Write};
 
 use engineio_codec::{Data, Packet, decode_record};
-use socketio::codec::Reassembler;
+use socketio_v5::codec::Reassembler;
 
 /// What a decode run saw.
 #[derive(Debug, Default, PartialEq, Eq)]

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use meticulous::MachineEvent;
 use simulator::{Scenario, Simulator, SimulatorConfig};
-use socketio::{Auth, Client, ClientConfig, Event};
+use socketio_v5::{Auth, Client, ClientConfig, Event};
 use tokio::time::Instant;
 
 const BIN: &str = env!("CARGO_BIN_EXE_crema-recorder");

@@ -12,7 +12,7 @@
 //!   machine's status and sensors), for the latency a user sees.
 //!
 //! Contenders, each in its own process and from its own binary (`src/bin/`), pinned to the other
-//! core than the server when `taskset` exists: crema's `socketio::Client`, the JS
+//! core than the server when `taskset` exists: crema's `socketio_v5::Client`, the JS
 //! `socket.io-client` 4.8, and `rust_socketio` 0.6 (async); and crema again with receive
 //! coalescing off, to show what it buys. Each deserializes every event into
 //! the same typed struct and reports user and system CPU, wake-ups (voluntary context switches),
@@ -121,7 +121,7 @@ struct Scenario {
 }
 
 const CONTENDERS: [&str; 4] = [
-    "crema socketio::Client",
+    "crema socketio_v5::Client",
     "JS socket.io-client 4.8",
     "rust_socketio 0.6 async",
     "crema, coalescing off",

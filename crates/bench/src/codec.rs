@@ -2,7 +2,7 @@
 //! (`42["status",{…}]`, built from `fixtures/meticulous/meticulous_stream.jsonl`).
 //!
 //! Contenders, all decoding the same frames in one run:
-//! * crema: `engineio_codec::decode` then `socketio::codec::decode` (UTF-8 check, both packet
+//! * crema: `engineio_codec::decode` then `socketio_v5::codec::decode` (UTF-8 check, both packet
 //!   headers, the whole JSON validated, the event name read);
 //! * floor: `serde_json` validating the JSON part into `IgnoredAny`, the least a correct
 //!   decoder must pay;
@@ -61,7 +61,7 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
     let state = ParserState::default();
     let mut contenders: Vec<(&str, Contender<'_>)> = vec![
         (
-            "crema engineio-codec + socketio::codec",
+            "crema engineio-codec + socketio_v5::codec",
             Box::new(|| {
                 for f in &frames {
                     black_box(crema(black_box(f)).ok());
@@ -193,7 +193,7 @@ fn frames() -> anyhow::Result<Vec<Vec<u8>>> {
 fn crema(frame: &[u8]) -> anyhow::Result<usize> {
     match engineio_codec::decode(frame)? {
         engineio_codec::Packet::Message(engineio_codec::Data::Text(text)) => {
-            let packet = socketio::codec::decode(text)?;
+            let packet = socketio_v5::codec::decode(text)?;
             Ok(packet
                 .event_name()
                 .map_or(0, |n| n.as_str().map_or(0, str::len)))

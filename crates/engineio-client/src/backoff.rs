@@ -10,6 +10,18 @@ use std::time::Duration;
 /// delay never exceeds `max` and stays random there: clients that lost the same server do not
 /// come back in lock-step. The arithmetic saturates, so any attempt number is safe (the JS
 /// client's `2ⁿ` overflows to a 0 ms delay after about 1 000 attempts).
+///
+/// ```
+/// use std::time::Duration;
+/// use engineio_client::Backoff;
+/// let backoff = Backoff { min: Duration::from_millis(500), max: Duration::from_secs(30), jitter: 0.2 };
+/// // The middle of each draw doubles up to the cap ...
+/// assert_eq!(backoff.delay(0, 0.5, 0.5), Duration::from_millis(500));
+/// assert_eq!(backoff.delay(3, 0.5, 0.5), Duration::from_secs(4));
+/// // ... and stays random below it, however many attempts failed.
+/// let late = backoff.delay(1_000, 0.9, 0.3);
+/// assert!(late >= Duration::from_secs(24) && late <= Duration::from_secs(30));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Backoff {
     /// The first delay's target (JS `reconnectionDelay`, 1 s).

@@ -13,6 +13,44 @@ use crate::queue;
 
 /// A handle to a running Engine.IO client. Cheap to clone; the connection closes when
 /// [`Client::close`] is called, the config's cancel token fires, or every handle is dropped.
+///
+/// Against an echo server (engineioxide here, in the same process; any Engine.IO v4 server
+/// does): connect, wait for the session, send, and read the answer.
+///
+/// ```
+/// # use std::sync::Arc;
+/// # use engineioxide::{handler::EngineIoHandler, layer::EngineIoLayer, DisconnectReason, Socket, Str};
+/// # #[derive(Debug, Clone)]
+/// # struct Echo;
+/// # impl EngineIoHandler for Echo {
+/// #     type Data = ();
+/// #     fn on_connect(self: Arc<Self>, _: Arc<Socket<()>>) {}
+/// #     fn on_disconnect(&self, _: Arc<Socket<()>>, _: DisconnectReason) {}
+/// #     fn on_message(self: &Arc<Self>, msg: Str, socket: Arc<Socket<()>>) { socket.emit(msg).ok(); }
+/// #     fn on_binary(self: &Arc<Self>, data: bytes::Bytes, socket: Arc<Socket<()>>) { socket.emit_binary(data).ok(); }
+/// # }
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), engineio_client::Error> {
+/// # let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+/// # let url = format!("http://{}", listener.local_addr().unwrap());
+/// # let app = axum::Router::new().layer(EngineIoLayer::new(Arc::new(Echo)));
+/// # tokio::spawn(async move { axum::serve(listener, app).await });
+/// use engineio_client::{Client, Config, Event, Payload};
+///
+/// let (client, mut events) = Client::connect(Config::new(&url)?);
+/// while let Some(event) = events.recv().await {
+///     match event {
+///         Event::Open { .. } => client.send("hello").await?,
+///         Event::Message(Payload::Text(text)) => {
+///             assert_eq!(text.as_str(), "hello");
+///             break;
+///         }
+///         _ => {}
+///     }
+/// }
+/// client.close();
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone)]
 pub struct Client {
     commands: mpsc::Sender<Command>,
@@ -79,6 +117,17 @@ impl Client {
     /// Fails with [`Error::NotConnected`] when no session is open. A message queued just as the
     /// session ends is dropped with it (at most once): layers that must not lose a message, like
     /// socket.io acks, retry above this one.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: engineio_client::Client) -> Result<(), engineio_client::Error> {
+    /// client.send("a text message").await?;
+    /// client.send(vec![0x01, 0x02, 0x03]).await?; // binary
+    /// match client.send("later").await {
+    ///     Err(engineio_client::Error::NotConnected) => { /* keep it for the next session */ }
+    ///     other => other?,
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub async fn send(&self, payload: impl Into<Payload>) -> Result<(), Error> {
         if !self.state.borrow().connected {
             return Err(Error::NotConnected);
@@ -96,6 +145,15 @@ impl Client {
     }
 
     /// The connection state, to read now or to watch for changes.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: engineio_client::Client) {
+    /// let mut state = client.state();
+    /// // Wait until a session is open (or the client is dropped).
+    /// let _ = state.wait_for(|s| s.connected).await;
+    /// println!("connected on {:?} as {:?}", state.borrow().transport, state.borrow().sid);
+    /// # }
+    /// ```
     pub fn state(&self) -> watch::Receiver<ConnectionState> {
         self.state.clone()
     }
@@ -115,6 +173,19 @@ impl Events {
 
     /// Waits for at least one event, then moves up to `limit` waiting events into `buffer`.
     /// Returns how many; 0 once the client is closed or gave up.
+    ///
+    /// One wake-up for many events, for consumers of high-rate streams:
+    ///
+    /// ```no_run
+    /// # async fn demo(mut events: engineio_client::Events) {
+    /// let mut batch = Vec::with_capacity(256);
+    /// while events.recv_many(&mut batch, 256).await > 0 {
+    ///     for event in batch.drain(..) {
+    ///         println!("{event:?}");
+    ///     }
+    /// }
+    /// # }
+    /// ```
     pub async fn recv_many(&mut self, buffer: &mut Vec<Event>, limit: usize) -> usize {
         self.rx.recv_many(buffer, limit).await
     }

@@ -29,6 +29,20 @@ pub enum TransportMode {
 pub const DEFAULT_RECEIVE_COALESCING: Duration = Duration::from_micros(500);
 
 /// When and how fast to reconnect after a connection is lost.
+///
+/// ```
+/// use std::time::Duration;
+/// use engineio_client::{Backoff, Config, Reconnect};
+/// // A box on a flaky network: retry every 2 to 60 s, forever.
+/// let patient = Reconnect {
+///     backoff: Backoff { min: Duration::from_secs(2), max: Duration::from_secs(60), jitter: 0.5 },
+///     ..Reconnect::default()
+/// };
+/// // A command-line tool: three tries, then the event stream ends.
+/// let brief = Reconnect { max_attempts: Some(3), ..Reconnect::default() };
+/// let config = Config::new("http://127.0.0.1:3000").unwrap().reconnect(brief);
+/// # let _ = (patient, config);
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct Reconnect {
     /// Whether to reconnect at all.
@@ -56,6 +70,28 @@ impl Default for Reconnect {
 
 /// An async source of extra headers, asked before every connection attempt (for tokens that
 /// expire). Its error aborts that attempt, which then counts as failed.
+///
+/// ```
+/// use std::sync::Arc;
+/// use http::{header::AUTHORIZATION, HeaderMap, HeaderValue};
+/// use engineio_client::{Config, HeaderProvider};
+///
+/// async fn fresh_token() -> Result<String, String> {
+///     Ok("token-of-the-hour".to_owned()) // ask your identity provider here
+/// }
+///
+/// let provider: HeaderProvider = Arc::new(|| {
+///     Box::pin(async {
+///         let token = fresh_token().await?;
+///         let mut headers = HeaderMap::new();
+///         let value = HeaderValue::try_from(format!("Bearer {token}")).map_err(|e| e.to_string())?;
+///         headers.insert(AUTHORIZATION, value);
+///         Ok(headers)
+///     })
+/// });
+/// let config = Config::new("https://example.com").unwrap().header_provider(provider);
+/// # let _ = config;
+/// ```
 pub type HeaderProvider =
     Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Result<HeaderMap, String>> + Send>> + Send + Sync>;
 
@@ -191,6 +227,14 @@ impl Config {
     }
 
     /// Adds a header to every request (polling requests and the WebSocket handshake).
+    ///
+    /// ```
+    /// use http::{header::USER_AGENT, HeaderValue};
+    /// let config = engineio_client::Config::new("http://127.0.0.1:3000")
+    ///     .unwrap()
+    ///     .header(USER_AGENT, HeaderValue::from_static("my-app/1.0"));
+    /// # let _ = config;
+    /// ```
     pub fn header(mut self, name: HeaderName, value: HeaderValue) -> Self {
         self.headers.append(name, value);
         self
@@ -269,7 +313,20 @@ impl Config {
         self
     }
 
-    /// A token that closes the client when cancelled (as [`crate::Client::close`] does).
+    /// A token that closes the client when cancelled (as [`crate::Client::close`] does): one
+    /// token can stop many clients and the rest of an application's tasks at once.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// use tokio_util::sync::CancellationToken;
+    /// use engineio_client::{Client, Config};
+    /// let shutdown = CancellationToken::new();
+    /// let config = Config::new("http://127.0.0.1:9").unwrap().cancel_token(shutdown.child_token());
+    /// let (_client, mut events) = Client::connect(config);
+    /// shutdown.cancel();
+    /// while events.recv().await.is_some() {} // the stream ends
+    /// # });
+    /// ```
     pub fn cancel_token(mut self, token: CancellationToken) -> Self {
         self.cancel = token;
         self
@@ -277,6 +334,24 @@ impl Config {
 
     /// The TLS configuration for `https://` servers, for custom roots or client certificates
     /// (default: the Mozilla roots from `webpki-roots`).
+    ///
+    /// A machine on the local network with a certificate of its own making:
+    ///
+    /// ```no_run
+    /// use std::sync::Arc;
+    /// use engineio_client::{rustls, Config};
+    /// # fn demo(machine_ca_der: Vec<u8>) -> Result<(), Box<dyn std::error::Error>> {
+    /// let mut roots = rustls::RootCertStore::empty();
+    /// roots.add(rustls::pki_types::CertificateDer::from(machine_ca_der))?;
+    /// let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+    ///     rustls::crypto::ring::default_provider(),
+    /// ))
+    /// .with_safe_default_protocol_versions()?
+    /// .with_root_certificates(roots)
+    /// .with_no_client_auth();
+    /// let config = Config::new("https://machine.local")?.tls(Arc::new(tls));
+    /// # let _ = config; Ok(()) }
+    /// ```
     #[cfg(feature = "rustls")]
     pub fn tls(mut self, tls: Arc<rustls::ClientConfig>) -> Self {
         self.tls = Some(tls);

@@ -14,19 +14,24 @@ pub type Cause = Box<dyn StdError + Send + Sync + 'static>;
 /// Its `Display` is one line that says what failed, on what URL, and why (the whole chain of
 /// causes); [`std::error::Error::source`] gives the typed cause.
 ///
+/// A server that is down, seen through the event stream:
+///
 /// ```
-/// # async fn demo() {
-/// use engineio_client::{Config, Error};
-/// // Nothing listens on port 9 here: the attempt is refused.
-/// let config = Config::new("http://127.0.0.1:9").unwrap();
-/// # let error = Error::NotConnected;
-/// if error.is_refused() {
-///     // the server is down: try another one
-/// } else if error.is_timeout() {
-///     // the network is slow: wait longer
-/// }
-/// # let _ = config;
-/// # }
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// use engineio_client::{Client, Config, Event, Lost};
+/// // A port nothing listens on.
+/// let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+/// let (client, mut events) = Client::connect(Config::new(&format!("http://127.0.0.1:{port}")).unwrap());
+/// let Some(Event::Reconnecting { cause: Lost::Failed(error), .. }) = events.recv().await else {
+///     panic!("the attempt fails")
+/// };
+/// assert!(error.is_refused() && !error.is_timeout() && error.status().is_none());
+/// // One line with the whole chain: what failed, on what URL, and why.
+/// assert!(error.to_string().contains(&format!("127.0.0.1:{port}")));
+/// // The typed cause, for what the helpers do not answer.
+/// assert!(std::error::Error::source(&*error).is_some());
+/// client.close();
+/// # });
 /// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

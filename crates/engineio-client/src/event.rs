@@ -11,6 +11,12 @@ use engineio_codec::{Handshake, Text};
 use crate::error::Error;
 
 /// One Engine.IO message.
+///
+/// ```
+/// use engineio_client::Payload;
+/// assert!(matches!(Payload::from("hello"), Payload::Text(t) if t.as_str() == "hello"));
+/// assert!(matches!(Payload::from(vec![1, 2, 3]), Payload::Binary(b) if b.as_ref() == [1, 2, 3]));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Payload {
     /// A text message.
@@ -78,6 +84,27 @@ pub enum Event {
 }
 
 /// What ended the previous attempt or session, as [`Event::Reconnecting`] reports it.
+///
+/// ```no_run
+/// # async fn demo(client: engineio_client::Client, mut events: engineio_client::Events) {
+/// use engineio_client::{CloseReason, Event, Lost};
+/// while let Some(event) = events.recv().await {
+///     if let Event::Reconnecting { attempt, delay, cause } = event {
+///         match cause {
+///             Lost::Failed(error) if error.status() == Some(403) => {
+///                 eprintln!("the server refuses us: {error}");
+///                 client.close(); // retrying will not help
+///             }
+///             Lost::Failed(error) if error.is_refused() => {
+///                 eprintln!("the server is down; attempt {attempt} in {delay:?}")
+///             }
+///             Lost::Closed(CloseReason::PingTimeout) => eprintln!("the network went quiet"),
+///             other => eprintln!("lost: {other}"),
+///         }
+///     }
+/// }
+/// # }
+/// ```
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum Lost {

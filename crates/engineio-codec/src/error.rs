@@ -6,6 +6,18 @@ use std::fmt;
 ///
 /// `offset` counts bytes from the start of the decoded input: the packet for [`crate::decode`],
 /// the whole HTTP body for [`crate::decode_payload`].
+///
+/// ```
+/// use engineio_codec::{decode, decode_payload, DecodeErrorKind};
+/// let err = decode(b"9oops").unwrap_err();
+/// assert_eq!(err.kind(), &DecodeErrorKind::UnknownType { found: b'9' });
+/// assert_eq!((err.offset(), err.kind().code()), (0, "unknown_type"));
+///
+/// // In a long-polling body the offset counts from the start of the body: byte 8 is the
+/// // space in the second record, which base64 has no symbol for.
+/// let err = decode_payload(b"4ok\x1ebnot base64!").nth(1).unwrap().unwrap_err();
+/// assert_eq!((err.offset(), err.kind().code()), (8, "base64"));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid Engine.IO packet at byte {offset}: {kind}")]
 pub struct DecodeError {

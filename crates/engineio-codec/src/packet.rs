@@ -70,6 +70,14 @@ pub enum Data<'a> {
 ///
 /// Unknown keys are ignored, so newer servers stay compatible. `maxPayload` is optional: servers
 /// before engine.io 6.2 do not send it.
+///
+/// ```
+/// use engineio_codec::{decode, Packet};
+/// let open = br#"0{"sid":"abc","upgrades":["websocket"],"pingInterval":25000,"pingTimeout":20000,"extra":1}"#;
+/// let Packet::Open(handshake) = decode(open).unwrap() else { panic!("an OPEN packet") };
+/// assert!(handshake.offers_upgrade("websocket"));
+/// assert_eq!((handshake.ping_interval_ms, handshake.max_payload), (25_000, None));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Handshake {

@@ -18,6 +18,46 @@
 //! The upgrade follows the reference client: open the WebSocket and probe first (`2probe` →
 //! `3probe`), then pause polling (let the in-flight GET and POST finish; the server releases a
 //! pending GET with a `6` noop), then send `5` on the WebSocket and flush buffered writes there.
+//!
+//! A session on a WebSocket, driven by hand: the handshake, a heartbeat, a message, and the
+//! deadline that closes it when the server goes quiet. Time is whatever the caller says it is.
+//!
+//! ```
+//! use std::time::{Duration, Instant};
+//! use engineio_codec::session::{CloseReason, Control, Output, Session, SessionConfig, Transport, Via};
+//! use engineio_codec::{decode, Data, Packet};
+//!
+//! let start = Instant::now();
+//! let config = SessionConfig { transport: Transport::WebSocket, ..SessionConfig::default() };
+//! let mut session = Session::new(start, config);
+//! assert_eq!(session.poll_timeout(), Some(start + Duration::from_secs(20))); // open timeout
+//!
+//! // The server's first frame: the handshake.
+//! let open = br#"0{"sid":"lv_VI97HAXpY6yYWAAAC","upgrades":[],"pingInterval":25000,"pingTimeout":20000,"maxPayload":1000000}"#;
+//! session.handle_packet(start, decode(open).unwrap());
+//! let Some(Output::Opened(handshake)) = session.poll_output() else { panic!() };
+//! assert_eq!(handshake.sid, "lv_VI97HAXpY6yYWAAAC");
+//! // Dead unless a ping comes within pingInterval + pingTimeout.
+//! assert_eq!(session.poll_timeout(), Some(start + Duration::from_secs(45)));
+//!
+//! // A ping is answered with a pong on the same transport, and moves the deadline.
+//! let later = start + Duration::from_secs(25);
+//! session.handle_packet(later, Packet::Ping(""));
+//! assert_eq!(
+//!     session.poll_output(),
+//!     Some(Output::Send { via: Via::Active, control: Control::Pong })
+//! );
+//! assert_eq!(session.poll_timeout(), Some(later + Duration::from_secs(45)));
+//!
+//! // Messages are handed back to the caller, borrowed from the frame.
+//! let data = session.handle_packet(later, decode(b"4hello").unwrap());
+//! assert_eq!(data, Some(Data::Text("hello")));
+//!
+//! // No ping in time: the session says it is over, and why.
+//! session.handle_timeout(later + Duration::from_secs(45));
+//! assert_eq!(session.poll_output(), Some(Output::Closed(CloseReason::PingTimeout)));
+//! assert!(session.is_closed());
+//! ```
 
 use std::collections::VecDeque;
 use std::fmt;

@@ -12,6 +12,18 @@ use bytestring::ByteString;
 /// A `Text` keeps the buffer it points into alive: text taken from a received frame holds on to
 /// that frame's read buffer until the last clone is dropped. Copy it (`Text::from(t.as_str())`)
 /// to keep a small piece for a long time.
+///
+/// ```
+/// use bytes::Bytes;
+/// use engineio_codec::Text;
+/// let frame = Bytes::from_static(b"4hello world");
+/// let message = Text::after_type_byte(frame).unwrap();
+/// assert_eq!(message.as_str(), "hello world");
+/// // A piece of it, still in the frame's buffer.
+/// let world = message.slice_ref(&message[6..]).unwrap();
+/// assert_eq!(world.as_str(), "world");
+/// assert!(message.slice_ref("elsewhere").is_none());
+/// ```
 #[derive(Clone, Default, PartialEq, Eq, Hash)]
 pub struct Text(ByteString);
 

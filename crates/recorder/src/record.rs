@@ -11,7 +11,7 @@ use std::time::Duration;
 use meticulous::MachineEvent;
 use meticulous::api::{Api, ApiError};
 use recorder_core::{Config, Input, Output, Recorder};
-use socketio::{Auth, Client, ClientConfig, Event};
+use socketio_v5::{Auth, Client, ClientConfig, Event};
 use storage::{StorageError, Store, Write};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -36,11 +36,11 @@ pub enum RecordError {
         /// The URL.
         url: String,
         /// The client's reason.
-        source: socketio::Error,
+        source: socketio_v5::Error,
     },
     /// The socket.io client could not open its namespace.
     #[error("starting the socket.io client: {0}")]
-    Socket(#[source] socketio::Error),
+    Socket(#[source] socketio_v5::Error),
     /// The socket.io client stopped on its own.
     #[error("the socket.io client stopped")]
     ClientStopped,
@@ -474,8 +474,8 @@ const TELL_EVERY: Duration = Duration::from_secs(60);
 /// The socket.io client, its namespace, its events, and the reports of the tasks beside.
 type Connection = (
     Client,
-    socketio::Socket,
-    socketio::Events,
+    socketio_v5::Socket,
+    socketio_v5::Events,
     mpsc::Receiver<Report>,
 );
 

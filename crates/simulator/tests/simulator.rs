@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use meticulous::{CurrentShot, HistoryPage, MachineEvent};
 use simulator::{Scenario, Simulator, SimulatorConfig};
-use socketio::{Auth, Client, ClientConfig, Event};
+use socketio_v5::{Auth, Client, ClientConfig, Event};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 /// `GET path` over HTTP/1.0; the body.

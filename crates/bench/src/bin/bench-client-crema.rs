@@ -1,4 +1,4 @@
-//! crema's `socketio::Client` consuming a load source's stream, in a binary of its own.
+//! crema's `socketio_v5::Client` consuming a load source's stream, in a binary of its own.
 //! Run by `cargo xtask bench client`: `bench-client-crema URL COUNT HZ` asks for COUNT events at
 //! HZ (0: as fast as the server sends), deserializes each into the typed `Sensors` an
 //! application would use, and prints one JSON line of figures. `CREMA_BENCH_COALESCING_US`
@@ -30,12 +30,12 @@ fn run(url: &str, count: u64, hz: u64) -> anyhow::Result<()> {
                 engineio_client::DEFAULT_RECEIVE_COALESCING,
                 Duration::from_micros,
             );
-        let config = socketio::ClientConfig::new(url)?.engine(|e| {
+        let config = socketio_v5::ClientConfig::new(url)?.engine(|e| {
             e.transport(engineio_client::TransportMode::WebSocket)
                 .receive_coalescing(coalescing)
         });
-        let client = socketio::Client::new(config);
-        let (socket, mut events) = client.socket("/", socketio::Auth::None).await?;
+        let client = socketio_v5::Client::new(config);
+        let (socket, mut events) = client.socket("/", socketio_v5::Auth::None).await?;
         let mut received = 0u64;
         let mut latencies = Latencies::new(count, hz);
         let mut start = None;
@@ -43,13 +43,13 @@ fn run(url: &str, count: u64, hz: u64) -> anyhow::Result<()> {
         'outer: while events.recv_many(&mut batch, 64).await > 0 {
             for event in batch.drain(..) {
                 match event {
-                    socketio::Event::Connect { .. } => {
+                    socketio_v5::Event::Connect { .. } => {
                         start = Some((Instant::now(), Usage::now()));
                         socket
                             .emit("go", (serde_json::json!({ "count": count, "hz": hz }),))
                             .await?;
                     }
-                    socketio::Event::Message(event) => {
+                    socketio_v5::Event::Message(event) => {
                         if event.name().as_str() == Some("done") {
                             break 'outer;
                         }

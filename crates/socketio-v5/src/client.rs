@@ -30,6 +30,18 @@ pub type AuthProvider =
     Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Option<serde_json::Value>> + Send>> + Send + Sync>;
 
 /// The auth payload of a namespace CONNECT.
+///
+/// ```
+/// use std::sync::Arc;
+/// use socketio_v5::{Auth, AuthProvider};
+/// let fixed = Auth::Static(serde_json::json!({"token": "abc"}));
+/// // Asked before every connect, so a reconnect an hour later sends a fresh token.
+/// let fresh: AuthProvider = Arc::new(|| {
+///     Box::pin(async { Some(serde_json::json!({"token": "fresh-token"})) })
+/// });
+/// let refreshed = Auth::Provider(fresh);
+/// # let _ = (fixed, refreshed);
+/// ```
 #[derive(Clone, Default)]
 pub enum Auth {
     /// No payload.
@@ -66,8 +78,8 @@ impl ClientConfig {
     /// Fails with [`Error::Engine`] when the URL cannot be used.
     ///
     /// ```
-    /// let config = socketio::ClientConfig::new("http://127.0.0.1:3000").unwrap();
-    /// assert!(socketio::ClientConfig::new("ftp://example.com").is_err());
+    /// let config = socketio_v5::ClientConfig::new("http://127.0.0.1:3000").unwrap();
+    /// assert!(socketio_v5::ClientConfig::new("ftp://example.com").is_err());
     /// # let _ = config;
     /// ```
     pub fn new(url: &str) -> Result<Self, Error> {
@@ -87,6 +99,15 @@ impl ClientConfig {
     }
 
     /// Changes the Engine.IO configuration.
+    ///
+    /// ```
+    /// use socketio_v5::{engine::TransportMode, ClientConfig};
+    /// // WebSocket at once, no long-polling first; a custom path.
+    /// let config = ClientConfig::new("http://127.0.0.1:8080")
+    ///     .unwrap()
+    ///     .engine(|e| e.transport(TransportMode::WebSocket).path("/io/"));
+    /// # let _ = config;
+    /// ```
     pub fn engine(
         mut self,
         f: impl FnOnce(engineio_client::Config) -> engineio_client::Config,
@@ -191,6 +212,15 @@ impl ReceivedEvent {
 
     /// The arguments, deserialized into `T` (a tuple such as `(Status,)`, or a `Vec`).
     /// [`crate::Binary`] values inside receive the attachments.
+    ///
+    /// ```no_run
+    /// # fn demo(event: socketio_v5::ReceivedEvent) -> Result<(), serde_json::Error> {
+    /// // ["progress", "shot-12", 0.75]
+    /// let (shot, done): (String, f64) = event.args()?;
+    /// // ["photo", "cup.jpg", <binary>]
+    /// let (name, bytes): (String, socketio_v5::Binary) = event.args()?;
+    /// # let _ = (shot, done, name, bytes); Ok(()) }
+    /// ```
     pub fn args<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
         with_attachments(&self.message.attachments, || self.message.packet.args())
     }
@@ -224,6 +254,19 @@ impl ReceivedEvent {
 
     /// Answers the server's ack request with `args` (a tuple; [`crate::Binary`] allowed).
     /// Does nothing when the server did not ask. An answer is sent at most once.
+    ///
+    /// ```no_run
+    /// # async fn demo(mut events: socketio_v5::Events) -> Result<(), socketio_v5::Error> {
+    /// use socketio_v5::Event;
+    /// while let Some(event) = events.recv().await {
+    ///     if let Event::Message(mut event) = event {
+    ///         if event.name().as_str() == Some("ready?") && event.wants_ack() {
+    ///             event.ack((true, "idle")).await?;
+    ///         }
+    ///     }
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub async fn ack<A: Serialize>(&mut self, args: A) -> Result<(), Error> {
         let Some(reply) = self.reply.take() else {
             return Ok(());
@@ -285,6 +328,50 @@ enum Command {
 
 /// A socket.io client: one Engine.IO connection, any number of namespaces on it. Cheap to clone.
 /// Closes when [`Client::close`] is called or every handle ([`Client`], [`Socket`]) is dropped.
+///
+/// Against a socket.io server (socketioxide here, in the same process; the Node reference
+/// server and python-socketio behave the same): join the main namespace, ask for an answer,
+/// and follow one event by name.
+///
+/// ```
+/// # use socketioxide::{extract::{AckSender, Data, SocketRef}, SocketIo};
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), socketio_v5::Error> {
+/// # let (layer, io) = SocketIo::new_layer();
+/// # io.ns("/", async |socket: SocketRef| {
+/// #     socket.on("echo", async |Data::<serde_json::Value>(data), ack: AckSender| {
+/// #         ack.send(&data).ok();
+/// #     });
+/// #     socket.on("start", async |socket: SocketRef| {
+/// #         socket.emit("status", &serde_json::json!({"state": "brewing", "pressure": 9.1})).ok();
+/// #     });
+/// # });
+/// # let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+/// # let url = format!("http://{}", listener.local_addr().unwrap());
+/// # tokio::spawn(async move { axum::serve(listener, axum::Router::new().layer(layer)).await });
+/// use std::time::Duration;
+/// use socketio_v5::{Auth, Client, ClientConfig};
+///
+/// #[derive(serde::Deserialize)]
+/// struct Status {
+///     state: String,
+///     pressure: f64,
+/// }
+///
+/// let client = Client::new(ClientConfig::new(&url)?);
+/// let (socket, _events) = client.socket("/", Auth::None).await?;
+/// let (answer,): (String,) = socket
+///     .emit_with_ack("echo", ("ping",), Duration::from_secs(5))
+///     .await?;
+/// assert_eq!(answer, "ping");
+///
+/// let mut status = socket.on::<Status>("status").await?;
+/// socket.emit("start", ()).await?;
+/// let status = status.recv().await.expect("a status event")?;
+/// assert_eq!((status.state.as_str(), status.pressure), ("brewing", 9.1));
+/// client.close();
+/// # Ok(()) }
+/// ```
 #[derive(Clone)]
 pub struct Client {
     commands: mpsc::Sender<Command>,
@@ -329,6 +416,17 @@ impl Events {
 
     /// Waits for at least one event, then moves up to `limit` waiting events into `buffer`
     /// (cheaper per event for high-rate consumers). Returns how many; 0 at the end.
+    ///
+    /// ```no_run
+    /// # async fn demo(mut events: socketio_v5::Events) {
+    /// let mut batch = Vec::with_capacity(64);
+    /// while events.recv_many(&mut batch, 64).await > 0 {
+    ///     for event in batch.drain(..) {
+    ///         println!("{event:?}");
+    ///     }
+    /// }
+    /// # }
+    /// ```
     pub async fn recv_many(&mut self, buffer: &mut Vec<Event>, limit: usize) -> usize {
         self.rx.recv_many(buffer, limit).await
     }
@@ -424,6 +522,20 @@ impl Client {
     /// Joins `namespace` (`"/"` for the main one) with `auth`, and returns the socket to emit
     /// into and the namespace's event stream. Emits made before the server accepts are buffered
     /// and sent, in order, once it does.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: socketio_v5::Client) -> Result<(), socketio_v5::Error> {
+    /// use socketio_v5::{Auth, Event};
+    /// let (_admin, mut events) = client
+    ///     .socket("/admin", Auth::Static(serde_json::json!({"token": "s3cret"})))
+    ///     .await?;
+    /// match events.recv().await {
+    ///     Some(Event::Connect { sid, .. }) => println!("in /admin as {sid}"),
+    ///     Some(Event::ConnectError { message, .. }) => eprintln!("refused: {message}"),
+    ///     _ => {}
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub async fn socket(&self, namespace: &str, auth: Auth) -> Result<(Socket, Events), Error> {
         let namespace: Arc<str> = if namespace.starts_with('/') {
             namespace.into()
@@ -495,12 +607,41 @@ impl Socket {
 
     /// Emits `event` with `args` (a tuple: `("a", 1)`, `(data,)`, or `()`), without an ack.
     /// Buffered while the namespace connects; refused for reserved names.
+    ///
+    /// ```no_run
+    /// # async fn demo(socket: socketio_v5::Socket) -> Result<(), socketio_v5::Error> {
+    /// #[derive(serde::Serialize)]
+    /// struct Shot { id: u64, name: String }
+    /// socket.emit("ping", ()).await?; // ["ping"]
+    /// socket.emit("select", ("profile-7", 9.0)).await?; // ["select","profile-7",9.0]
+    /// socket.emit("saved", (Shot { id: 1, name: "Classic".into() },)).await?;
+    /// // Bytes go as binary attachments.
+    /// let photo = socketio_v5::Binary::from(vec![0xff, 0xd8, 0xff]);
+    /// socket.emit("photo", ("cup.jpg", photo)).await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn emit<A: Args>(&self, event: &str, args: A) -> Result<(), Error> {
         self.send_emit(event, &args, None).await
     }
 
     /// Emits and waits for the server's answer, deserialized into `T` (a tuple of the answer's
     /// arguments), at most `timeout`.
+    ///
+    /// ```no_run
+    /// # async fn demo(socket: socketio_v5::Socket) -> Result<(), socketio_v5::Error> {
+    /// use std::time::Duration;
+    /// use socketio_v5::{AckError, Error};
+    /// match socket
+    ///     .emit_with_ack::<_, (bool, String)>("start", ("profile-7",), Duration::from_secs(2))
+    ///     .await
+    /// {
+    ///     Ok((true, _)) => println!("started"),
+    ///     Ok((false, why)) => eprintln!("the machine refused: {why}"),
+    ///     Err(Error::Ack(AckError::Timeout)) => eprintln!("no answer within 2 s"),
+    ///     Err(e) => return Err(e),
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub async fn emit_with_ack<A: Args, T: DeserializeOwned>(
         &self,
         event: &str,
@@ -554,12 +695,12 @@ impl Socket {
     /// connection, as [`Events`] does (backpressure, nothing dropped).
     ///
     /// ```no_run
-    /// # async fn demo() -> Result<(), socketio::Error> {
+    /// # async fn demo() -> Result<(), socketio_v5::Error> {
     /// #[derive(serde::Deserialize)]
     /// struct Status { state: String, pressure: f64 }
     ///
-    /// let client = socketio::Client::new(socketio::ClientConfig::new("http://127.0.0.1:8080")?);
-    /// let (socket, _events) = client.socket("/", socketio::Auth::None).await?;
+    /// let client = socketio_v5::Client::new(socketio_v5::ClientConfig::new("http://127.0.0.1:8080")?);
+    /// let (socket, _events) = client.socket("/", socketio_v5::Auth::None).await?;
     /// let mut status = socket.on::<Status>("status").await?;
     /// while let Some(status) = status.recv().await {
     ///     match status {

@@ -3,7 +3,7 @@
 
 use libtest_mimic::{Arguments, Trial};
 use serde_json::{Value, json};
-use socketio::codec::{
+use socketio_v5::codec::{
     DecodeError, EventName, Message, Packet, PacketKind, Reassembler, decode, encode,
 };
 

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use clap::{Parser, ValueEnum};
 use engineio_client::TransportMode;
 use serde_json::Value;
-use socketio::{Auth, Client, ClientConfig, Event};
+use socketio_v5::{Auth, Client, ClientConfig, Event};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum Transport {

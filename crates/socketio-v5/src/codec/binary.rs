@@ -64,7 +64,7 @@ impl Placeholder {
 /// in order; it yields whole messages.
 ///
 /// ```
-/// use socketio::codec::Reassembler;
+/// use socketio_v5::codec::Reassembler;
 /// let mut r = Reassembler::new(10);
 /// assert!(r.text(r#"51-["file",{"_placeholder":true,"num":0}]"#).unwrap().is_none());
 /// let message = r.binary(vec![1, 2, 3].into()).unwrap().unwrap();

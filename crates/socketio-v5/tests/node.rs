@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 mod common;
 
 use common::{named, next};
-use socketio::{Auth, Binary, Client, ClientConfig, DisconnectReason, Event};
+use socketio_v5::{Auth, Binary, Client, ClientConfig, DisconnectReason, Event};
 
 fn server() -> Option<(String, node::NodeServer)> {
     if !node::available() {

@@ -1,6 +1,43 @@
 //! The pure socket.io client state: namespaces multiplexed on one Engine.IO session, the emit
 //! buffer, ack ids and deadlines, binary reassembly and connection state recovery. No IO, no
 //! clock: the driver passes `now` in and does what [`Connection::poll_output`] says.
+//!
+//! Driven by hand: an emit made before the namespace is connected waits, goes out once the
+//! server accepts, and its answer comes back matched to its ack id.
+//!
+//! ```
+//! use std::time::{Duration, Instant};
+//! use socketio_v5::connection::{Connection, Output};
+//!
+//! let now = Instant::now();
+//! let mut conn = Connection::new(1024, 10);
+//! conn.connect("/", None);
+//! let id = conn
+//!     .emit(now, "/", "start", r#"["start","profile-7"]"#.into(), vec![], Some(Some(now + Duration::from_secs(5))))
+//!     .unwrap()
+//!     .expect("an ack id");
+//! assert_eq!(conn.poll_output(), None); // no Engine.IO session yet: it waits
+//!
+//! conn.handle_engine_opened();
+//! let send = |text: String| Output::Send { text, attachments: vec![] };
+//! assert_eq!(conn.poll_output(), Some(send("0".into()))); // CONNECT to "/"
+//!
+//! conn.handle_text(now, r#"0{"sid":"Kx3UvWcv"}"#);
+//! let mut out = std::iter::from_fn(|| conn.poll_output());
+//! assert_eq!(
+//!     out.next(),
+//!     Some(Output::Connected { namespace: "/".into(), sid: "Kx3UvWcv".into(), recovered: false })
+//! );
+//! assert_eq!(out.next(), Some(send(format!(r#"2{id}["start","profile-7"]"#))));
+//!
+//! conn.handle_text(now, format!(r#"3{id}[true]"#));
+//! let Some(Output::Ack { id: answered, result: Ok(answer), .. }) = conn.poll_output() else {
+//!     panic!("the answer")
+//! };
+//! assert_eq!(answered, id);
+//! assert_eq!(answer.packet.args::<(bool,)>().unwrap(), (true,));
+//! assert_eq!(conn.poll_timeout(), None); // nothing waits any more
+//! ```
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt;

@@ -11,7 +11,7 @@
 //!
 //! ```no_run
 //! use std::time::Duration;
-//! use socketio::{Auth, Client, ClientConfig, Event};
+//! use socketio_v5::{Auth, Client, ClientConfig, Event};
 //!
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! let client = Client::new(ClientConfig::new("http://127.0.0.1:3000")?);

@@ -14,7 +14,7 @@
 //! they want them.
 //!
 //! ```
-//! use socketio::codec::{decode, EventName, PacketKind};
+//! use socketio_v5::codec::{decode, EventName, PacketKind};
 //!
 //! let packet = decode(r#"2/admin,12["status",{"state":"idle"}]"#).unwrap();
 //! assert_eq!(packet.kind(), PacketKind::Event);

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 mod common;
 
 use common::{message, next};
-use socketio::{Auth, Binary, Client, ClientConfig, DisconnectReason, Event};
+use socketio_v5::{Auth, Binary, Client, ClientConfig, DisconnectReason, Event};
 use socketioxide::SocketIo;
 use socketioxide::extract::{AckSender, Data, SocketRef};
 use socketioxide::handler::ConnectHandler as _;
@@ -218,7 +218,7 @@ async fn ack_timeout() {
     assert!(
         matches!(
             result,
-            Err(socketio::Error::Ack(socketio::AckError::Timeout))
+            Err(socketio_v5::Error::Ack(socketio_v5::AckError::Timeout))
         ),
         "{result:?}"
     );
@@ -320,7 +320,9 @@ async fn reserved_names_are_refused() {
     ] {
         assert!(matches!(
             socket.emit(name, ()).await,
-            Err(socketio::Error::Emit(socketio::EmitError::Reserved(_)))
+            Err(socketio_v5::Error::Emit(socketio_v5::EmitError::Reserved(
+                _
+            )))
         ));
     }
 }

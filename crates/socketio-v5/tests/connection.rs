@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use socketio::connection::{AckError, Connection, DisconnectReason, EmitError, Output};
+use socketio_v5::connection::{AckError, Connection, DisconnectReason, EmitError, Output};
 
 fn drain(m: &mut Connection) -> Vec<Output> {
     std::iter::from_fn(|| m.poll_output()).collect()
@@ -29,8 +29,8 @@ fn connected(t0: Instant) -> Connection {
     m
 }
 
-fn json(s: &str) -> socketio::codec::Json<'_> {
-    socketio::codec::Json::parse(s).unwrap()
+fn json(s: &str) -> socketio_v5::codec::Json<'_> {
+    socketio_v5::codec::Json::parse(s).unwrap()
 }
 
 #[test]

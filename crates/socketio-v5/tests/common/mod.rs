@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use socketio::{Event, Events};
+use socketio_v5::{Event, Events};
 
 /// The next event, or a failure after 5 s.
 pub async fn next(events: &mut Events) -> Event {

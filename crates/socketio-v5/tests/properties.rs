@@ -2,7 +2,7 @@
 
 use proptest::prelude::*;
 use serde_json::Value;
-use socketio::codec::{
+use socketio_v5::codec::{
     Json, Packet, PacketKind, RESERVED_EVENTS, Reassembler, decode, decode_shared, encode,
 };
 
