@@ -13,11 +13,12 @@ use fanout::Hub;
 use fanout::admission::{Admission, Caps};
 use fanout::auth::{Auth, TokenGrant};
 use fanout::ws::{Limits, WsState};
-use recorder::hooks::{AnalyzerConfig, HookFormat, Hooks, WebhookConfig};
+use recorder::hooks::{AnalyzerConfig, HookFlags, Hooks, WebhookConfig};
 use recorder::outbox::FinishedShots;
 use recorder::process::{LogFormat, init_logs, stop_on_signals};
 use recorder::record::{self, MachineConfig};
 use recorder::runs::{Runs, SyncTarget};
+use recorder::visualizer::VisualizerConfig;
 use storage::{Database, Options, Store};
 use tokio_util::sync::CancellationToken;
 
@@ -98,6 +99,8 @@ struct Config {
     /// Asked about every finished live shot and every shot of an analysis run.
     #[serde(default)]
     analyzers: Vec<AnalyzerConfig>,
+    /// Where every finished live shot is uploaded.
+    visualizer: Option<VisualizerConfig>,
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -187,17 +190,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
              Configure auth in the config file, or pass --allow-remote"
         );
     }
-    let (mut webhooks, mut analyzers) = (config.webhooks, config.analyzers);
-    for flag in &cli.webhooks {
-        webhooks.push(WebhookConfig::from_flag(flag, HookFormat::Json)?);
-    }
-    for flag in &cli.ntfy {
-        webhooks.push(WebhookConfig::from_flag(flag, HookFormat::Ntfy)?);
-    }
-    for flag in &cli.analyzers {
-        analyzers.push(AnalyzerConfig::from_flag(flag)?);
-    }
-    let hooks = Hooks::new(&webhooks, &analyzers)?;
+    let flags = HookFlags {
+        webhooks: &cli.webhooks,
+        ntfy: &cli.ntfy,
+        analyzers: &cli.analyzers,
+    };
+    let (webhooks, analyzers) = (config.webhooks, config.analyzers);
+    let hooks = Hooks::configure(webhooks, analyzers, flags, config.visualizer.as_ref())?;
     let db = cli
         .db
         .or_else(|| config.db.as_deref().map(Database::parse))
@@ -385,6 +384,9 @@ mod tests {
             }
             for analyzer in &config.analyzers {
                 analyzer.build().unwrap();
+            }
+            if let Some(visualizer) = &config.visualizer {
+                visualizer.build().unwrap();
             }
         }
     }

@@ -8,11 +8,12 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use recorder::document;
-use recorder::hooks::{AnalyzerConfig, HookFormat, Hooks, WebhookConfig};
+use recorder::hooks::{HookFlags, Hooks};
 use recorder::outbox::FinishedShots;
 use recorder::process::{LogFormat, init_logs, stop_on_signals};
 use recorder::record::{MachineConfig, Recording};
 use recorder::runs::{RunRequest, Runs, Started, SyncTarget};
+use recorder::visualizer::VisualizerConfig;
 use storage::{Database, Options, Reader, RunKind, RunStatus, Store};
 use tokio_util::sync::CancellationToken;
 
@@ -61,24 +62,31 @@ struct RunArgs {
     /// under NAME: `NAME=URL`. Repeatable.
     #[arg(long = "analyzer", value_name = "NAME=URL")]
     analyzers: Vec<String>,
+    /// Upload every finished shot to Visualizer at URL (https://visualizer.coffee), signed in
+    /// with VISUALIZER_USERNAME and VISUALIZER_PASSWORD (the account's email and password) or
+    /// VISUALIZER_TOKEN from the environment.
+    #[arg(long, value_name = "URL")]
+    visualizer: Option<String>,
 }
 
 impl RunArgs {
-    /// The webhooks and analyzers the flags configure, checked.
+    /// The webhooks, analyzers and Visualizer account the flags configure, checked.
     fn hooks(&self) -> anyhow::Result<Hooks> {
-        let mut webhooks = Vec::new();
-        for flag in &self.webhooks {
-            webhooks.push(WebhookConfig::from_flag(flag, HookFormat::Json)?);
-        }
-        for flag in &self.ntfy {
-            webhooks.push(WebhookConfig::from_flag(flag, HookFormat::Ntfy)?);
-        }
-        let analyzers = self
-            .analyzers
-            .iter()
-            .map(|flag| AnalyzerConfig::from_flag(flag))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Hooks::new(&webhooks, &analyzers)?)
+        let flags = HookFlags {
+            webhooks: &self.webhooks,
+            ntfy: &self.ntfy,
+            analyzers: &self.analyzers,
+        };
+        let visualizer = self
+            .visualizer
+            .as_deref()
+            .map(|url| VisualizerConfig::from_env(url, |name| std::env::var(name).ok()));
+        Ok(Hooks::configure(
+            Vec::new(),
+            Vec::new(),
+            flags,
+            visualizer.as_ref(),
+        )?)
     }
 }
 

@@ -59,9 +59,9 @@ pub fn summary_json(s: &ShotSummary) -> Value {
     serde_json::to_value(summary(s)).unwrap_or(Value::Null)
 }
 
-/// The whole shot: its [`summary`] with the machine's `data` (samples, as stored) and
-/// `profile`. What `GET /api/v1/shots/{id}` answers and an external analyzer gets. `None` when
-/// it is gone.
+/// The whole shot: its [`summary`] with the machine's `data` (samples, as stored), `profile`,
+/// and `visualizer_id` (the shot's id at Visualizer once uploaded, else `null`). What
+/// `GET /api/v1/shots/{id}` answers and an external analyzer gets. `None` when it is gone.
 pub fn document(reader: &dyn Reader, s: &ShotSummary) -> Result<Option<Value>, StorageError> {
     let Some(file) = reader.shot_file(s.key)? else {
         return Ok(None);
@@ -69,7 +69,17 @@ pub fn document(reader: &dyn Reader, s: &ShotSummary) -> Result<Option<Value>, S
     let mut doc = summary_json(s);
     doc["data"] = serde_json::to_value(&file.data).unwrap_or(Value::Null);
     doc["profile"] = serde_json::to_value(&file.profile).unwrap_or(Value::Null);
+    doc["visualizer_id"] = visualizer_id(reader, s.key)?.map_or(Value::Null, Value::String);
     Ok(Some(doc))
+}
+
+/// The id Visualizer gave shot `key`, once uploaded.
+pub fn visualizer_id(reader: &dyn Reader, key: i64) -> Result<Option<String>, StorageError> {
+    Ok(reader
+        .analyses(key)?
+        .iter()
+        .find(|a| a["analyzer"] == crate::visualizer::ANALYSIS)
+        .and_then(|a| a["result"]["id"].as_str().map(str::to_owned)))
 }
 
 /// A shot's summary and its samples, read as the model's [`Sample`]s (for QA and analysis);

@@ -71,6 +71,9 @@ pub enum HookError {
         /// The flag's value.
         flag: String,
     },
+    /// Visualizer's configuration.
+    #[error(transparent)]
+    Visualizer(#[from] crate::visualizer::VisualizerError),
 }
 
 /// Why an external analyzer gave no analysis.
@@ -126,7 +129,7 @@ fn check_name(what: &'static str, name: &str) -> Result<(), HookError> {
     Ok(())
 }
 
-fn user_agent() -> HeaderValue {
+pub(crate) fn user_agent() -> HeaderValue {
     HeaderValue::from_static(concat!("crema/", env!("CARGO_PKG_VERSION")))
 }
 
@@ -512,13 +515,13 @@ impl Retry {
 
 /// An answer that another try will not change: a redirect (not followed: configure the URL it
 /// names) or a 4xx other than 408, 425 and 429.
-fn refused_for_good(status: http::StatusCode) -> bool {
+pub(crate) fn refused_for_good(status: http::StatusCode) -> bool {
     status.is_redirection()
         || (status.is_client_error() && !matches!(status.as_u16(), 408 | 425 | 429))
 }
 
 /// `Retry-After` in seconds (the date form is ignored).
-fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let seconds: u64 = headers
         .get(http::header::RETRY_AFTER)?
         .to_str()
@@ -626,13 +629,15 @@ fn named_url(flag: &str) -> Result<(String, String), HookError> {
     }
 }
 
-/// A process's webhooks and external analyzers, checked.
+/// A process's webhooks, external analyzers and Visualizer account, checked.
 #[derive(Debug, Default)]
 pub struct Hooks {
     /// The webhooks.
     pub webhooks: Vec<Arc<Webhook>>,
     /// The external analyzers.
     pub analyzers: Vec<Arc<Analyzer>>,
+    /// Where finished shots are uploaded, if anywhere.
+    pub visualizer: Option<Arc<crate::visualizer::Visualizer>>,
 }
 
 impl Hooks {
@@ -668,7 +673,44 @@ impl Hooks {
                 .iter()
                 .map(AnalyzerConfig::build)
                 .collect::<Result<_, _>>()?,
+            visualizer: None,
         })
+    }
+}
+
+/// The `NAME=URL` flags of the hooks (`--webhook`, `--ntfy`, `--analyzer`), the same on both
+/// binaries.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HookFlags<'a> {
+    /// `--webhook NAME=URL`: JSON webhooks.
+    pub webhooks: &'a [String],
+    /// `--ntfy NAME=URL`: ntfy-style notifications.
+    pub ntfy: &'a [String],
+    /// `--analyzer NAME=URL`: external analyzers.
+    pub analyzers: &'a [String],
+}
+
+impl Hooks {
+    /// What a config file (`webhooks`, `analyzers`, `visualizer`) and the flags configure
+    /// together, checked.
+    pub fn configure(
+        mut webhooks: Vec<WebhookConfig>,
+        mut analyzers: Vec<AnalyzerConfig>,
+        flags: HookFlags<'_>,
+        visualizer: Option<&crate::visualizer::VisualizerConfig>,
+    ) -> Result<Hooks, HookError> {
+        for flag in flags.webhooks {
+            webhooks.push(WebhookConfig::from_flag(flag, HookFormat::Json)?);
+        }
+        for flag in flags.ntfy {
+            webhooks.push(WebhookConfig::from_flag(flag, HookFormat::Ntfy)?);
+        }
+        for flag in flags.analyzers {
+            analyzers.push(AnalyzerConfig::from_flag(flag)?);
+        }
+        let mut hooks = Hooks::new(&webhooks, &analyzers)?;
+        hooks.visualizer = visualizer.map(|v| v.build().map(Arc::new)).transpose()?;
+        Ok(hooks)
     }
 }
 

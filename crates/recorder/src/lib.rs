@@ -9,6 +9,7 @@
 //! - [`sync`]: a history sync of one machine (list, then fetch what the store lacks).
 //! - [`runs`]: sync, QA and analysis as tracked background runs, one at a time, with progress.
 //! - [`hooks`]: what is called after every finished live shot: webhooks, external analyzers.
+//! - [`visualizer`]: uploads of shot files to Visualizer (visualizer.coffee).
 //! - [`outbox`]: the work after every finished live shot, durably and once: its
 //!   `shot-facts/1`, and the hooks' deliveries through the store's outbox.
 //! - [`document`]: the one JSON shape of a shot (summary and whole document) for every consumer.
@@ -16,7 +17,7 @@
 //! - [`process`]: log set-up and signals, the same for both binaries.
 //!
 //! Errors at this crate's seam are typed ([`record::RecordError`], [`sync::SyncError`],
-//! [`runs::RunError`], [`hooks::HookError`]); each says what failed and on what.
+//! [`runs::RunError`], [`hooks::HookError`], [`visualizer::VisualizerError`]); each says what failed and on what.
 #![deny(missing_docs)]
 
 pub mod document;
@@ -30,6 +31,7 @@ pub mod record;
 pub mod runs;
 pub mod sync;
 mod unstored;
+pub mod visualizer;
 
 /// Now, in Unix seconds (what the store, the machine and the runs count in).
 pub(crate) fn unix_now() -> f64 {

@@ -1,6 +1,6 @@
 //! The work after every finished live shot, durably and once: its `shot-facts/1`, and its
-//! webhook deliveries and analyzer requests ([`crate::hooks`]) through the store's outbox
-//! ([`storage::outbox`]).
+//! webhook deliveries, analyzer requests ([`crate::hooks`]) and Visualizer upload
+//! ([`crate::visualizer`]) through the store's outbox ([`storage::outbox`]).
 //!
 //! The recording loop never waits for any of it: it only offers a notice on a channel
 //! ([`crate::record::Stored`]), and [`FinishedShots::follow`] only spawns the facts and wakes
@@ -30,6 +30,7 @@ use crate::hooks::{
 };
 use crate::lease::{Held, LeaseError};
 use crate::unix_now;
+use crate::visualizer::{self, Uploaded, Visualizer};
 
 /// How often a standby asks for the outbox again, and how often the deliverer looks for shots
 /// that other processes (recording other machines into the store) finished.
@@ -50,14 +51,27 @@ const ANALYZER_RETRY: Retry = Retry {
 enum Target {
     Webhook(Arc<Webhook>),
     Analyzer(Arc<Analyzer>),
+    Visualizer(Arc<Visualizer>),
 }
 
 impl Target {
-    /// Its name in the outbox: `webhook:<name>`, `analyzer:<name>`.
+    /// Its name in the outbox: `webhook:<name>`, `analyzer:<name>`, `visualizer`.
     fn key(&self) -> String {
         match self {
             Target::Webhook(w) => format!("webhook:{}", w.name()),
             Target::Analyzer(a) => format!("analyzer:{}", a.name()),
+            Target::Visualizer(_) => "visualizer".to_owned(),
+        }
+    }
+
+    /// The delivery of a finished shot to this target. Webhooks and analyzers hear of a shot
+    /// cut by a disconnect twice (when it is cut, and when its resumed recording ends: the
+    /// sample count tells them apart); Visualizer gets each shot once, as it is when its
+    /// upload is made.
+    fn delivery(&self, shot_key: i64, samples: i64) -> String {
+        match self {
+            Target::Visualizer(_) => format!("shot-{shot_key}"),
+            _ => delivery_id(shot_key, samples),
         }
     }
 }
@@ -82,15 +96,18 @@ impl FinishedShots {
         let Hooks {
             webhooks,
             analyzers,
+            visualizer,
         } = hooks;
         let wake = Arc::new(Notify::new());
-        if !webhooks.is_empty() || !analyzers.is_empty() {
-            start(
-                store.clone(),
-                webhooks.clone(),
-                analyzers.clone(),
-                wake.clone(),
-            );
+        let targets: Vec<Target> = webhooks
+            .iter()
+            .cloned()
+            .map(Target::Webhook)
+            .chain(analyzers.iter().cloned().map(Target::Analyzer))
+            .chain(visualizer.iter().cloned().map(Target::Visualizer))
+            .collect();
+        if !targets.is_empty() {
+            start(store.clone(), targets, wake.clone());
         }
         Arc::new(Self {
             store,
@@ -168,17 +185,7 @@ impl FinishedShots {
 }
 
 /// Starts delivering (on the current runtime) for as long as the process runs.
-fn start(
-    store: Arc<Store>,
-    webhooks: Vec<Arc<Webhook>>,
-    analyzers: Vec<Arc<Analyzer>>,
-    wake: Arc<Notify>,
-) {
-    let targets: Vec<Target> = webhooks
-        .into_iter()
-        .map(Target::Webhook)
-        .chain(analyzers.into_iter().map(Target::Analyzer))
-        .collect();
+fn start(store: Arc<Store>, targets: Vec<Target>, wake: Arc<Notify>) {
     tokio::spawn(async move {
         let mut told = false;
         loop {
@@ -190,7 +197,7 @@ fn start(
                 Err(LeaseError::Held(holder)) => {
                     if !std::mem::replace(&mut told, true) {
                         tracing::info!(
-                            "webhooks and analyzers of this store are delivered by {holder}; taking over when it stops"
+                            "webhooks, analyzers and uploads of this store are delivered by {holder}; taking over when it stops"
                         );
                     }
                 }
@@ -264,7 +271,7 @@ async fn plan(store: &Arc<Store>, held: &Held, targets: &[Target]) -> Result<usi
                     .iter()
                     .map(|t| NewDelivery {
                         target: t.key(),
-                        delivery: delivery_id(event.shot_key, event.samples),
+                        delivery: t.delivery(event.shot_key, event.samples),
                     })
                     .collect()
             };
@@ -366,6 +373,17 @@ async fn worker(
     }
 }
 
+/// What a delivery's try reads of its shot besides the summary and the samples.
+#[derive(Debug, Clone, Copy)]
+enum Wants {
+    /// Nothing more (webhooks).
+    Summary,
+    /// The whole shot document (analyzers).
+    Document,
+    /// The shot file (Visualizer).
+    File,
+}
+
 /// One try of `delivery`: the write that records its outcome.
 async fn attempt(store: &Arc<Store>, target: &Target, delivery: &Delivery) -> Write {
     let (id, attempt) = (delivery.id, delivery.attempts + 1);
@@ -374,22 +392,27 @@ async fn attempt(store: &Arc<Store>, target: &Target, delivery: &Delivery) -> Wr
         error,
         retry_at,
     };
-    let (reader_store, shot_key, wants_document) = (
-        store.clone(),
-        delivery.shot_key,
-        matches!(target, Target::Analyzer(_)),
-    );
+    let (reader_store, shot_key) = (store.clone(), delivery.shot_key);
+    let wants = match target {
+        Target::Webhook(_) => Wants::Summary,
+        Target::Analyzer(_) => Wants::Document,
+        Target::Visualizer(_) => Wants::File,
+    };
     let loaded = tokio::task::spawn_blocking(move || -> Result<_, document::ReadError> {
         let reader = reader_store.reader()?;
         let Some((summary, samples)) = document::load(&*reader, shot_key)? else {
             return Ok(None);
         };
-        let doc = if wants_document {
-            document::document(&*reader, &summary)?
-        } else {
-            None
+        let extra = match wants {
+            Wants::Summary => None,
+            Wants::Document => document::document(&*reader, &summary)?,
+            // The shot file Visualizer reads, as `crema-recorder export` writes it.
+            Wants::File => match reader.shot_file(shot_key)? {
+                Some(file) => serde_json::to_value(&file).ok(),
+                None => return Ok(None),
+            },
         };
-        Ok(Some((summary, samples, doc)))
+        Ok(Some((summary, samples, extra)))
     })
     .await;
     let (summary, samples, doc) = match loaded {
@@ -412,6 +435,29 @@ async fn attempt(store: &Arc<Store>, target: &Target, delivery: &Delivery) -> Wr
                 Tried::Refused(error) => failed(error, None),
                 Tried::Again { wait, error } => {
                     let wait = hook.retry().wait(attempt, wait);
+                    failed(error, Some(unix_now() + wait.as_secs_f64()))
+                }
+            }
+        }
+        Target::Visualizer(uploader) => {
+            let Some(file) = doc else {
+                return failed(format!("shot {shot_key} is gone"), None);
+            };
+            let filename = format!("{}.shot.json", document::public_id(&summary));
+            let body = serde_json::to_vec(&file).unwrap_or_default();
+            match uploader.upload(shot_key, &body, &filename, attempt).await {
+                Uploaded::Done { id: at } => Write::Delivered {
+                    id,
+                    analysis: Some(Analysis {
+                        shot: shot_key,
+                        analyzer: visualizer::ANALYSIS.to_owned(),
+                        result: serde_json::json!({"id": at, "url": uploader.shot_url(&at)})
+                            .to_string(),
+                    }),
+                },
+                Uploaded::Refused(error) => failed(error, None),
+                Uploaded::Again { wait, error } => {
+                    let wait = visualizer::RETRY.wait(attempt, wait);
                     failed(error, Some(unix_now() + wait.as_secs_f64()))
                 }
             }
