@@ -26,6 +26,7 @@
 
 mod machine;
 mod replay;
+pub mod visualizer;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
