@@ -60,8 +60,9 @@ pub fn summary_json(s: &ShotSummary) -> Value {
 }
 
 /// The whole shot: its [`summary`] with the machine's `data` (samples, as stored), `profile`,
-/// and `visualizer_id` (the shot's id at Visualizer once uploaded, else `null`). What
-/// `GET /api/v1/shots/{id}` answers and an external analyzer gets. `None` when it is gone.
+/// and `visualizer_id` and `visualizer_url` (the shot's id and page at Visualizer once
+/// uploaded, else `null`). What `GET /api/v1/shots/{id}` answers and an external analyzer
+/// gets. `None` when it is gone.
 pub fn document(reader: &dyn Reader, s: &ShotSummary) -> Result<Option<Value>, StorageError> {
     let Some(file) = reader.shot_file(s.key)? else {
         return Ok(None);
@@ -69,17 +70,24 @@ pub fn document(reader: &dyn Reader, s: &ShotSummary) -> Result<Option<Value>, S
     let mut doc = summary_json(s);
     doc["data"] = serde_json::to_value(&file.data).unwrap_or(Value::Null);
     doc["profile"] = serde_json::to_value(&file.profile).unwrap_or(Value::Null);
-    doc["visualizer_id"] = visualizer_id(reader, s.key)?.map_or(Value::Null, Value::String);
+    let uploaded = visualizer(reader, s.key)?;
+    doc["visualizer_id"] = uploaded["id"].clone();
+    doc["visualizer_url"] = uploaded["url"].clone();
     Ok(Some(doc))
 }
 
 /// The id Visualizer gave shot `key`, once uploaded.
 pub fn visualizer_id(reader: &dyn Reader, key: i64) -> Result<Option<String>, StorageError> {
+    Ok(visualizer(reader, key)?["id"].as_str().map(str::to_owned))
+}
+
+/// `{"id", "url"}` of shot `key` at Visualizer, `null` until uploaded.
+fn visualizer(reader: &dyn Reader, key: i64) -> Result<Value, StorageError> {
     Ok(reader
         .analyses(key)?
-        .iter()
+        .into_iter()
         .find(|a| a["analyzer"] == crate::visualizer::ANALYSIS)
-        .and_then(|a| a["result"]["id"].as_str().map(str::to_owned)))
+        .map_or(Value::Null, |a| a["result"].clone()))
 }
 
 /// A shot's summary and its samples, read as the model's [`Sample`]s (for QA and analysis);

@@ -309,6 +309,29 @@ pub fn hooks(m: &mut Text, finished: &FinishedShots) {
             hook.stats.retries.load(Relaxed),
         );
     }
+    if let Some(visualizer) = finished.visualizer() {
+        m.family(
+            "crema_visualizer_uploads_total",
+            "counter",
+            "Finished shots uploaded to Visualizer by this process: uploaded, failed (refused, or out of tries).",
+        );
+        for (result, count) in [
+            ("uploaded", &visualizer.stats.uploaded),
+            ("failed", &visualizer.stats.failed),
+        ] {
+            m.sample(
+                "crema_visualizer_uploads_total",
+                &format!("result=\"{result}\""),
+                count.load(Relaxed),
+            );
+        }
+        m.one(
+            "crema_visualizer_retries_total",
+            "counter",
+            "Visualizer upload tries after a failed one.",
+            visualizer.stats.retries.load(Relaxed),
+        );
+    }
     let reader = finished.store().reader();
     if let Ok(reader) = &reader
         && let Ok(waiting) = reader.unplanned()

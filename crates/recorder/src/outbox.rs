@@ -83,6 +83,7 @@ pub struct FinishedShots {
     store: Arc<Store>,
     analyzers: Vec<Arc<Analyzer>>,
     webhooks: Vec<Arc<Webhook>>,
+    visualizer: Option<Arc<Visualizer>>,
     /// Wakes the outbox's deliverer when a shot ended here.
     wake: Arc<Notify>,
     /// Shots being read and reduced to their facts at once.
@@ -113,6 +114,7 @@ impl FinishedShots {
             store,
             analyzers,
             webhooks,
+            visualizer,
             wake,
             slots: Semaphore::new(2),
         })
@@ -126,6 +128,11 @@ impl FinishedShots {
     /// The webhooks.
     pub fn hooks(&self) -> impl Iterator<Item = &Arc<Webhook>> {
         self.webhooks.iter()
+    }
+
+    /// Where finished shots are uploaded, if anywhere.
+    pub fn visualizer(&self) -> Option<&Arc<Visualizer>> {
+        self.visualizer.as_ref()
     }
 
     /// The store the deliveries are kept in.
