@@ -300,7 +300,13 @@ async fn serve(
             stats: Some(m.stats.clone()),
         })
         .collect();
-    let runs = Runs::new(store.clone(), targets, finished.analyzers().to_vec());
+    let uploads = finished.visualizer().cloned();
+    let runs = Runs::new(
+        store.clone(),
+        targets,
+        finished.analyzers().to_vec(),
+        uploads,
+    );
     tokio::spawn(runs.clone().schedule_sync(SYNC_EVERY, stop.clone()));
     let app = api::router(state::AppState {
         hub: hub.clone(),

@@ -74,7 +74,7 @@ pub(crate) async fn start(
                 StatusCode::BAD_REQUEST,
                 "bad_request",
                 format!(
-                    "expected {{\"kind\": \"qa\"|\"analyze\"|\"sync\", \"shots\"?: [ids], \"machine\"?: name}}: {}",
+                    "expected {{\"kind\": \"qa\"|\"analyze\"|\"sync\"|\"upload\", \"shots\"?: [ids], \"machine\"?: name}}: {}",
                     e.body_text()
                 ),
             );

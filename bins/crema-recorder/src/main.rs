@@ -134,6 +134,17 @@ enum Command {
         #[arg(long)]
         all: bool,
     },
+    /// Upload to Visualizer every stored shot it does not have yet, with a progress bar,
+    /// signed in with VISUALIZER_USERNAME and VISUALIZER_PASSWORD, or VISUALIZER_TOKEN, from
+    /// the environment. Ctrl-C cancels the run.
+    Upload {
+        /// The database: a SQLite file or a `postgres://` URL.
+        #[arg(long)]
+        db: Database,
+        /// Visualizer's URL.
+        #[arg(long, value_name = "URL", default_value = recorder::visualizer::DEFAULT_URL)]
+        visualizer: String,
+    },
     /// Decode captured Engine.IO traffic, one packet per line (a WebSocket text frame, or a
     /// long-polling record with binary as `b<base64>`), and print each socket.io event as a JSON
     /// line `{"namespace","event","args"}`. Errors go to stderr with their line number.
@@ -161,6 +172,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Export { db, id, out }) => export(&db, &id, out.as_deref()),
         Some(Command::Sync { machine, db }) => sync_command(&machine, &db),
         Some(Command::Qa { db, all }) => qa_command(&db, all),
+        Some(Command::Upload { db, visualizer }) => upload_command(&db, &visualizer),
         Some(Command::Decode { file }) => decode_command(file),
     }
 }
@@ -213,7 +225,13 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
             stats: Some(machine.stats.clone()),
             ..SyncTarget::new(&machine.name, &url)
         };
-        let runs = Runs::new(store.clone(), vec![target], finished.analyzers().to_vec());
+        let uploads = finished.visualizer().cloned();
+        let runs = Runs::new(
+            store.clone(),
+            vec![target],
+            finished.analyzers().to_vec(),
+            uploads,
+        );
         // Fails at once when another process records this machine into this database.
         let recording = Recording::start(machine, store.clone(), Some(stored), None).await?;
         tokio::spawn(runs.clone().schedule_sync(SYNC_EVERY, stop.clone()));
@@ -313,7 +331,7 @@ fn sync_command(machine: &str, db: &Database) -> anyhow::Result<()> {
     // A wrong URL is reported before anything is created.
     meticulous::api::Api::new(machine, Duration::from_secs(1))?;
     let targets = vec![SyncTarget::new("default", machine)];
-    let run = follow(db, targets, "syncing history", |_| {
+    let run = follow(db, targets, None, "syncing history", |_| {
         Ok(RunRequest {
             kind: RunKind::Sync,
             shots: None,
@@ -326,7 +344,7 @@ fn sync_command(machine: &str, db: &Database) -> anyhow::Result<()> {
 }
 
 fn qa_command(db: &Database, all: bool) -> anyhow::Result<()> {
-    let run = follow(db, Vec::new(), "checking shots", |store| {
+    let run = follow(db, Vec::new(), None, "checking shots", |store| {
         let shots = if all {
             None
         } else {
@@ -357,18 +375,34 @@ fn qa_command(db: &Database, all: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn upload_command(db: &Database, url: &str) -> anyhow::Result<()> {
+    let config = VisualizerConfig::from_env(url, |name| std::env::var(name).ok());
+    let visualizer = Some(Arc::new(config.build()?));
+    let run = follow(db, Vec::new(), visualizer, "uploading shots", |_| {
+        Ok(RunRequest {
+            kind: RunKind::Upload,
+            shots: None,
+            machine: None,
+            started_by: "cli".into(),
+        })
+    })?;
+    println!("{}", run.summary.unwrap_or_default());
+    Ok(())
+}
+
 /// Starts the run `request` builds over the store at `db` and shows its progress until it
 /// ends; SIGINT/SIGTERM cancel it. Fails when another run is active or this one failed.
 fn follow(
     db: &Database,
     machines: Vec<SyncTarget>,
+    visualizer: Option<Arc<recorder::visualizer::Visualizer>>,
     message: &'static str,
     request: impl FnOnce(&Store) -> anyhow::Result<RunRequest>,
 ) -> anyhow::Result<storage::Run> {
     let rt = runtime()?;
     let store = open_store(db)?;
     let request = request(&store)?;
-    let runs = Runs::new(store.clone(), machines, Vec::new());
+    let runs = Runs::new(store.clone(), machines, Vec::new(), visualizer);
     let bar = indicatif::ProgressBar::new(0);
     bar.set_style(
         indicatif::ProgressStyle::with_template(

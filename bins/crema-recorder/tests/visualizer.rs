@@ -177,3 +177,100 @@ async fn a_finished_shot_is_uploaded_once_across_a_restart() {
     assert_eq!(exported.profile_title, read.profile_title);
     assert!(String::from_utf8_lossy(&out.stdout).contains("\"NaN\""));
 }
+
+/// `crema-recorder upload`: the history a sync stored goes to Visualizer as an `upload` run,
+/// signed in with a bearer token; a second run finds nothing left to send.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_upload_run_sends_the_history_not_uploaded_yet() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("crema.db");
+    let db_arg = db.to_str().unwrap();
+    let stand_in = StandIn::start(USER, PASSWORD, "tk_history").await.unwrap();
+    let sim = Simulator::start(SimulatorConfig {
+        scenario: Scenario::Normal,
+        speed: 50.0,
+        repeat: true,
+        pause: Duration::from_secs(1),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    // A machine with a few shots in its history.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while sim.saved().len() < 3 {
+        assert!(Instant::now() < deadline, "the simulator saved no shots");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let synced = Command::new(BIN)
+        .args(["sync", "--machine", &sim.url(), "--db", db_arg])
+        .output()
+        .unwrap();
+    assert!(
+        synced.status.success(),
+        "{}",
+        String::from_utf8_lossy(&synced.stderr)
+    );
+    let stored = storage::open_reader(&db).unwrap().all_shots().unwrap();
+    assert!(!stored.is_empty(), "the sync stored the history");
+
+    let upload = |token: &str| {
+        Command::new(BIN)
+            .args(["upload", "--db", db_arg, "--visualizer", &stand_in.url()])
+            .env_remove("VISUALIZER_USERNAME")
+            .env_remove("VISUALIZER_PASSWORD")
+            .env("VISUALIZER_TOKEN", token)
+            .output()
+            .unwrap()
+    };
+    // One answer of the rate limit on the way: the run waits as told and goes on.
+    stand_in.answer_next(1, 429, Some(1));
+    let out = upload("tk_history");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let n = stored.len();
+    assert!(
+        said.contains(&format!(
+            "{n} of {n} shots sent to Visualizer: {n} uploaded, 0 failed"
+        )),
+        "{said}"
+    );
+    let uploads = stand_in.uploads();
+    assert_eq!(uploads.len(), n);
+    for u in &uploads {
+        assert_eq!(u.authorization, "Bearer tk_history");
+        check_read(&u.file);
+    }
+    let reader = storage::open_reader(&db).unwrap();
+    for shot in &stored {
+        assert!(
+            recorder::document::visualizer_id(&*reader, shot.key)
+                .unwrap()
+                .is_some(),
+            "shot {} has its Visualizer id",
+            shot.key
+        );
+    }
+
+    // Nothing left to send.
+    let out = upload("tk_history");
+    assert!(out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("0 of 0 shots sent"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(stand_in.uploads().len(), n);
+
+    // No credentials in the environment: refused before anything is sent, saying what to set.
+    let out = upload("");
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no credentials"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -175,7 +175,7 @@ async fn round(
     let idle = idle.await??;
 
     // The run, followed as a client follows it, with the probe beside it.
-    let runs = recorder::runs::Runs::new(store.clone(), Vec::new(), Vec::new());
+    let runs = recorder::runs::Runs::new(store.clone(), Vec::new(), Vec::new(), None);
     let stop = Arc::new(AtomicBool::new(false));
     let during = tokio::spawn(probe(
         store.clone(),

@@ -1,5 +1,6 @@
-//! Runs: history sync, QA and analysis over many shots as tracked background work, shared by
-//! `crema-gateway` (REST and SSE) and `crema-recorder qa` / `sync` (a progress bar).
+//! Runs: history sync, QA, analysis and Visualizer uploads over many shots as tracked
+//! background work, shared by `crema-gateway` (REST and SSE) and `crema-recorder qa` / `sync` /
+//! `upload` (a progress bar).
 //!
 //! At most one run is active at a time (the store refuses a second: [`Started::Busy`]). A run's
 //! snapshot is published on a `watch` channel at every step, and written to the store in batches
@@ -27,6 +28,7 @@ use crate::hooks::Analyzer;
 use crate::lease::Held;
 use crate::record::MachineStats;
 use crate::unix_now;
+use crate::visualizer::{self, Uploaded, Visualizer};
 
 /// Why a run failed: its text is stored as the run's `error`.
 type Failure = Box<dyn std::error::Error + Send + Sync>;
@@ -166,6 +168,7 @@ pub struct Runs {
     store: Arc<Store>,
     machines: Vec<SyncTarget>,
     analyzers: Vec<Arc<Analyzer>>,
+    visualizer: Option<Arc<Visualizer>>,
     active: Mutex<Option<Active>>,
     /// Held by `start` from the store's answer until the run is followed here: nobody learns a
     /// run's id (from a `Busy` answer) before [`Runs::watch`] can follow it. The store alone
@@ -184,16 +187,19 @@ impl std::fmt::Debug for Runs {
 }
 
 impl Runs {
-    /// Runs over `store`; sync runs reach `machines`; analysis runs ask `analyzers` too.
+    /// Runs over `store`; sync runs reach `machines`; analysis runs ask `analyzers` too;
+    /// upload runs send to `visualizer`.
     pub fn new(
         store: Arc<Store>,
         machines: Vec<SyncTarget>,
         analyzers: Vec<Arc<Analyzer>>,
+        visualizer: Option<Arc<Visualizer>>,
     ) -> Arc<Runs> {
         Arc::new(Runs {
             store,
             machines,
             analyzers,
+            visualizer,
             active: Mutex::new(None),
             starting: tokio::sync::Mutex::new(()),
             stopping: Arc::new(std::sync::atomic::AtomicBool::new(false)),
@@ -209,6 +215,11 @@ impl Runs {
         let _followed_before_known = self.starting.lock().await;
         if self.stopping.load(Ordering::Acquire) {
             return Err(RunError::BadRequest("the process is stopping".into()));
+        }
+        if request.kind == RunKind::Upload && self.visualizer.is_none() {
+            return Err(RunError::BadRequest(
+                "no Visualizer account is configured: add [visualizer] to crema.toml (or --visualizer with its credentials)".into(),
+            ));
         }
         let reader = self.reader()?;
         let shots = match (&request.kind, &request.shots) {
@@ -299,12 +310,14 @@ impl Runs {
                 reports: Vec::new(),
                 machines_count: 0,
                 analyzers: runs.analyzers.clone(),
+                visualizer: runs.visualizer.clone(),
                 runtime: tokio::runtime::Handle::current(),
                 external_failed: 0,
                 external_error: None,
             };
             let finished = match request.kind {
                 RunKind::Sync => job.sync(machines).await,
+                RunKind::Upload => job.upload(shots).await,
                 RunKind::Qa | RunKind::Analyze => {
                     match tokio::task::spawn_blocking(move || job.shots(shots)).await {
                         Ok(run) => run,
@@ -601,6 +614,8 @@ struct Job {
     machines_count: usize,
     /// An analysis run's external analyzers, asked from the blocking thread on `runtime`.
     analyzers: Vec<Arc<Analyzer>>,
+    /// An upload run's Visualizer account.
+    visualizer: Option<Arc<Visualizer>>,
     runtime: tokio::runtime::Handle,
     /// External analyses that failed, and the last reason.
     external_failed: u64,
@@ -661,11 +676,126 @@ impl Job {
                 did
             }
             RunKind::Sync => self.reports.join("; "),
+            RunKind::Upload => {
+                let mut did = format!(
+                    "{} of {} shots sent to Visualizer: {} uploaded, {} failed",
+                    r.done, r.total, r.passed, r.failed
+                );
+                if let Some(e) = &self.external_error {
+                    did.push_str(&format!(" (the last: {e})"));
+                }
+                did
+            }
         };
         self.run.summary = Some(match r.status {
             RunStatus::Cancelled => format!("cancelled: {did}"),
             _ => did,
         });
+    }
+
+    /// Uploads to Visualizer the shots asked for, or every finished shot it does not have yet.
+    async fn upload(mut self, shots: Option<Vec<i64>>) -> Run {
+        let result = self.upload_inner(shots).await;
+        self.end(result);
+        if let Err(e) = self.store.write(self.progress()).await {
+            tracing::error!("cannot store the end of run {}: {e}", self.run.id);
+        }
+        self.publish();
+        self.run
+    }
+
+    async fn upload_inner(&mut self, shots: Option<Vec<i64>>) -> Result<(), Failure> {
+        /// Tries per shot within a run; what still fails is counted and the run goes on.
+        const TRIES: u32 = 3;
+        /// The longest wait between two tries of one shot within a run.
+        const LONGEST: Duration = Duration::from_secs(60);
+        let Some(uploader) = self.visualizer.clone() else {
+            return Err("no Visualizer account is configured".into());
+        };
+        let store = self.store.clone();
+        let keys = tokio::task::spawn_blocking(move || -> Result<Vec<i64>, Failure> {
+            let reader = store.reader()?;
+            let keys = match shots {
+                Some(keys) => keys,
+                None => reader.shot_keys()?,
+            };
+            let mut missing = Vec::new();
+            for key in keys {
+                if document::visualizer_id(&*reader, key)?.is_none() {
+                    missing.push(key);
+                }
+            }
+            Ok(missing)
+        })
+        .await
+        .map_err(|e| format!("listing the shots panicked: {e}"))??;
+        self.begin(keys.len() as u64);
+        self.store.write(self.progress()).await?;
+        self.publish();
+        for key in keys {
+            if self.cancel.is_cancelled() {
+                break;
+            }
+            let store = self.store.clone();
+            let file = tokio::task::spawn_blocking(move || -> Result<_, Failure> {
+                let reader = store.reader()?;
+                let (Some(summary), Some(file)) = (reader.shot(key)?, reader.shot_file(key)?)
+                else {
+                    return Ok(None);
+                };
+                let name = format!("{}.shot.json", document::public_id(&summary));
+                Ok(Some((name, serde_json::to_vec(&file).unwrap_or_default())))
+            })
+            .await
+            .map_err(|e| format!("reading shot {key} panicked: {e}"))??;
+            let outcome = match file {
+                None => Err(format!("shot {key} is gone")),
+                Some((name, body)) => {
+                    let mut attempt = 1;
+                    loop {
+                        match uploader.upload(key, &body, &name, attempt).await {
+                            Uploaded::Done { id } => break Ok(id),
+                            Uploaded::Refused(e) => break Err(e),
+                            Uploaded::Again { error, .. } if attempt >= TRIES => break Err(error),
+                            Uploaded::Again { wait, .. } => {
+                                let wait = visualizer::RETRY.wait(attempt, wait).min(LONGEST);
+                                tokio::select! {
+                                    () = self.cancel.cancelled() => break Err("cancelled".into()),
+                                    () = tokio::time::sleep(wait) => {}
+                                }
+                                attempt += 1;
+                            }
+                        }
+                    }
+                }
+            };
+            match outcome {
+                Ok(id) => {
+                    let result = serde_json::json!({"id": id, "url": uploader.shot_url(&id)});
+                    self.store
+                        .write(Write::Analyses(vec![Analysis {
+                            shot: key,
+                            analyzer: visualizer::ANALYSIS.to_owned(),
+                            result: result.to_string(),
+                        }]))
+                        .await?;
+                    self.run.passed += 1;
+                }
+                Err(_) if self.cancel.is_cancelled() => break,
+                Err(e) => {
+                    self.run.failed += 1;
+                    self.external_failed += 1;
+                    self.external_error = Some(e);
+                }
+            }
+            self.run.done += 1;
+            self.publish();
+            if self.persisted.elapsed() >= PERSIST_EVERY {
+                self.persisted = Instant::now();
+                self.store.write(self.progress()).await?;
+            }
+        }
+        Ok(())
     }
 
     /// QA or analysis over shots, on a blocking thread.

@@ -86,7 +86,7 @@ async fn qa_finds_each_defect_and_passes_the_clean_shot() {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(Store::open(&dir.path().join("crema.db"), Options::default()).unwrap());
     let shots = defects(&store).await;
-    let runs = Runs::new(store.clone(), Vec::new(), Vec::new());
+    let runs = Runs::new(store.clone(), Vec::new(), Vec::new(), None);
     let Started::Started(run) = runs.start(request(RunKind::Qa)).await.unwrap() else {
         panic!("nothing else runs")
     };
@@ -136,7 +136,7 @@ async fn analysis_stores_shot_facts_for_the_shots_asked() {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(Store::open(&dir.path().join("crema.db"), Options::default()).unwrap());
     let shots = defects(&store).await;
-    let runs = Runs::new(store.clone(), Vec::new(), Vec::new());
+    let runs = Runs::new(store.clone(), Vec::new(), Vec::new(), None);
     let ask = RunRequest {
         kind: RunKind::Analyze,
         shots: Some(vec![shots[0].0.clone()]),
@@ -194,7 +194,7 @@ async fn one_run_at_a_time_and_cancel() {
             .await
             .unwrap();
     }
-    let runs = Runs::new(store.clone(), Vec::new(), Vec::new());
+    let runs = Runs::new(store.clone(), Vec::new(), Vec::new(), None);
     let starts = futures_util::future::join_all((0..8).map(|_| {
         let runs = runs.clone();
         async move { runs.start(request(RunKind::Qa)).await.unwrap() }

@@ -19,6 +19,8 @@ pub enum RunKind {
     Qa,
     /// Shot analysis over shots.
     Analyze,
+    /// History shots not yet on Visualizer, uploaded.
+    Upload,
 }
 
 impl RunKind {
@@ -28,13 +30,19 @@ impl RunKind {
             RunKind::Sync => "sync",
             RunKind::Qa => "qa",
             RunKind::Analyze => "analyze",
+            RunKind::Upload => "upload",
         }
     }
 
     fn parse(s: &str) -> Option<RunKind> {
-        [RunKind::Sync, RunKind::Qa, RunKind::Analyze]
-            .into_iter()
-            .find(|k| k.as_str() == s)
+        [
+            RunKind::Sync,
+            RunKind::Qa,
+            RunKind::Analyze,
+            RunKind::Upload,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
     }
 }
 

@@ -195,6 +195,64 @@ pub(crate) fn migrations() -> Migrations<'static> {
             "DROP TABLE outbox;
             DROP TABLE finished;",
         ),
+        // 5: the `upload` run (history shots to Visualizer). SQLite changes a CHECK by
+        // rebuilding the table; nothing references `runs`.
+        M::up(
+            "CREATE TABLE runs_v5 (
+                id INTEGER PRIMARY KEY,
+                kind TEXT NOT NULL CHECK (kind IN ('sync', 'qa', 'analyze', 'upload')),
+                status TEXT NOT NULL CHECK (status IN
+                    ('queued', 'running', 'succeeded', 'failed', 'cancelled', 'interrupted')),
+                machine TEXT,
+                shots TEXT,
+                total INTEGER NOT NULL DEFAULT 0,
+                done INTEGER NOT NULL DEFAULT 0,
+                passed INTEGER NOT NULL DEFAULT 0,
+                failed INTEGER NOT NULL DEFAULT 0,
+                created_at REAL NOT NULL,
+                started_at REAL,
+                finished_at REAL,
+                error TEXT,
+                summary TEXT,
+                owner TEXT,
+                started_by TEXT
+            ) STRICT;
+            INSERT INTO runs_v5 (id, kind, status, machine, shots, total, done, passed, failed, created_at,
+                started_at, finished_at, error, summary, owner, started_by)
+                SELECT id, kind, status, machine, shots, total, done, passed, failed, created_at,
+                started_at, finished_at, error, summary, owner, started_by FROM runs;
+            DROP TABLE runs;
+            ALTER TABLE runs_v5 RENAME TO runs;
+            CREATE UNIQUE INDEX one_active_run ON runs ((0)) WHERE status IN ('queued', 'running');",
+        )
+        .down(
+            "CREATE TABLE runs_v4 (
+                id INTEGER PRIMARY KEY,
+                kind TEXT NOT NULL CHECK (kind IN ('sync', 'qa', 'analyze')),
+                status TEXT NOT NULL CHECK (status IN
+                    ('queued', 'running', 'succeeded', 'failed', 'cancelled', 'interrupted')),
+                machine TEXT,
+                shots TEXT,
+                total INTEGER NOT NULL DEFAULT 0,
+                done INTEGER NOT NULL DEFAULT 0,
+                passed INTEGER NOT NULL DEFAULT 0,
+                failed INTEGER NOT NULL DEFAULT 0,
+                created_at REAL NOT NULL,
+                started_at REAL,
+                finished_at REAL,
+                error TEXT,
+                summary TEXT,
+                owner TEXT,
+                started_by TEXT
+            ) STRICT;
+            INSERT INTO runs_v4 (id, kind, status, machine, shots, total, done, passed, failed, created_at,
+                started_at, finished_at, error, summary, owner, started_by)
+                SELECT id, kind, status, machine, shots, total, done, passed, failed, created_at,
+                started_at, finished_at, error, summary, owner, started_by FROM runs WHERE kind <> 'upload';
+            DROP TABLE runs;
+            ALTER TABLE runs_v4 RENAME TO runs;
+            CREATE UNIQUE INDEX one_active_run ON runs ((0)) WHERE status IN ('queued', 'running');",
+        ),
     ])
 }
 
