@@ -409,17 +409,17 @@ fn metrics_now(state: &AppState) -> Response {
         "Data bytes waiting in WebSocket connections' queues.",
         ws.queued_bytes(),
     );
-    metrics::machines(
+    metrics::application(
         &mut m,
         state
             .machines
             .iter()
             .map(|machine| (machine.name.as_str(), &*machine.stats)),
+        &state.store,
+        &state.finished,
+        &state.runs,
+        &health(state),
     );
-    metrics::storage(&mut m, &state.store);
-    metrics::hooks(&mut m, &state.finished);
-    metrics::runs(&mut m, &state.runs, &state.store);
-    metrics::healthy(&mut m, &health(state));
     let mut text = m.finish();
     if let Some(broker) = &state.broker {
         broker.write_metrics(&mut text);

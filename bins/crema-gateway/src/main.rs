@@ -190,13 +190,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
              Configure auth in the config file, or pass --allow-remote"
         );
     }
-    let flags = HookFlags {
-        webhooks: &cli.webhooks,
-        ntfy: &cli.ntfy,
-        analyzers: &cli.analyzers,
-    };
-    let (webhooks, analyzers) = (config.webhooks, config.analyzers);
-    let hooks = Hooks::configure(webhooks, analyzers, flags, config.visualizer.as_ref())?;
+    let flags = HookFlags::new(&cli.webhooks, &cli.ntfy, &cli.analyzers);
+    let visualizer = config.visualizer.as_ref();
+    let hooks = Hooks::configure(config.webhooks, config.analyzers, flags, visualizer)?;
     let db = cli
         .db
         .or_else(|| config.db.as_deref().map(Database::parse))

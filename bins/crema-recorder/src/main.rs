@@ -18,6 +18,7 @@ use storage::{Database, Options, Reader, RunKind, RunStatus, Store};
 use tokio_util::sync::CancellationToken;
 
 mod decode;
+mod status;
 
 /// How often the machine's history is synced (a `sync` run started by the schedule).
 const SYNC_EVERY: Duration = Duration::from_secs(15 * 60);
@@ -62,6 +63,9 @@ struct RunArgs {
     /// under NAME: `NAME=URL`. Repeatable.
     #[arg(long = "analyzer", value_name = "NAME=URL")]
     analyzers: Vec<String>,
+    /// Serve `/metrics` and `/healthz` on PORT (loopback) or ADDRESS:PORT. Off by default.
+    #[arg(long, value_name = "PORT|ADDRESS:PORT", value_parser = status::parse_listen)]
+    listen: Option<std::net::SocketAddr>,
     /// Upload every finished shot to Visualizer at URL (https://visualizer.coffee), signed in
     /// with VISUALIZER_USERNAME and VISUALIZER_PASSWORD (the account's email and password) or
     /// VISUALIZER_TOKEN from the environment.
@@ -72,11 +76,7 @@ struct RunArgs {
 impl RunArgs {
     /// The webhooks, analyzers and Visualizer account the flags configure, checked.
     fn hooks(&self) -> anyhow::Result<Hooks> {
-        let flags = HookFlags {
-            webhooks: &self.webhooks,
-            ntfy: &self.ntfy,
-            analyzers: &self.analyzers,
-        };
+        let flags = HookFlags::new(&self.webhooks, &self.ntfy, &self.analyzers);
         let visualizer = self
             .visualizer
             .as_deref()
@@ -232,6 +232,21 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
             finished.analyzers().to_vec(),
             uploads,
         );
+        if let Some(listen) = args.listen {
+            let listener = tokio::net::TcpListener::bind(listen)
+                .await
+                .with_context(|| format!("listening on {listen} for /metrics and /healthz"))?;
+            let at = listener.local_addr()?;
+            tracing::info!("serving /metrics and /healthz on http://{at}");
+            let status = Arc::new(status::Status {
+                store: store.clone(),
+                machine: machine.name.clone(),
+                stats: machine.stats.clone(),
+                finished: finished.clone(),
+                runs: runs.clone(),
+            });
+            tokio::spawn(status::serve(listener, status, stop.clone()));
+        }
         // Fails at once when another process records this machine into this database.
         let recording = Recording::start(machine, store.clone(), Some(stored), None).await?;
         tokio::spawn(runs.clone().schedule_sync(SYNC_EVERY, stop.clone()));

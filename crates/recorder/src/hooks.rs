@@ -690,6 +690,17 @@ pub struct HookFlags<'a> {
     pub analyzers: &'a [String],
 }
 
+impl<'a> HookFlags<'a> {
+    /// The `--webhook`, `--ntfy` and `--analyzer` flags' values.
+    pub fn new(webhooks: &'a [String], ntfy: &'a [String], analyzers: &'a [String]) -> Self {
+        Self {
+            webhooks,
+            ntfy,
+            analyzers,
+        }
+    }
+}
+
 impl Hooks {
     /// What a config file (`webhooks`, `analyzers`, `visualizer`) and the flags configure
     /// together, checked.

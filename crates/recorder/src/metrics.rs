@@ -277,6 +277,23 @@ pub fn storage(m: &mut Text, store: &Store) {
     }
 }
 
+/// Every family of the application layer, as both binaries serve it: the recording loops of
+/// `machines`, the store, the hooks and uploads, the runs, and `health`.
+pub fn application<'a>(
+    m: &mut Text,
+    machines: impl Iterator<Item = (&'a str, &'a MachineStats)> + Clone,
+    store: &Store,
+    finished: &FinishedShots,
+    runs: &Runs,
+    health: &Health,
+) {
+    self::machines(m, machines);
+    storage(m, store);
+    hooks(m, finished);
+    self::runs(m, runs, store);
+    healthy(m, health);
+}
+
 /// Webhooks and external analyzers.
 pub fn hooks(m: &mut Text, finished: &FinishedShots) {
     m.family(

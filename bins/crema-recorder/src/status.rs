@@ -1,0 +1,96 @@
+//! `--listen`: the recorder's `/metrics` (Prometheus text) and `/healthz` (`200 {"status":"ok"}`,
+//! or `503` naming what is wrong), for a box watched by Prometheus or a health check. Off by
+//! default; a bare port listens on loopback only.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use recorder::metrics::{self, Text};
+use recorder::outbox::FinishedShots;
+use recorder::record::MachineStats;
+use recorder::runs::Runs;
+use storage::Store;
+use tokio_util::sync::CancellationToken;
+
+/// What the endpoints read.
+pub(crate) struct Status {
+    pub(crate) store: Arc<Store>,
+    pub(crate) machine: String,
+    pub(crate) stats: Arc<MachineStats>,
+    pub(crate) finished: Arc<FinishedShots>,
+    pub(crate) runs: Arc<Runs>,
+}
+
+/// `--listen`'s value: `PORT` (on 127.0.0.1) or `ADDRESS:PORT` (as given).
+pub(crate) fn parse_listen(value: &str) -> Result<SocketAddr, String> {
+    if let Ok(port) = value.parse::<u16>() {
+        return Ok(SocketAddr::from((Ipv4Addr::LOCALHOST, port)));
+    }
+    value
+        .parse()
+        .map_err(|_| format!("{value:?} is not PORT or ADDRESS:PORT (127.0.0.1:9464)"))
+}
+
+/// Serves `/metrics` and `/healthz` on `listener` until `stop`.
+pub(crate) async fn serve(
+    listener: tokio::net::TcpListener,
+    status: Arc<Status>,
+    stop: CancellationToken,
+) {
+    let app = axum::Router::new()
+        .route("/metrics", get(metrics_text))
+        .route("/healthz", get(healthz))
+        .with_state(status);
+    let served = axum::serve(listener, app)
+        .with_graceful_shutdown(stop.cancelled_owned())
+        .await;
+    if let Err(e) = served {
+        tracing::error!("the /metrics and /healthz listener failed: {e}");
+    }
+}
+
+fn health(status: &Status) -> metrics::Health {
+    metrics::health(
+        std::iter::once((status.machine.as_str(), &*status.stats)),
+        &status.store,
+    )
+}
+
+async fn healthz(State(status): State<Arc<Status>>) -> Response {
+    let health = health(&status);
+    let code = if health.is_ok() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (code, axum::Json(health)).into_response()
+}
+
+async fn metrics_text(State(status): State<Arc<Status>>) -> Response {
+    // The store's gauges read the database: off the async threads.
+    let text = tokio::task::spawn_blocking(move || {
+        let mut m = Text::default();
+        metrics::application(
+            &mut m,
+            std::iter::once((status.machine.as_str(), &*status.stats)),
+            &status.store,
+            &status.finished,
+            &status.runs,
+            &health(&status),
+        );
+        m.finish()
+    })
+    .await;
+    match text {
+        Ok(text) => ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response(),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("metrics panicked: {e}"),
+        )
+            .into_response(),
+    }
+}
