@@ -66,7 +66,7 @@ struct RunArgs {
     /// Serve `/metrics` and `/healthz` on PORT (loopback) or ADDRESS:PORT. Off by default.
     #[arg(long, value_name = "PORT|ADDRESS:PORT", value_parser = status::parse_listen)]
     listen: Option<std::net::SocketAddr>,
-    /// Upload every finished shot to Visualizer at URL (https://visualizer.coffee), signed in
+    /// Upload every finished shot to Visualizer at URL (`https://visualizer.coffee`), signed in
     /// with VISUALIZER_USERNAME and VISUALIZER_PASSWORD (the account's email and password) or
     /// VISUALIZER_TOKEN from the environment.
     #[arg(long, value_name = "URL")]
