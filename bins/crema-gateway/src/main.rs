@@ -13,6 +13,7 @@ use fanout::Hub;
 use fanout::admission::{Admission, Caps};
 use fanout::auth::{Auth, TokenGrant};
 use fanout::ws::{Limits, WsState};
+use recorder::config::MachineEntry;
 use recorder::hooks::{AnalyzerConfig, HookFlags, Hooks, WebhookConfig};
 use recorder::outbox::FinishedShots;
 use recorder::process::{LogFormat, init_logs, stop_on_signals};
@@ -101,13 +102,6 @@ struct Config {
     analyzers: Vec<AnalyzerConfig>,
     /// Where every finished live shot is uploaded.
     visualizer: Option<VisualizerConfig>,
-}
-
-#[derive(Debug, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct MachineEntry {
-    name: String,
-    url: String,
 }
 
 #[derive(Debug, Default, serde::Deserialize)]

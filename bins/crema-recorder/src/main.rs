@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
+use recorder::config::Shared;
 use recorder::document;
 use recorder::hooks::{HookFlags, Hooks};
 use recorder::outbox::FinishedShots;
@@ -39,16 +40,21 @@ struct Cli {
 #[derive(Debug, Args)]
 struct RunArgs {
     /// The machine's URL, e.g. `http://meticulous.local`.
-    #[arg(long, required_unless_present = "demo")]
+    #[arg(long, required_unless_present_any = ["demo", "config"])]
     machine: Option<String>,
-    /// The machine's name in the database (letters, digits, '-' and '_'): give each machine
-    /// its own when several recorders share one database file.
-    #[arg(long, default_value = "default", value_parser = machine_name)]
-    name: String,
-    /// The database: a SQLite file (created if missing), or a PostgreSQL URL
+    /// The machine's name in the database (letters, digits, '-' and '_'; `default` unless the
+    /// config names it): give each machine its own when several recorders share one database
+    /// file. With several `[[machines]]` in the config, the one to record.
+    #[arg(long, value_parser = machine_name)]
+    name: Option<String>,
+    /// The database: a SQLite file (created if missing; `crema.db`), or a PostgreSQL URL
     /// `postgres://user:password@host:port/db` shared with other recorders and gateways.
-    #[arg(long, default_value = "crema.db")]
-    db: Database,
+    #[arg(long)]
+    db: Option<Database>,
+    /// Read `crema.toml` (the gateway's file): `[[machines]]`, `db`, `listen`, `[[webhooks]]`,
+    /// `[[analyzers]]`, `[visualizer]`. Flags override it.
+    #[arg(long, value_name = "PATH")]
+    config: Option<PathBuf>,
     /// Record from a simulated machine started in this process (real time, a shot every ~90 s).
     #[arg(long)]
     demo: bool,
@@ -73,20 +79,60 @@ struct RunArgs {
     visualizer: Option<String>,
 }
 
+/// What `run` does: the flags over the config file, checked.
+struct Setup {
+    /// The machine's URL (`None` with `--demo`).
+    url: Option<String>,
+    name: String,
+    db: Database,
+    listen: Option<std::net::SocketAddr>,
+    hooks: Hooks,
+}
+
 impl RunArgs {
-    /// The webhooks, analyzers and Visualizer account the flags configure, checked.
-    fn hooks(&self) -> anyhow::Result<Hooks> {
+    fn setup(&self) -> anyhow::Result<Setup> {
+        let (shared, path) = match &self.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading the config file {}", path.display()))?;
+                let path = path.display().to_string();
+                let (shared, gateway) = Shared::parse(&path, &text)?;
+                if !gateway.is_empty() {
+                    let keys = gateway.join(", ");
+                    tracing::info!("{path}: {keys} are the gateway's; the recorder leaves them");
+                }
+                (shared, path)
+            }
+            None => (Shared::default(), String::new()),
+        };
+        let entry = match &self.machine {
+            Some(_) => None,
+            None => shared.machine(&path, self.name.as_deref())?.cloned(),
+        };
+        let url = self
+            .machine
+            .clone()
+            .or(entry.as_ref().map(|m| m.url.clone()));
+        if url.is_none() && !self.demo {
+            anyhow::bail!("--machine URL is required (or --demo, or [[machines]] in --config)");
+        }
+        let name = (self.name.clone().or(entry.map(|m| m.name))).unwrap_or("default".into());
+        recorder::record::check_name(&name).map_err(|e| anyhow::anyhow!("{path}: {e}"))?;
         let flags = HookFlags::new(&self.webhooks, &self.ntfy, &self.analyzers);
-        let visualizer = self
-            .visualizer
-            .as_deref()
-            .map(|url| VisualizerConfig::from_env(url, |name| std::env::var(name).ok()));
-        Ok(Hooks::configure(
-            Vec::new(),
-            Vec::new(),
-            flags,
-            visualizer.as_ref(),
-        )?)
+        let visualizer = match &self.visualizer {
+            Some(url) => Some(VisualizerConfig::from_env(url, |v| std::env::var(v).ok())),
+            None => shared.visualizer,
+        };
+        let (webhooks, analyzers) = (shared.webhooks, shared.analyzers);
+        Ok(Setup {
+            url,
+            name,
+            db: (self.db.clone())
+                .or(shared.db.as_deref().map(Database::parse))
+                .unwrap_or_else(|| Database::parse("crema.db")),
+            listen: self.listen.or(shared.listen),
+            hooks: Hooks::configure(webhooks, analyzers, flags, visualizer.as_ref())?,
+        })
     }
 }
 
@@ -190,17 +236,23 @@ fn open_store(db: &Database) -> anyhow::Result<Arc<Store>> {
 }
 
 fn run(args: RunArgs) -> anyhow::Result<()> {
+    let Setup {
+        url,
+        name,
+        db,
+        listen,
+        hooks,
+    } = args.setup()?;
     // A wrong URL is reported before anything is created.
-    if let Some(url) = &args.machine {
+    if let Some(url) = &url {
         meticulous::api::Api::new(url, Duration::from_secs(1))?;
     }
     let rt = runtime()?;
-    let hooks = args.hooks()?;
-    let store = open_store(&args.db)?;
+    let store = open_store(&db)?;
     let stop = CancellationToken::new();
     let result = rt.block_on(async {
         let _simulator;
-        let url = match (&args.machine, args.demo) {
+        let url = match (&url, args.demo) {
             (_, true) => {
                 let sim = simulator::Simulator::start(simulator::SimulatorConfig {
                     repeat: true,
@@ -214,13 +266,13 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
                 url
             }
             (Some(url), false) => url.clone(),
-            (None, false) => anyhow::bail!("--machine URL is required (or --demo)"),
+            (None, false) => unreachable!("setup requires a machine unless --demo"),
         };
         tokio::spawn(exit_on_second_signal(stop.clone()));
         let (stored, notices) = tokio::sync::mpsc::channel(256);
         let finished = FinishedShots::start(store.clone(), hooks);
         tokio::spawn(finished.clone().follow(notices));
-        let machine = MachineConfig::new(&args.name, &url);
+        let machine = MachineConfig::new(&name, &url);
         let target = SyncTarget {
             stats: Some(machine.stats.clone()),
             ..SyncTarget::new(&machine.name, &url)
@@ -232,7 +284,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
             finished.analyzers().to_vec(),
             uploads,
         );
-        if let Some(listen) = args.listen {
+        if let Some(listen) = listen {
             let listener = tokio::net::TcpListener::bind(listen)
                 .await
                 .with_context(|| format!("listening on {listen} for /metrics and /healthz"))?;

@@ -6,6 +6,9 @@ use std::time::Duration;
 
 use simulator::{Scenario, Simulator, SimulatorConfig};
 
+mod common;
+use common::terminate;
+
 const BIN: &str = env!("CARGO_BIN_EXE_crema-recorder");
 
 fn recorder(args: &[&str]) -> Output {
@@ -29,21 +32,6 @@ fn start_run(url: &str, db: &Path) -> Child {
         .stderr(std::fs::File::create(db.with_extension("log")).unwrap())
         .spawn()
         .unwrap()
-}
-
-fn terminate(child: &mut Child) -> std::process::ExitStatus {
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    for _ in 0..100 {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("crema-recorder did not stop on SIGTERM");
 }
 
 fn shots(db: &Path) -> Vec<serde_json::Value> {

@@ -12,6 +12,9 @@ use std::time::{Duration, Instant};
 use simulator::{Scenario, Simulator, SimulatorConfig};
 use storage::{RunKind, RunStatus};
 
+mod common;
+use common::terminate;
+
 const BIN: &str = env!("CARGO_BIN_EXE_crema-recorder");
 
 fn recorder(args: &[&str]) -> Output {
@@ -114,22 +117,6 @@ async fn silent_machine() -> (String, tokio::task::JoinHandle<()>) {
         }
     });
     (url, task)
-}
-
-fn terminate(child: &mut Child) {
-    let ok = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok);
-    for _ in 0..200 {
-        if child.try_wait().unwrap().is_some() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(25));
-    }
-    panic!("the process did not stop on SIGTERM");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,59 +2,15 @@
 //! machine; `/healthz` answers `503` naming the machine once it is gone; a nonsense `--listen`
 //! is refused at start with a line that says what to write.
 
-use std::io::{Read as _, Write as _};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use simulator::{Simulator, SimulatorConfig};
 
+mod common;
+use common::{get, listening};
+
 const BIN: &str = env!("CARGO_BIN_EXE_crema-recorder");
-
-/// `GET path` on `addr`: the status and the body.
-fn get(addr: &str, path: &str) -> (u16, String) {
-    let mut stream = std::net::TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).unwrap();
-    let status = answer
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = answer
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    (status, body)
-}
-
-/// The address the recorder logged it serves on.
-fn listening(log: &Path, child: &mut Child) -> String {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let said = std::fs::read_to_string(log).unwrap_or_default();
-        if let Some(at) = said
-            .split("serving /metrics and /healthz on http://")
-            .nth(1)
-        {
-            return at.split_whitespace().next().unwrap().to_owned();
-        }
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "the recorder exited: {said}"
-        );
-        assert!(Instant::now() < deadline, "no listening line: {said}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 fn eventually(what: &str, mut check: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(30);

@@ -12,6 +12,9 @@ use std::time::{Duration, Instant};
 use simulator::visualizer::{SERIES, StandIn, read_shot_file};
 use simulator::{Scenario, Simulator, SimulatorConfig};
 
+mod common;
+use common::terminate;
+
 const BIN: &str = env!("CARGO_BIN_EXE_crema-recorder");
 const USER: &str = "barista@example.com";
 const PASSWORD: &str = "correct horse";
@@ -28,22 +31,6 @@ fn run(machine: &str, db: &Path, visualizer: &str, log: &Path) -> Child {
         .stderr(std::fs::File::create(log).unwrap())
         .spawn()
         .unwrap()
-}
-
-fn terminate(child: &mut Child) {
-    let ok = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok);
-    for _ in 0..200 {
-        if child.try_wait().unwrap().is_some() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(25));
-    }
-    panic!("the recorder did not stop on SIGTERM");
 }
 
 async fn until<T>(

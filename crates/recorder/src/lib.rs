@@ -12,6 +12,7 @@
 //! - [`visualizer`]: uploads of shot files to Visualizer (visualizer.coffee).
 //! - [`outbox`]: the work after every finished live shot, durably and once: its
 //!   `shot-facts/1`, and the hooks' deliveries through the store's outbox.
+//! - [`config`]: the keys of `crema.toml` both binaries read, with the same meaning.
 //! - [`document`]: the one JSON shape of a shot (summary and whole document) for every consumer.
 //! - [`metrics`]: Prometheus text for the loops, the store, the hooks and the runs.
 //! - [`process`]: log set-up and signals, the same for both binaries.
@@ -20,6 +21,7 @@
 //! [`runs::RunError`], [`hooks::HookError`], [`visualizer::VisualizerError`]); each says what failed and on what.
 #![deny(missing_docs)]
 
+pub mod config;
 pub mod document;
 pub mod hooks;
 mod http;
