@@ -76,6 +76,9 @@ pub fn document(reader: &dyn Reader, s: &ShotSummary) -> Result<Option<Value>, S
     Ok(Some(doc))
 }
 
+/// The analysis name under which a shot's Visualizer upload is stored (`{"id", "url"}`).
+pub const VISUALIZER: &str = "visualizer";
+
 /// The id Visualizer gave shot `key`, once uploaded.
 pub fn visualizer_id(reader: &dyn Reader, key: i64) -> Result<Option<String>, StorageError> {
     Ok(visualizer(reader, key)?["id"].as_str().map(str::to_owned))
@@ -86,7 +89,7 @@ fn visualizer(reader: &dyn Reader, key: i64) -> Result<Value, StorageError> {
     Ok(reader
         .analyses(key)?
         .into_iter()
-        .find(|a| a["analyzer"] == crate::visualizer::ANALYSIS)
+        .find(|a| a["analyzer"] == VISUALIZER)
         .map_or(Value::Null, |a| a["result"].clone()))
 }
 

@@ -15,7 +15,8 @@ use serde_json::{Value, json};
 use storage::ShotSummary;
 
 use crate::document;
-use crate::http::Poster;
+pub use crate::http::Retry;
+use crate::http::{Poster, refused_for_good, retry_after, user_agent};
 
 /// Why a webhook or an analyzer cannot be configured as given.
 #[derive(Debug, thiserror::Error)]
@@ -129,10 +130,6 @@ fn check_name(what: &'static str, name: &str) -> Result<(), HookError> {
     Ok(())
 }
 
-pub(crate) fn user_agent() -> HeaderValue {
-    HeaderValue::from_static(concat!("crema/", env!("CARGO_PKG_VERSION")))
-}
-
 /// An external analyzer: `POST`s the shot document as JSON to its URL and stores the JSON it
 /// answers under its name.
 #[derive(Debug)]
@@ -236,29 +233,6 @@ pub enum HookFormat {
     Json,
     /// A line of text with `Title` and `Tags` headers, as ntfy (and its clones) take it.
     Ntfy,
-}
-
-/// How a webhook retries: up to `attempts` in all, waiting `first`, then twice as long each
-/// time, at most `max` (a `Retry-After` of the receiver's is honoured within `max`).
-#[derive(Debug, Clone, Copy)]
-pub struct Retry {
-    /// Tries in all (the first included).
-    pub attempts: u32,
-    /// The first wait.
-    pub first: Duration,
-    /// The longest wait.
-    pub max: Duration,
-}
-
-impl Default for Retry {
-    /// Six tries over about a minute: 2, 4, 8, 16 and 32 s apart.
-    fn default() -> Self {
-        Self {
-            attempts: 6,
-            first: Duration::from_secs(2),
-            max: Duration::from_secs(300),
-        }
-    }
 }
 
 /// A webhook's counters, for `/metrics`.
@@ -500,36 +474,6 @@ pub enum Tried {
     },
     /// Failed for good (refused, or out of tries).
     Refused(String),
-}
-
-impl Retry {
-    /// The wait after try `attempt` (from 1) failed: `first`, doubling, at most `max`; the
-    /// receiver's `asked` wait within `max` instead, when it gave one.
-    pub fn wait(&self, attempt: u32, asked: Option<Duration>) -> Duration {
-        let doubled = self
-            .first
-            .saturating_mul(1u32 << attempt.saturating_sub(1).min(20));
-        asked.unwrap_or(doubled).min(self.max)
-    }
-}
-
-/// An answer that another try will not change: a redirect (not followed: configure the URL it
-/// names) or a 4xx other than 408, 425 and 429.
-pub(crate) fn refused_for_good(status: http::StatusCode) -> bool {
-    status.is_redirection()
-        || (status.is_client_error() && !matches!(status.as_u16(), 408 | 425 | 429))
-}
-
-/// `Retry-After` in seconds (the date form is ignored).
-pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let seconds: u64 = headers
-        .get(http::header::RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse()
-        .ok()?;
-    Some(Duration::from_secs(seconds))
 }
 
 /// An external analyzer as configured (`[[analyzers]]` in `crema.toml`, or

@@ -22,14 +22,13 @@ use base64::Engine as _;
 use bytes::Bytes;
 use http::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue, USER_AGENT};
 
-use crate::hooks::{Retry, refused_for_good, retry_after, user_agent};
-use crate::http::Poster;
+use crate::http::{Poster, Retry, refused_for_good, retry_after, user_agent};
 
 /// Where shots go unless told otherwise.
 pub const DEFAULT_URL: &str = "https://visualizer.coffee";
 
 /// The analysis name under which a shot's Visualizer id is stored (`{"id", "url"}`).
-pub const ANALYSIS: &str = "visualizer";
+pub const ANALYSIS: &str = crate::document::VISUALIZER;
 
 /// The environment variables the recorder reads the credentials from (never the command line,
 /// where every user of the box could read them).
