@@ -73,10 +73,26 @@ fn open_writer(path: &Path) -> Result<Connection, StorageError> {
         location: path.display().to_string(),
         source: source.into(),
     };
-    let mut conn = Connection::open(path).map_err(open)?;
-    let mode: String = conn
-        .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
-        .map_err(open)?;
+    // Two processes opening a new file at once: switching it to WAL takes a lock that SQLite
+    // refuses at once (busy, without waiting: the two would deadlock) to the second. Try again,
+    // for a few seconds, as for the migrations below.
+    let mut tries = 0;
+    let (mut conn, mode) = loop {
+        let attempt = (|| {
+            let conn = Connection::open(path)?;
+            conn.busy_timeout(std::time::Duration::from_secs(5))?;
+            let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+            Ok::<_, rusqlite::Error>((conn, mode))
+        })();
+        match attempt {
+            Ok(opened) => break opened,
+            Err(e) if busy(&e) && tries < 50 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(20 + 10 * tries));
+            }
+            Err(e) => return Err(open(e)),
+        }
+    };
     if !mode.eq_ignore_ascii_case("wal") {
         tracing::warn!(%mode, path = %path.display(), "SQLite refused WAL mode; writes are slower");
     }
@@ -107,4 +123,41 @@ fn open_writer(path: &Path) -> Result<Connection, StorageError> {
         }
     }
     Ok(conn)
+}
+
+/// Whether SQLite answered busy or locked (another connection holds what it needs).
+fn busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Many processes opening one new file at the same moment (threads here: SQLite's locks
+    /// are per file): every one opens it, none is told the database is locked.
+    #[test]
+    fn many_openers_of_a_new_file_all_open_it() {
+        for round in 0..10 {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("crema.db");
+            let start = Arc::new(std::sync::Barrier::new(8));
+            let openers: Vec<_> = (0..8)
+                .map(|_| {
+                    let (path, start) = (path.clone(), start.clone());
+                    std::thread::spawn(move || {
+                        start.wait();
+                        open_writer(&path).map(|_| ())
+                    })
+                })
+                .collect();
+            for opener in openers {
+                let opened = opener.join().unwrap();
+                assert!(opened.is_ok(), "round {round}: {:?}", opened.err());
+            }
+        }
+    }
 }
