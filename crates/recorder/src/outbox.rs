@@ -380,17 +380,6 @@ async fn worker(
     }
 }
 
-/// What a delivery's try reads of its shot besides the summary and the samples.
-#[derive(Debug, Clone, Copy)]
-enum Wants {
-    /// Nothing more (webhooks).
-    Summary,
-    /// The whole shot document (analyzers).
-    Document,
-    /// The shot file (Visualizer).
-    File,
-}
-
 /// One try of `delivery`: the write that records its outcome.
 async fn attempt(store: &Arc<Store>, target: &Target, delivery: &Delivery) -> Write {
     let (id, attempt) = (delivery.id, delivery.attempts + 1);
@@ -400,26 +389,21 @@ async fn attempt(store: &Arc<Store>, target: &Target, delivery: &Delivery) -> Wr
         retry_at,
     };
     let (reader_store, shot_key) = (store.clone(), delivery.shot_key);
-    let wants = match target {
-        Target::Webhook(_) => Wants::Summary,
-        Target::Analyzer(_) => Wants::Document,
-        Target::Visualizer(_) => Wants::File,
-    };
+    if let Target::Visualizer(uploader) = target {
+        return upload(store, uploader, delivery).await;
+    }
+    let wants_document = matches!(target, Target::Analyzer(_));
     let loaded = tokio::task::spawn_blocking(move || -> Result<_, document::ReadError> {
         let reader = reader_store.reader()?;
         let Some((summary, samples)) = document::load(&*reader, shot_key)? else {
             return Ok(None);
         };
-        let extra = match wants {
-            Wants::Summary => None,
-            Wants::Document => document::document(&*reader, &summary)?,
-            // The shot file Visualizer reads, as `crema-recorder export` writes it.
-            Wants::File => match reader.shot_file(shot_key)? {
-                Some(file) => serde_json::to_value(&file).ok(),
-                None => return Ok(None),
-            },
+        let doc = if wants_document {
+            document::document(&*reader, &summary)?
+        } else {
+            None
         };
-        Ok(Some((summary, samples, extra)))
+        Ok(Some((summary, samples, doc)))
     })
     .await;
     let (summary, samples, doc) = match loaded {
@@ -446,29 +430,7 @@ async fn attempt(store: &Arc<Store>, target: &Target, delivery: &Delivery) -> Wr
                 }
             }
         }
-        Target::Visualizer(uploader) => {
-            let Some(file) = doc else {
-                return failed(format!("shot {shot_key} is gone"), None);
-            };
-            let filename = format!("{}.shot.json", document::public_id(&summary));
-            let body = serde_json::to_vec(&file).unwrap_or_default();
-            match uploader.upload(shot_key, &body, &filename, attempt).await {
-                Uploaded::Done { id: at } => Write::Delivered {
-                    id,
-                    analysis: Some(Analysis {
-                        shot: shot_key,
-                        analyzer: visualizer::ANALYSIS.to_owned(),
-                        result: serde_json::json!({"id": at, "url": uploader.shot_url(&at)})
-                            .to_string(),
-                    }),
-                },
-                Uploaded::Refused(error) => failed(error, None),
-                Uploaded::Again { wait, error } => {
-                    let wait = visualizer::RETRY.wait(attempt, wait);
-                    failed(error, Some(unix_now() + wait.as_secs_f64()))
-                }
-            }
-        }
+        Target::Visualizer(_) => unreachable!("uploads are tried above"),
         Target::Analyzer(analyzer) => {
             let Some(doc) = doc else {
                 return failed(format!("shot {shot_key} is gone"), None);
@@ -498,6 +460,42 @@ async fn attempt(store: &Arc<Store>, target: &Target, delivery: &Delivery) -> Wr
                     }
                 }
             }
+        }
+    }
+}
+
+/// One try of an upload: the shot file only (no samples parsed, no document built), and the
+/// write that records the outcome, with Visualizer's id as the analysis [`visualizer::ANALYSIS`].
+async fn upload(store: &Arc<Store>, uploader: &Visualizer, delivery: &Delivery) -> Write {
+    let (id, attempt, shot_key) = (delivery.id, delivery.attempts + 1, delivery.shot_key);
+    let failed = |error: String, retry_at: Option<f64>| Write::DeliveryFailed {
+        id,
+        error,
+        retry_at,
+    };
+    let reader_store = store.clone();
+    let read = tokio::task::spawn_blocking(move || {
+        visualizer::upload_of(&*reader_store.reader()?, shot_key)
+    })
+    .await;
+    let (name, body) = match read {
+        Ok(Ok(Some(found))) => found,
+        Ok(Ok(None)) => return failed(format!("shot {shot_key} is gone"), None),
+        Ok(Err(e)) => {
+            let error = format!("reading shot {shot_key}: {e}");
+            return failed(error, Some(unix_now() + POLL.as_secs_f64()));
+        }
+        Err(e) => return failed(format!("reading shot {shot_key} panicked: {e}"), None),
+    };
+    match uploader.upload(shot_key, &body, &name, attempt).await {
+        Uploaded::Done { id: at } => Write::Delivered {
+            id,
+            analysis: Some(uploader.analysis(shot_key, &at)),
+        },
+        Uploaded::Refused(error) => failed(error, None),
+        Uploaded::Again { wait, error } => {
+            let wait = visualizer::RETRY.wait(attempt, wait);
+            failed(error, Some(unix_now() + wait.as_secs_f64()))
         }
     }
 }

@@ -738,13 +738,7 @@ impl Job {
             }
             let store = self.store.clone();
             let file = tokio::task::spawn_blocking(move || -> Result<_, Failure> {
-                let reader = store.reader()?;
-                let (Some(summary), Some(file)) = (reader.shot(key)?, reader.shot_file(key)?)
-                else {
-                    return Ok(None);
-                };
-                let name = format!("{}.shot.json", document::public_id(&summary));
-                Ok(Some((name, serde_json::to_vec(&file).unwrap_or_default())))
+                Ok(visualizer::upload_of(&*store.reader()?, key)?)
             })
             .await
             .map_err(|e| format!("reading shot {key} panicked: {e}"))??;
@@ -771,14 +765,8 @@ impl Job {
             };
             match outcome {
                 Ok(id) => {
-                    let result = serde_json::json!({"id": id, "url": uploader.shot_url(&id)});
-                    self.store
-                        .write(Write::Analyses(vec![Analysis {
-                            shot: key,
-                            analyzer: visualizer::ANALYSIS.to_owned(),
-                            result: result.to_string(),
-                        }]))
-                        .await?;
+                    let uploaded = uploader.analysis(key, &id);
+                    self.store.write(Write::Analyses(vec![uploaded])).await?;
                     self.run.passed += 1;
                 }
                 Err(_) if self.cancel.is_cancelled() => break,

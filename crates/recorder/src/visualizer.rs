@@ -198,6 +198,16 @@ impl Visualizer {
         format!("{}/shots/{id}", self.base)
     }
 
+    /// What an upload of shot `shot` that Visualizer answered with `id` stores: the analysis
+    /// [`ANALYSIS`], `{"id", "url"}`.
+    pub fn analysis(&self, shot: i64, id: &str) -> storage::Analysis {
+        storage::Analysis {
+            shot,
+            analyzer: ANALYSIS.to_owned(),
+            result: serde_json::json!({"id": id, "url": self.shot_url(id)}).to_string(),
+        }
+    }
+
     /// The server, for log lines.
     pub fn url(&self) -> &str {
         &self.base
@@ -313,6 +323,20 @@ impl Visualizer {
         self.stats.retries.fetch_add(1, Ordering::Relaxed);
         tried
     }
+}
+
+/// Stored shot `key` as an upload takes it: its file's name (`<public id>.shot.json`) and the
+/// shot file's JSON, as `crema-recorder export` writes it. `None` when the shot is gone. Reads
+/// the samples once, as stored, without parsing them.
+pub fn upload_of(
+    reader: &dyn storage::Reader,
+    key: i64,
+) -> Result<Option<(String, Vec<u8>)>, storage::StorageError> {
+    let (Some(summary), Some(file)) = (reader.shot(key)?, reader.shot_file(key)?) else {
+        return Ok(None);
+    };
+    let name = format!("{}.shot.json", crate::document::public_id(&summary));
+    Ok(Some((name, serde_json::to_vec(&file).unwrap_or_default())))
 }
 
 /// The id in an upload's answer, `{"id": "…"}` (a number is taken as its text).
