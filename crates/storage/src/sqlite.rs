@@ -74,25 +74,14 @@ fn open_writer(path: &Path) -> Result<Connection, StorageError> {
         source: source.into(),
     };
     // Two processes opening a new file at once: switching it to WAL takes a lock that SQLite
-    // refuses at once (busy, without waiting: the two would deadlock) to the second. Try again,
-    // for a few seconds, as for the migrations below.
-    let mut tries = 0;
-    let (mut conn, mode) = loop {
-        let attempt = (|| {
-            let conn = Connection::open(path)?;
-            conn.busy_timeout(std::time::Duration::from_secs(5))?;
-            let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
-            Ok::<_, rusqlite::Error>((conn, mode))
-        })();
-        match attempt {
-            Ok(opened) => break opened,
-            Err(e) if busy(&e) && tries < 50 => {
-                tries += 1;
-                std::thread::sleep(std::time::Duration::from_millis(20 + 10 * tries));
-            }
-            Err(e) => return Err(open(e)),
-        }
-    };
+    // refuses at once (busy, without waiting: the two would deadlock) to the second.
+    let (mut conn, mode) = opening_race(busy, || {
+        let conn = Connection::open(path)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+        Ok((conn, mode))
+    })
+    .map_err(open)?;
     if !mode.eq_ignore_ascii_case("wal") {
         tracing::warn!(%mode, path = %path.display(), "SQLite refused WAL mode; writes are slower");
     }
@@ -106,23 +95,31 @@ fn open_writer(path: &Path) -> Result<Connection, StorageError> {
     // Two processes opening a new file at once both see version 0; the one that migrates
     // second fails on tables the first just made. Read the version again and go on: what is
     // left to do (often nothing) is done on the next try.
+    opening_race(|_| true, || schema::migrations().to_latest(&mut conn)).map_err(|source| {
+        StorageError::Migrate {
+            location: path.display().to_string(),
+            reason: source.to_string(),
+        }
+    })?;
+    Ok(conn)
+}
+
+/// `step` of opening a file another process may be opening at the same moment, tried again
+/// (50 times, about 15 s in all, the pause growing) while it fails with an error `again` takes.
+fn opening_race<T, E>(
+    again: impl Fn(&E) -> bool,
+    mut step: impl FnMut() -> Result<T, E>,
+) -> Result<T, E> {
     let mut tries = 0;
     loop {
-        match schema::migrations().to_latest(&mut conn) {
-            Ok(()) => break,
-            Err(_) if tries < 50 => {
+        match step() {
+            Err(e) if again(&e) && tries < 50 => {
                 tries += 1;
                 std::thread::sleep(std::time::Duration::from_millis(20 + 10 * tries));
             }
-            Err(source) => {
-                return Err(StorageError::Migrate {
-                    location: path.display().to_string(),
-                    reason: source.to_string(),
-                });
-            }
+            done => return done,
         }
     }
-    Ok(conn)
 }
 
 /// Whether SQLite answered busy or locked (another connection holds what it needs).
