@@ -7,10 +7,14 @@ use axum::routing::get;
 use axum::{Extension, Json, Router};
 use fanout::Hub;
 use fanout::auth::Identity;
+use fanout::ws::WsState;
 use recorder::document;
-use recorder::metrics::{self, Text};
+use recorder::metrics;
 use serde_json::{Value, json};
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
 use storage::Reader;
+use storage::Store;
 
 use crate::runs_api;
 use crate::state::{
@@ -69,7 +73,7 @@ pub(crate) fn router(state: AppState) -> Router {
     // In front of every route: who is asking, for the handlers, which filter or refuse by it.
     // Anyone may read the health check, and the page's HTML (which holds no data: everything
     // it shows, it asks for with the visitor's credentials).
-    let policy = std::sync::Arc::new(fanout::guard::Policy {
+    let policy = Arc::new(fanout::guard::Policy {
         auth: state.auth.clone(),
         origins: state.origins.clone(),
         public: vec!["/healthz".into(), "/".into()],
@@ -307,38 +311,43 @@ fn analyses_now(state: &AppState, identity: &Identity, id: &str) -> Response {
 
 /// What is wrong: the store, the broker, and each machine not connected anywhere this
 /// gateway can see (one another gateway records is judged by its topic, through the broker;
-/// without a broker it is that gateway's to report).
-fn health(state: &AppState) -> metrics::Health {
-    use std::sync::atomic::Ordering::Relaxed;
-    let unseen = |m: &&MachineInfo| {
-        !m.stats.standing_by.load(Relaxed)
-            || (state.broker.is_some() && machine_state(&state.hub, m)["connected"] != true)
-    };
-    let mut health = metrics::health(
-        state
-            .machines
-            .iter()
-            .filter(unseen)
-            .map(|machine| (machine.name.as_str(), &*machine.stats)),
-        &state.store,
-    );
-    if let Some(broker) = state.broker.as_ref().filter(|b| !b.healthy()) {
-        health.status = "unhealthy";
-        health.problems.push(metrics::Problem {
-            what: "broker",
-            machine: None,
-            message: format!(
-                "the broker {} is unreachable: live events pause (shots are still stored)",
-                broker.describe()
-            ),
-        });
-    }
-    health
+/// without a broker it is that gateway's to report). For `/healthz` and `crema_healthy`.
+pub(crate) fn health_check(
+    hub: Arc<Hub>,
+    store: Arc<Store>,
+    machines: Vec<MachineInfo>,
+    broker: Option<Arc<broker::Broker>>,
+) -> metrics::HealthCheck {
+    Arc::new(move || {
+        let unseen = |m: &&MachineInfo| {
+            !m.stats.standing_by.load(Relaxed)
+                || (broker.is_some() && machine_state(&hub, m)["connected"] != true)
+        };
+        let mut health = metrics::health(
+            machines
+                .iter()
+                .filter(unseen)
+                .map(|machine| (machine.name.as_str(), &*machine.stats)),
+            &store,
+        );
+        if let Some(broker) = broker.as_ref().filter(|b| !b.healthy()) {
+            health.status = "unhealthy";
+            health.problems.push(metrics::Problem {
+                what: "broker",
+                machine: None,
+                message: format!(
+                    "the broker {} is unreachable: live events pause (shots are still stored)",
+                    broker.describe()
+                ),
+            });
+        }
+        health
+    })
 }
 
 /// `/healthz`: `200 {"status":"ok"}`, or `503` with what is wrong (storage, a machine link).
 async fn healthz(State(state): State<AppState>) -> Response {
-    let health = health(&state);
+    let health = (state.health)();
     let status = if health.is_ok() {
         StatusCode::OK
     } else {
@@ -347,82 +356,32 @@ async fn healthz(State(state): State<AppState>) -> Response {
     (status, Json(health)).into_response()
 }
 
-/// `/metrics`: the fan-out's families here, the rest from the application library.
-async fn metrics(State(state): State<AppState>) -> Response {
-    blocking(move || metrics_now(&state)).await
+/// `/metrics`: every family of the registry, as Prometheus text (or OpenMetrics, asked for).
+async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|a| a.to_str().ok())
+        .map(str::to_owned);
+    blocking(move || {
+        let (kind, text) = state.metrics.text(accept.as_deref());
+        ([(header::CONTENT_TYPE, kind)], text).into_response()
+    })
+    .await
 }
 
-fn metrics_now(state: &AppState) -> Response {
-    let mut m = Text::default();
-    let (hub, ws) = (&state.hub, &state.ws);
-    m.one(
-        "crema_ws_connections",
-        "gauge",
-        "WebSocket connections open now.",
-        ws.connections(),
-    );
-    m.one(
-        "crema_sse_streams",
-        "gauge",
-        "SSE streams open now.",
-        hub.sse_streams(),
-    );
-    m.family(
-        "crema_subscribers",
-        "gauge",
-        "Live subscribers per topic (WebSocket subscriptions, SSE streams, in-process).",
-    );
-    for topic in hub.topics() {
-        m.sample(
-            "crema_subscribers",
-            &format!("topic=\"{}\"", metrics::label(&topic)),
-            hub.subscribers(&topic),
-        );
+/// The gateway's instruments: the fan-out's and the broker's families, then the application
+/// library's.
+pub(crate) fn registry(
+    hub: Arc<Hub>,
+    ws: Arc<WsState>,
+    broker: Option<Arc<broker::Broker>>,
+    application: metrics::Application,
+) -> metrics::Registry {
+    let mut registry = metrics::Registry::new();
+    registry.register(fanout::metrics::Fanout::new(hub, ws));
+    if let Some(broker) = broker {
+        registry.register(broker::Metrics(broker));
     }
-    m.one(
-        "crema_events_published_total",
-        "counter",
-        "Machine events published to topics (events in).",
-        hub.published(),
-    );
-    m.one(
-        "crema_ws_frames_sent_total",
-        "counter",
-        "Frames written to WebSocket clients (events out, and control frames).",
-        ws.sent(),
-    );
-    m.one(
-        "crema_sse_events_sent_total",
-        "counter",
-        "Events written to SSE streams (events out).",
-        hub.sse_sent(),
-    );
-    m.one(
-        "crema_ws_dropped_total",
-        "counter",
-        "Data frames dropped for slow WebSocket clients (reported to them as gaps).",
-        ws.dropped(),
-    );
-    m.one(
-        "crema_ws_queued_bytes",
-        "gauge",
-        "Data bytes waiting in WebSocket connections' queues.",
-        ws.queued_bytes(),
-    );
-    metrics::application(
-        &mut m,
-        state
-            .machines
-            .iter()
-            .map(|machine| (machine.name.as_str(), &*machine.stats)),
-        &state.store,
-        &state.finished,
-        &state.runs,
-        &health(state),
-    );
-    let mut text = m.finish();
-    if let Some(broker) = &state.broker {
-        broker.write_metrics(&mut text);
-    }
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+    registry.register(application);
+    registry
 }

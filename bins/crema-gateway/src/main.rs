@@ -13,14 +13,15 @@ use fanout::Hub;
 use fanout::admission::{Admission, Caps};
 use fanout::auth::{Auth, TokenGrant};
 use fanout::ws::{Limits, WsState};
-use recorder::config::MachineEntry;
-use recorder::hooks::{AnalyzerConfig, HookFlags, Hooks, WebhookConfig};
+use recorder::config::Shared;
+use recorder::hooks::{HookFlags, Hooks};
 use recorder::outbox::FinishedShots;
 use recorder::process::{LogFormat, init_logs, stop_on_signals};
 use recorder::record::{self, MachineConfig};
 use recorder::runs::{Runs, SyncTarget};
-use recorder::visualizer::VisualizerConfig;
+use serde::Deserialize as _;
 use storage::{Database, Options, Store};
+use telemetry::otlp::OtlpConfig;
 use tokio_util::sync::CancellationToken;
 
 /// The prefix of every key the gateways keep in the broker.
@@ -79,29 +80,24 @@ struct Cli {
     log_format: LogFormat,
 }
 
-/// `crema.toml`.
+/// The keys of `crema.toml` only the gateway reads (the rest are `recorder::config::Shared`).
 #[derive(Debug, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Config {
-    #[serde(default)]
-    machines: Vec<MachineEntry>,
-    /// A SQLite file or a `postgres://` URL.
-    db: Option<String>,
+struct GatewayKeys {
     /// A `redis://` URL: the broker several gateways share.
     broker: Option<String>,
-    listen: Option<SocketAddr>,
     #[serde(default)]
     auth: AuthConfig,
     /// Pages allowed to open the WebSocket (`Origin`); absent: any.
     origins: Option<Vec<String>>,
-    /// Called with every finished live shot.
-    #[serde(default)]
-    webhooks: Vec<WebhookConfig>,
-    /// Asked about every finished live shot and every shot of an analysis run.
-    #[serde(default)]
-    analyzers: Vec<AnalyzerConfig>,
-    /// Where every finished live shot is uploaded.
-    visualizer: Option<VisualizerConfig>,
+}
+
+/// `crema.toml` as the gateway reads it.
+fn read_config(path: &str, text: &str) -> anyhow::Result<(Shared, GatewayKeys)> {
+    let (shared, gateway) = Shared::split(path, text)?;
+    let gateway = GatewayKeys::deserialize(toml::Value::Table(gateway))
+        .map_err(|e| anyhow::anyhow!("{path}: {e}"))?;
+    Ok((shared, gateway))
 }
 
 #[derive(Debug, Default, serde::Deserialize)]
@@ -141,14 +137,13 @@ fn parse_machine(flag: &str) -> anyhow::Result<(String, String)> {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
-    let config: Config = match &cli.config {
+    let (config, gateway) = match &cli.config {
         Some(path) => {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("cannot read the configuration {}", path.display()))?;
-            toml::from_str(&text)
-                .with_context(|| format!("the configuration {} does not read", path.display()))?
+            read_config(&path.display().to_string(), &text)?
         }
-        None => Config::default(),
+        None => (Shared::default(), GatewayKeys::default()),
     };
     let mut machines: Vec<(String, String)> = config
         .machines
@@ -165,7 +160,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         .listen
         .or(config.listen)
         .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
-    let auth = match config.auth {
+    let auth = match gateway.auth {
         AuthConfig::None => Auth::None,
         AuthConfig::Token { tokens } => Auth::Token(tokens),
         AuthConfig::Introspect { url, timeout_s } => {
@@ -197,16 +192,22 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         .build()
         .context("starting the async runtime")?;
     let store = Arc::new(Store::open_database(&db, Options::default())?);
+    let otlp = config
+        .otlp
+        .as_ref()
+        .map(|o| o.build().map_err(anyhow::Error::msg))
+        .transpose()?;
     let demo = cli.demo.then_some(cli.demo_speed);
     let result = rt.block_on(serve(
         machines,
         demo,
         listen,
         auth,
-        config.origins,
+        gateway.origins,
         hooks,
         store.clone(),
-        cli.broker.or(config.broker),
+        cli.broker.or(gateway.broker),
+        otlp,
     ));
     drop(rt);
     if let Ok(store) = Arc::try_unwrap(store) {
@@ -225,6 +226,7 @@ async fn serve(
     hooks: Hooks,
     store: Arc<Store>,
     broker: Option<String>,
+    otlp: Option<OtlpConfig>,
 ) -> anyhow::Result<()> {
     let _simulator = if let Some(speed) = demo {
         let sim = simulator::Simulator::start(simulator::SimulatorConfig {
@@ -298,6 +300,26 @@ async fn serve(
         uploads,
     );
     tokio::spawn(runs.clone().schedule_sync(SYNC_EVERY, stop.clone()));
+    let health = api::health_check(hub.clone(), store.clone(), states.clone(), broker.clone());
+    let application = recorder::metrics::Application::new(
+        states
+            .iter()
+            .map(|m| (m.name.clone(), m.stats.clone()))
+            .collect(),
+        store.clone(),
+        finished.clone(),
+        runs.clone(),
+        health.clone(),
+    );
+    let metrics = Arc::new(api::registry(
+        hub.clone(),
+        ws.clone(),
+        broker.clone(),
+        application,
+    ));
+    let otlp = otlp
+        .map(|c| recorder::metrics::export(metrics.clone(), &store, &c, "crema-gateway"))
+        .transpose()?;
     let app = api::router(state::AppState {
         hub: hub.clone(),
         store: store.clone(),
@@ -306,8 +328,8 @@ async fn serve(
         origins,
         ws: ws.clone(),
         runs: runs.clone(),
-        finished: finished.clone(),
-        broker,
+        health,
+        metrics,
     })
     .merge(fanout::ws::router(ws));
     let listener = tokio::net::TcpListener::bind(listen)
@@ -346,6 +368,9 @@ async fn serve(
             tracing::error!("a recorder panicked: {e}");
         }
     }
+    if let Some(otlp) = otlp {
+        let _ = tokio::task::spawn_blocking(move || otlp.shutdown()).await;
+    }
     Ok(())
 }
 
@@ -373,8 +398,8 @@ mod tests {
         .collect();
         assert!(blocks.len() >= 2, "{blocks:?}");
         for block in blocks {
-            let config: Config =
-                toml::from_str(block).unwrap_or_else(|e| panic!("{e}\nin\n{block}"));
+            let (config, _) =
+                read_config("doc", block).unwrap_or_else(|e| panic!("{e}\nin\n{block}"));
             for hook in &config.webhooks {
                 hook.build().unwrap();
             }

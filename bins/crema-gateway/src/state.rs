@@ -9,7 +9,6 @@ use fanout::Hub;
 use fanout::admission::Kind;
 use fanout::auth::{Auth, Identity};
 use fanout::ws::WsState;
-use recorder::outbox::FinishedShots;
 use recorder::record::MachineStats;
 use recorder::runs::Runs;
 use serde_json::json;
@@ -35,9 +34,10 @@ pub(crate) struct AppState {
     pub(crate) origins: Option<Vec<String>>,
     pub(crate) ws: Arc<WsState>,
     pub(crate) runs: Arc<Runs>,
-    pub(crate) finished: Arc<FinishedShots>,
-    /// The broker several gateways share, if configured.
-    pub(crate) broker: Option<Arc<broker::Broker>>,
+    /// What `/healthz` says.
+    pub(crate) health: recorder::metrics::HealthCheck,
+    /// What `/metrics` says.
+    pub(crate) metrics: Arc<recorder::metrics::Registry>,
 }
 
 /// An error answer: `{"error": code, "message": …}` with its status.

@@ -87,6 +87,8 @@ struct Setup {
     db: Database,
     listen: Option<std::net::SocketAddr>,
     hooks: Hooks,
+    /// Where metrics are pushed (`[otlp]`).
+    otlp: Option<telemetry::otlp::OtlpConfig>,
 }
 
 impl RunArgs {
@@ -124,6 +126,9 @@ impl RunArgs {
             None => shared.visualizer,
         };
         let (webhooks, analyzers) = (shared.webhooks, shared.analyzers);
+        let otlp = (shared.otlp.as_ref())
+            .map(|o| o.build().map_err(|e| anyhow::anyhow!("{path}: {e}")))
+            .transpose()?;
         Ok(Setup {
             url,
             name,
@@ -132,6 +137,7 @@ impl RunArgs {
                 .unwrap_or_else(|| Database::parse("crema.db")),
             listen: self.listen.or(shared.listen),
             hooks: Hooks::configure(webhooks, analyzers, flags, visualizer.as_ref())?,
+            otlp,
         })
     }
 }
@@ -242,6 +248,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         db,
         listen,
         hooks,
+        otlp,
     } = args.setup()?;
     // A wrong URL is reported before anything is created.
     if let Some(url) = &url {
@@ -284,26 +291,33 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
             finished.analyzers().to_vec(),
             uploads,
         );
+        let status = Arc::new(status::Status::new(
+            store.clone(),
+            machine.name.clone(),
+            machine.stats.clone(),
+            finished.clone(),
+            runs.clone(),
+        ));
         if let Some(listen) = listen {
             let listener = tokio::net::TcpListener::bind(listen)
                 .await
                 .with_context(|| format!("listening on {listen} for /metrics and /healthz"))?;
             let at = listener.local_addr()?;
             tracing::info!("serving /metrics and /healthz on http://{at}");
-            let status = Arc::new(status::Status {
-                store: store.clone(),
-                machine: machine.name.clone(),
-                stats: machine.stats.clone(),
-                finished: finished.clone(),
-                runs: runs.clone(),
-            });
-            tokio::spawn(status::serve(listener, status, stop.clone()));
+            tokio::spawn(status::serve(listener, status.clone(), stop.clone()));
         }
+        let otlp = (otlp.as_ref())
+            .map(|c| recorder::metrics::export(status.metrics.clone(), &store, c, "crema-recorder"))
+            .transpose()?;
         // Fails at once when another process records this machine into this database.
         let recording = Recording::start(machine, store.clone(), Some(stored), None).await?;
         tokio::spawn(runs.clone().schedule_sync(SYNC_EVERY, stop.clone()));
         let result = recording.run(stop).await;
         runs.stop(Duration::from_secs(5)).await;
+        if let Some(otlp) = otlp {
+            // The last values, pushed as the recorder stops.
+            let _ = tokio::task::spawn_blocking(move || otlp.shutdown()).await;
+        }
         Ok(result?)
     });
     drop(rt);

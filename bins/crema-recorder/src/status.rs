@@ -6,10 +6,10 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use recorder::metrics::{self, Text};
+use recorder::metrics;
 use recorder::outbox::FinishedShots;
 use recorder::record::MachineStats;
 use recorder::runs::Runs;
@@ -18,11 +18,37 @@ use tokio_util::sync::CancellationToken;
 
 /// What the endpoints read.
 pub(crate) struct Status {
-    pub(crate) store: Arc<Store>,
-    pub(crate) machine: String,
-    pub(crate) stats: Arc<MachineStats>,
-    pub(crate) finished: Arc<FinishedShots>,
-    pub(crate) runs: Arc<Runs>,
+    pub(crate) health: metrics::HealthCheck,
+    pub(crate) metrics: Arc<metrics::Registry>,
+}
+
+impl Status {
+    /// The health and instruments of a recorder of one machine (`name`, its loop's `stats`)
+    /// into `store`.
+    pub(crate) fn new(
+        store: Arc<Store>,
+        name: String,
+        stats: Arc<MachineStats>,
+        finished: Arc<FinishedShots>,
+        runs: Arc<Runs>,
+    ) -> Self {
+        let health: metrics::HealthCheck = {
+            let (store, name, stats) = (store.clone(), name.clone(), stats.clone());
+            Arc::new(move || metrics::health(std::iter::once((name.as_str(), &*stats)), &store))
+        };
+        let mut registry = metrics::Registry::new();
+        registry.register(metrics::Application::new(
+            vec![(name, stats)],
+            store,
+            finished,
+            runs,
+            health.clone(),
+        ));
+        Self {
+            health,
+            metrics: Arc::new(registry),
+        }
+    }
 }
 
 /// `--listen`'s value: `PORT` (on 127.0.0.1) or `ADDRESS:PORT` (as given).
@@ -53,15 +79,8 @@ pub(crate) async fn serve(
     }
 }
 
-fn health(status: &Status) -> metrics::Health {
-    metrics::health(
-        std::iter::once((status.machine.as_str(), &*status.stats)),
-        &status.store,
-    )
-}
-
 async fn healthz(State(status): State<Arc<Status>>) -> Response {
-    let health = health(&status);
+    let health = (status.health)();
     let code = if health.is_ok() {
         StatusCode::OK
     } else {
@@ -70,23 +89,15 @@ async fn healthz(State(status): State<Arc<Status>>) -> Response {
     (code, axum::Json(health)).into_response()
 }
 
-async fn metrics_text(State(status): State<Arc<Status>>) -> Response {
+async fn metrics_text(State(status): State<Arc<Status>>, headers: HeaderMap) -> Response {
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|a| a.to_str().ok())
+        .map(str::to_owned);
     // The store's gauges read the database: off the async threads.
-    let text = tokio::task::spawn_blocking(move || {
-        let mut m = Text::default();
-        metrics::application(
-            &mut m,
-            std::iter::once((status.machine.as_str(), &*status.stats)),
-            &status.store,
-            &status.finished,
-            &status.runs,
-            &health(&status),
-        );
-        m.finish()
-    })
-    .await;
+    let text = tokio::task::spawn_blocking(move || status.metrics.text(accept.as_deref())).await;
     match text {
-        Ok(text) => ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response(),
+        Ok((kind, text)) => ([(header::CONTENT_TYPE, kind)], text).into_response(),
         Err(e) => (
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("metrics panicked: {e}"),

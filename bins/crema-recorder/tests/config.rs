@@ -5,6 +5,7 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use simulator::collector::Collector;
 use simulator::visualizer::StandIn;
 use simulator::{Scenario, Simulator, SimulatorConfig};
 
@@ -18,6 +19,7 @@ async fn the_gateways_file_drives_a_recorder() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("from-config.db");
     let stand_in = StandIn::start("me@example.com", "pw", "tk").await.unwrap();
+    let collector = Collector::start().await.unwrap();
     let sim = Simulator::start(SimulatorConfig {
         scenario: Scenario::Normal,
         speed: 4.0,
@@ -45,10 +47,15 @@ url = "{machine}"
 [visualizer]
 url = "{visualizer}"
 token = "tk"
+
+[otlp]
+endpoint = "{collector}"
+interval_s = 1
 "#,
             db = db.display(),
             machine = sim.url(),
             visualizer = stand_in.url(),
+            collector = collector.url(),
         ),
     )
     .unwrap();
@@ -76,7 +83,22 @@ token = "tk"
         text.contains("crema_machine_connected{machine=\"kitchen\"} 1"),
         "the machine's name from the file: {text}"
     );
+    // The same instruments reach the file's OTLP collector, as the recorder's.
+    let pushed = collector.exports().into_iter().rev().find(|e| {
+        e.metric("crema_machine_connected")
+            .is_some_and(|m| m.points.iter().any(|p| p.value == 1.0))
+    });
+    let pushed = pushed.expect("a push with the machine connected (one a second)");
+    assert_eq!(
+        pushed.resource.get("service.name").map(String::as_str),
+        Some("crema-recorder")
+    );
+    let pushes = collector.exports().len();
     assert!(terminate(&mut child).success());
+    assert!(
+        collector.exports().len() > pushes,
+        "the last values are pushed as the recorder stops"
+    );
     let said = std::fs::read_to_string(&log).unwrap();
     assert!(
         said.contains("broker, auth, origins are the gateway's; the recorder leaves them"),
@@ -105,6 +127,11 @@ fn a_mistake_in_the_file_stops_the_recorder_at_start() {
         (
             "[[machines]]\nname = \"a\"\nurl = \"http://127.0.0.1:9\"\n[visualizer]\nusername = \"me\"\n",
             "needs its password",
+        ),
+        ("[otlp]\nendpoint = \"collector:4318\"\n", "otlp"),
+        (
+            "[otlp]\nendpoint = \"http://collector:4318\"\ninterval_s = 0.01\n",
+            "at least 1 s",
         ),
     ] {
         std::fs::write(&config, text).unwrap();

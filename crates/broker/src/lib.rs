@@ -313,37 +313,38 @@ impl Broker {
     pub fn describe(&self) -> String {
         format!("{} (keys {}:…)", self.url, self.prefix)
     }
+}
 
-    /// Prometheus text of the broker's families.
-    pub fn write_metrics(&self, out: &mut String) {
-        use std::fmt::Write as _;
-        let h = &self.health;
-        let gauge = |b: &AtomicBool| u8::from(b.load(Ordering::Relaxed));
-        let _ = write!(
-            out,
-            "# HELP crema_broker_up Whether the Redis connection of each role works.\n\
-             # TYPE crema_broker_up gauge\n\
-             crema_broker_up{{role=\"publish\"}} {}\n\
-             crema_broker_up{{role=\"read\"}} {}\n\
-             # HELP crema_broker_events_total Events by what became of them.\n\
-             # TYPE crema_broker_events_total counter\n\
-             crema_broker_events_total{{outcome=\"published\"}} {}\n\
-             crema_broker_events_total{{outcome=\"failed\"}} {}\n\
-             crema_broker_events_total{{outcome=\"dropped\"}} {}\n\
-             crema_broker_events_total{{outcome=\"fenced\"}} {}\n\
-             crema_broker_events_total{{outcome=\"received\"}} {}\n\
-             # HELP crema_broker_gaps_total Holes found while reading (events the stream no longer held).\n\
-             # TYPE crema_broker_gaps_total counter\n\
-             crema_broker_gaps_total {}\n",
-            gauge(&h.publishing),
-            gauge(&h.reading),
-            h.published.load(Ordering::Relaxed),
-            h.failed.load(Ordering::Relaxed),
-            h.dropped.load(Ordering::Relaxed),
-            h.fenced.load(Ordering::Relaxed),
-            h.received.load(Ordering::Relaxed),
-            h.gaps.load(Ordering::Relaxed),
-        );
+/// The broker's families for `/metrics` and OTLP: its connections, and what became of the
+/// events.
+#[derive(Debug)]
+pub struct Metrics(pub Arc<Broker>);
+
+impl telemetry::Source for Metrics {
+    fn collect(&self, m: &mut telemetry::Families) {
+        let h = self.0.health();
+        let up = |b: &AtomicBool| u64::from(b.load(Ordering::Relaxed));
+        m.gauge(
+            "crema_broker_up",
+            "Whether the Redis connection of each role works.",
+        )
+        .sample(&[("role", "publish")], up(&h.publishing))
+        .sample(&[("role", "read")], up(&h.reading));
+        let family = m.counter("crema_broker_events", "Events by what became of them.");
+        for (outcome, n) in [
+            ("published", &h.published),
+            ("failed", &h.failed),
+            ("dropped", &h.dropped),
+            ("fenced", &h.fenced),
+            ("received", &h.received),
+        ] {
+            family.sample(&[("outcome", outcome)], n.load(Ordering::Relaxed));
+        }
+        m.counter(
+            "crema_broker_gaps",
+            "Holes found while reading (events the stream no longer held).",
+        )
+        .sample(&[], h.gaps.load(Ordering::Relaxed));
     }
 }
 

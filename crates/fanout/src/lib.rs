@@ -14,6 +14,7 @@ pub mod frames;
 pub mod guard;
 pub mod hub;
 mod mailbox;
+pub mod metrics;
 pub mod outbound;
 pub mod serve;
 pub mod sse;

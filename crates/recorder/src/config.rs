@@ -3,11 +3,13 @@
 //! alone, so that one file can serve a gateway and a recorder.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use serde::Deserialize as _;
 
 use crate::hooks::{AnalyzerConfig, WebhookConfig};
 use crate::visualizer::VisualizerConfig;
+use telemetry::otlp::OtlpConfig;
 
 /// The keys only the gateway reads: the broker, the auth of its HTTP API, the pages allowed to
 /// open its WebSocket.
@@ -50,6 +52,43 @@ pub struct Shared {
     pub analyzers: Vec<AnalyzerConfig>,
     /// Where every finished live shot is uploaded.
     pub visualizer: Option<VisualizerConfig>,
+    /// Where the metrics are pushed over OTLP/HTTP, if anywhere.
+    pub otlp: Option<OtlpSection>,
+}
+
+/// `[otlp]`: `endpoint` (the collector's OTLP/HTTP base URL, `http://collector:4318`),
+/// `interval_s` (between pushes, 60 by default) and `headers` (sent with every push).
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OtlpSection {
+    /// The collector's base URL; metrics go to `{endpoint}/v1/metrics`.
+    pub endpoint: String,
+    /// Seconds between pushes (at least 1).
+    pub interval_s: Option<f64>,
+    /// Headers of every push (`{ "x-api-key" = "…" }`).
+    #[serde(default)]
+    pub headers: std::collections::BTreeMap<String, String>,
+}
+
+impl OtlpSection {
+    /// The exporter's configuration, or what is wrong with the section.
+    pub fn build(&self) -> Result<OtlpConfig, String> {
+        let seconds = self
+            .interval_s
+            .unwrap_or(OtlpConfig::DEFAULT_INTERVAL.as_secs_f64());
+        let interval = Duration::try_from_secs_f64(seconds)
+            .map_err(|_| format!("otlp: interval_s = {seconds} is not a duration"))?;
+        let mut config =
+            OtlpConfig::new(&self.endpoint, interval).map_err(|e| format!("otlp: {e}"))?;
+        for (name, value) in &self.headers {
+            http::HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| format!("otlp: {name:?} is not a header name"))?;
+            http::HeaderValue::from_str(value)
+                .map_err(|_| format!("otlp: the value of header {name} is not a header value"))?;
+        }
+        config.headers = self.headers.clone();
+        Ok(config)
+    }
 }
 
 impl Shared {
@@ -57,18 +96,42 @@ impl Shared {
     /// the gateway's keys it holds (which a recorder leaves alone). A key neither binary knows,
     /// or a value of the wrong kind, is an error that says which and where.
     pub fn parse(path: &str, text: &str) -> Result<(Shared, Vec<&'static str>), ConfigError> {
+        let (shared, gateway) = Self::split(path, text)?;
+        let names = GATEWAY_ONLY
+            .into_iter()
+            .filter(|key| gateway.contains_key(*key))
+            .collect();
+        Ok((shared, names))
+    }
+
+    /// The shared keys of the config file at `path` whose text is `text`, and the table of
+    /// the gateway's own keys ([`GATEWAY_ONLY`]) for the gateway to read. A key neither binary
+    /// knows, or a value of the wrong kind or out of range, is an error that says which and
+    /// where.
+    pub fn split(path: &str, text: &str) -> Result<(Shared, toml::Table), ConfigError> {
         let fail = |reason: String| ConfigError {
             path: path.to_owned(),
             reason,
         };
         let mut table: toml::Table = toml::from_str(text).map_err(|e| fail(e.to_string()))?;
-        let gateway: Vec<&'static str> = GATEWAY_ONLY
-            .into_iter()
-            .filter(|key| table.remove(*key).is_some())
-            .collect();
+        let mut gateway = toml::Table::new();
+        for key in GATEWAY_ONLY {
+            if let Some(value) = table.remove(key) {
+                gateway.insert(key.to_owned(), value);
+            }
+        }
         let shared =
             Shared::deserialize(toml::Value::Table(table)).map_err(|e| fail(e.to_string()))?;
+        shared.check().map_err(fail)?;
         Ok((shared, gateway))
+    }
+
+    /// What serde cannot say about the values: ranges, URLs, header names.
+    fn check(&self) -> Result<(), String> {
+        if let Some(otlp) = &self.otlp {
+            otlp.build()?;
+        }
+        Ok(())
     }
 
     /// The one machine a recorder records: the only `[[machines]]` entry, or the one named

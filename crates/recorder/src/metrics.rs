@@ -1,8 +1,7 @@
-//! Prometheus text (format 0.0.4) for what this crate runs: the machines' recording loops, the
-//! store's commits, the webhooks and analyzers, and the runs. A process adds its own families
-//! (the gateway: connections and fan-out) to the same [`Text`].
+//! The application layer's families: the machines' recording loops, the store's commits, the
+//! webhooks, analyzers and uploads, the runs, and health. Both binaries register them.
 
-use std::fmt::Write as _;
+use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 
 use storage::Store;
@@ -10,45 +9,7 @@ use storage::Store;
 use crate::outbox::FinishedShots;
 use crate::record::MachineStats;
 use crate::runs::Runs;
-
-/// Prometheus text being written, one family at a time.
-#[derive(Debug, Default)]
-pub struct Text(String);
-
-impl Text {
-    /// Starts a family: its `HELP` and `TYPE` lines.
-    pub fn family(&mut self, name: &str, kind: &str, help: &str) {
-        let _ = write!(self.0, "# HELP {name} {help}\n# TYPE {name} {kind}\n");
-    }
-
-    /// A sample of the current family; `labels` is `key="value",…` (values through [`label`]).
-    pub fn sample(&mut self, name: &str, labels: &str, value: impl std::fmt::Display) {
-        if labels.is_empty() {
-            let _ = writeln!(self.0, "{name} {value}");
-        } else {
-            let _ = writeln!(self.0, "{name}{{{labels}}} {value}");
-        }
-    }
-
-    /// A family of one sample without labels.
-    pub fn one(&mut self, name: &str, kind: &str, help: &str, value: impl std::fmt::Display) {
-        self.family(name, kind, help);
-        self.sample(name, "", value);
-    }
-
-    /// The text.
-    pub fn finish(self) -> String {
-        self.0
-    }
-}
-
-/// A label value, escaped as the text format wants.
-pub fn label(value: &str) -> String {
-    value
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
-}
+pub use telemetry::{Families, Registry, Source};
 
 /// What is wrong with a process, for `/healthz` and `crema_healthy`: nothing, or each problem
 /// named.
@@ -114,324 +75,329 @@ pub fn health<'a>(
     }
 }
 
+/// How the process judges its health, for `crema_healthy` (the same as `/healthz`).
+pub type HealthCheck = Arc<dyn Fn() -> Health + Send + Sync>;
+
+/// Every family of the application layer, as both binaries serve it.
+pub struct Application {
+    machines: Vec<(String, Arc<MachineStats>)>,
+    store: Arc<Store>,
+    finished: Arc<FinishedShots>,
+    runs: Arc<Runs>,
+    health: HealthCheck,
+}
+
+impl std::fmt::Debug for Application {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Application")
+            .field("machines", &self.machines.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Application {
+    /// The families of the recording loops of `machines` (name, stats), of `store`, of the
+    /// hooks and uploads of `finished`, of `runs`, and `health` as a number.
+    pub fn new(
+        machines: Vec<(String, Arc<MachineStats>)>,
+        store: Arc<Store>,
+        finished: Arc<FinishedShots>,
+        runs: Arc<Runs>,
+        health: HealthCheck,
+    ) -> Self {
+        Self {
+            machines,
+            store,
+            finished,
+            runs,
+            health,
+        }
+    }
+}
+
+impl Source for Application {
+    fn collect(&self, m: &mut Families) {
+        machines(
+            m,
+            self.machines
+                .iter()
+                .map(|(name, stats)| (name.as_str(), &**stats)),
+        );
+        storage(m, &self.store);
+        hooks(m, &self.finished);
+        runs(m, &self.runs, &self.store);
+        healthy(m, &(self.health)());
+    }
+}
+
 /// `crema_healthy` (what `/healthz` says, as a number) and `crema_storage_healthy`.
-pub fn healthy(m: &mut Text, health: &Health) {
-    m.one(
+fn healthy(m: &mut Families, health: &Health) {
+    m.gauge(
         "crema_healthy",
-        "gauge",
         "1 when /healthz answers ok: storage stores and every machine is connected.",
-        u64::from(health.is_ok()),
-    );
-    m.one(
+    )
+    .sample(&[], u64::from(health.is_ok()));
+    m.gauge(
         "crema_storage_healthy",
-        "gauge",
         "1 when the last batch of writes was stored whole.",
+    )
+    .sample(
+        &[],
         u64::from(!health.problems.iter().any(|p| p.what == "storage")),
     );
 }
 
-/// A per-machine family: name, type, help, and how to read it off the loop's stats.
-type MachineMetric = (
-    &'static str,
-    &'static str,
-    &'static str,
-    fn(&MachineStats) -> u64,
-);
+/// A per-machine family: name, whether a counter, help, and how to read it off the loop's
+/// stats.
+type MachineMetric = (&'static str, bool, &'static str, fn(&MachineStats) -> u64);
+
+const COUNTER: bool = true;
+const GAUGE: bool = false;
 
 const PER_MACHINE: [MachineMetric; 14] = [
     (
         "crema_machine_connected",
-        "gauge",
+        GAUGE,
         "Whether the process is connected to the machine.",
         |s| u64::from(s.connected.load(Relaxed)),
     ),
     (
-        "crema_machine_events_total",
-        "counter",
+        "crema_machine_events",
+        COUNTER,
         "Events received from the machine.",
         |s| s.events.load(Relaxed),
     ),
     (
         "crema_recorder_recording",
-        "gauge",
+        GAUGE,
         "Whether a shot is being recorded.",
         |s| u64::from(s.recording.load(Relaxed)),
     ),
     (
         "crema_recorder_shot_samples",
-        "gauge",
+        GAUGE,
         "Samples journaled for the shot in progress (or the last one).",
         |s| s.shot_samples.load(Relaxed),
     ),
     (
-        "crema_recorder_shots_recorded_total",
-        "counter",
+        "crema_recorder_shots_recorded",
+        COUNTER,
         "Live shots recorded since the start.",
         |s| s.shots_recorded.load(Relaxed),
     ),
     (
-        "crema_recorder_shots_discarded_total",
-        "counter",
+        "crema_recorder_shots_discarded",
+        COUNTER,
         "Live shots ended and not kept (flushes, too short, stalled).",
         |s| s.shots_discarded.load(Relaxed),
     ),
     (
         "crema_recorder_unstored_samples",
-        "gauge",
+        GAUGE,
         "Samples read from the machine and not stored yet (held while the database refuses writes).",
         |s| s.unstored_samples.load(Relaxed),
     ),
     (
-        "crema_recorder_samples_lost_total",
-        "counter",
+        "crema_recorder_samples_lost",
+        COUNTER,
         "Samples given up on because the database refused writes for too long (each loss is logged).",
         |s| s.samples_lost.load(Relaxed),
     ),
     (
         "crema_recorder_storage_failing",
-        "gauge",
+        GAUGE,
         "Whether the recording loop's last write was refused (it is being retried).",
         |s| u64::from(s.storage_failing.load(Relaxed)),
     ),
     (
         "crema_sync_running",
-        "gauge",
+        GAUGE,
         "Whether a history sync of the machine (scheduled or asked for) is running.",
         |s| u64::from(s.syncing.load(Relaxed)),
     ),
     (
         "crema_sync_done",
-        "gauge",
+        GAUGE,
         "Shots the running (or last) history sync of the machine has fetched.",
         |s| s.sync_done.load(Relaxed),
     ),
     (
         "crema_sync_total",
-        "gauge",
+        GAUGE,
         "Shots the running (or last) history sync of the machine has to fetch.",
         |s| s.sync_total.load(Relaxed),
     ),
     (
-        "crema_sync_failures_total",
-        "counter",
+        "crema_sync_failures",
+        COUNTER,
         "History syncs of the machine that failed.",
         |s| s.syncs_failed.load(Relaxed),
     ),
     (
         "crema_sync_last_success_timestamp_seconds",
-        "gauge",
+        GAUGE,
         "When the last history sync of the machine succeeded (0: never).",
         |s| s.last_sync_unix.load(Relaxed),
     ),
 ];
 
 /// The recording loops, one sample per machine in each family.
-pub fn machines<'a>(
-    m: &mut Text,
+fn machines<'a>(
+    m: &mut Families,
     machines: impl Iterator<Item = (&'a str, &'a MachineStats)> + Clone,
 ) {
-    for (name, kind, help, read) in PER_MACHINE {
-        m.family(name, kind, help);
+    for (name, counter, help, read) in PER_MACHINE {
+        let family = if counter {
+            m.counter(name, help)
+        } else {
+            m.gauge(name, help)
+        };
         for (machine, stats) in machines.clone() {
-            m.sample(
-                name,
-                &format!("machine=\"{}\"", label(machine)),
-                read(stats),
-            );
+            family.sample(&[("machine", machine)], read(stats));
         }
     }
 }
 
+/// The store's commit histogram.
+const COMMITS: &str = "crema_storage_commit_seconds";
+const COMMITS_HELP: &str =
+    "Time of each database commit (a batch of writes), BEGIN to the end of COMMIT, fsync included.";
+
+/// Starts pushing `registry` to the collector of `config` as `service`, with the commits of
+/// `store` (whose histogram the store reports into as each commit ends).
+pub fn export(
+    registry: Arc<Registry>,
+    store: &Store,
+    config: &telemetry::otlp::OtlpConfig,
+    service: &'static str,
+) -> Result<telemetry::otlp::Exporter, telemetry::otlp::OtlpError> {
+    let exporter = telemetry::otlp::Exporter::start(registry, config, service)?;
+    store.on_commit(exporter.seconds_histogram(COMMITS, COMMITS_HELP, &storage::COMMIT_BUCKETS));
+    Ok(exporter)
+}
+
 /// The store: commit latency and failures, and the shots stored.
-pub fn storage(m: &mut Text, store: &Store) {
+fn storage(m: &mut Families, store: &Store) {
     let commits = store.commit_stats();
-    m.family(
-        "crema_storage_commit_seconds",
-        "histogram",
-        "Time of each database commit (a batch of writes), BEGIN to the end of COMMIT, fsync included.",
-    );
-    for (le, count) in &commits.buckets {
-        m.sample(
-            "crema_storage_commit_seconds_bucket",
-            &format!("le=\"{le}\""),
-            count,
-        );
-    }
-    m.sample(
-        "crema_storage_commit_seconds_bucket",
-        "le=\"+Inf\"",
+    m.histogram(
+        COMMITS,
+        COMMITS_HELP,
+        commits.seconds_sum,
         commits.commits,
+        commits.buckets,
     );
-    m.sample("crema_storage_commit_seconds_sum", "", commits.seconds_sum);
-    m.sample("crema_storage_commit_seconds_count", "", commits.commits);
-    m.one(
-        "crema_storage_commit_failures_total",
-        "counter",
+    m.counter(
+        "crema_storage_commit_failures",
         "Database commits that failed (a full disk, say).",
-        commits.failed,
-    );
+    )
+    .sample(&[], commits.failed);
+    let shots = m.gauge("crema_shots", "Shots stored.");
     if let Ok(reader) = store.reader()
         && let Ok(count) = reader.shot_count()
     {
-        m.one("crema_shots", "gauge", "Shots stored.", count);
+        shots.sample(&[], count);
     }
 }
 
-/// Every family of the application layer, as both binaries serve it: the recording loops of
-/// `machines`, the store, the hooks and uploads, the runs, and `health`.
-pub fn application<'a>(
-    m: &mut Text,
-    machines: impl Iterator<Item = (&'a str, &'a MachineStats)> + Clone,
-    store: &Store,
-    finished: &FinishedShots,
-    runs: &Runs,
-    health: &Health,
-) {
-    self::machines(m, machines);
-    storage(m, store);
-    hooks(m, finished);
-    self::runs(m, runs, store);
-    healthy(m, health);
-}
-
-/// Webhooks and external analyzers.
-pub fn hooks(m: &mut Text, finished: &FinishedShots) {
-    m.family(
-        "crema_webhook_deliveries_total",
-        "counter",
+/// Webhooks, external analyzers and Visualizer uploads, and the outbox they go through.
+fn hooks(m: &mut Families, finished: &FinishedShots) {
+    let family = m.counter(
+        "crema_webhook_deliveries",
         "Finished shots per webhook, by this process: delivered (2xx), failed (refused, or out of tries).",
     );
     for hook in finished.hooks() {
-        let name = label(hook.name());
         for (result, count) in [
             ("delivered", &hook.stats.delivered),
             ("failed", &hook.stats.failed),
         ] {
-            m.sample(
-                "crema_webhook_deliveries_total",
-                &format!("webhook=\"{name}\",result=\"{result}\""),
+            family.sample(
+                &[("webhook", hook.name()), ("result", result)],
                 count.load(Relaxed),
             );
         }
     }
-    m.family(
-        "crema_webhook_retries_total",
-        "counter",
-        "Webhook tries after a failed one.",
-    );
+    let family = m.counter("crema_webhook_retries", "Webhook tries after a failed one.");
     for hook in finished.hooks() {
-        m.sample(
-            "crema_webhook_retries_total",
-            &format!("webhook=\"{}\"", label(hook.name())),
+        family.sample(
+            &[("webhook", hook.name())],
             hook.stats.retries.load(Relaxed),
         );
     }
     if let Some(visualizer) = finished.visualizer() {
-        m.family(
-            "crema_visualizer_uploads_total",
-            "counter",
+        let family = m.counter(
+            "crema_visualizer_uploads",
             "Finished shots uploaded to Visualizer by this process: uploaded, failed (refused, or out of tries).",
         );
         for (result, count) in [
             ("uploaded", &visualizer.stats.uploaded),
             ("failed", &visualizer.stats.failed),
         ] {
-            m.sample(
-                "crema_visualizer_uploads_total",
-                &format!("result=\"{result}\""),
-                count.load(Relaxed),
-            );
+            family.sample(&[("result", result)], count.load(Relaxed));
         }
-        m.one(
-            "crema_visualizer_retries_total",
-            "counter",
+        m.counter(
+            "crema_visualizer_retries",
             "Visualizer upload tries after a failed one.",
-            visualizer.stats.retries.load(Relaxed),
-        );
+        )
+        .sample(&[], visualizer.stats.retries.load(Relaxed));
     }
     let reader = finished.store().reader();
+    let unplanned = m.gauge(
+        "crema_outbox_unplanned",
+        "Finished shots whose deliveries are not planned yet (a shot a crash cut waits 30 s for its recording to resume).",
+    );
     if let Ok(reader) = &reader
         && let Ok(waiting) = reader.unplanned()
     {
-        m.one(
-            "crema_outbox_unplanned",
-            "gauge",
-            "Finished shots whose deliveries are not planned yet (a shot a crash cut waits 30 s for its recording to resume).",
-            waiting,
-        );
+        unplanned.sample(&[], waiting);
     }
-    m.family(
+    let family = m.gauge(
         "crema_outbox_deliveries",
-        "gauge",
         "Deliveries in the store's outbox (kept 30 days) per target and status: pending, delivered, failed.",
     );
     if let Ok(reader) = &reader
         && let Ok(counts) = reader.delivery_counts()
     {
         for (target, status, count) in counts {
-            m.sample(
-                "crema_outbox_deliveries",
-                &format!(
-                    "target=\"{}\",status=\"{}\"",
-                    label(&target),
-                    label(&status)
-                ),
-                count,
-            );
+            family.sample(&[("target", &target), ("status", &status)], count);
         }
     }
-    m.family(
-        "crema_analyzer_answers_total",
-        "counter",
+    let family = m.counter(
+        "crema_analyzer_answers",
         "External analyzer requests: ok (JSON stored) or failed.",
     );
     for analyzer in finished.analyzers() {
         let (ok, failed) = analyzer.counts();
         for (result, count) in [("ok", ok), ("failed", failed)] {
-            m.sample(
-                "crema_analyzer_answers_total",
-                &format!(
-                    "analyzer=\"{}\",result=\"{result}\"",
-                    label(analyzer.name())
-                ),
-                count,
-            );
+            family.sample(&[("analyzer", analyzer.name()), ("result", result)], count);
         }
     }
 }
 
 /// The active run, and the runs stored.
-pub fn runs(m: &mut Text, runs: &Runs, store: &Store) {
+fn runs(m: &mut Families, runs: &Runs, store: &Store) {
     let current = runs.current().ok().flatten();
-    m.one(
+    m.gauge(
         "crema_run_active",
-        "gauge",
-        "Whether a run (sync, qa, analyze) is queued or running.",
-        u64::from(current.is_some()),
-    );
+        "Whether a run (sync, qa, analyze, upload) is queued or running.",
+    )
+    .sample(&[], u64::from(current.is_some()));
     let (done, total) = current.as_ref().map_or((0, 0), |r| (r.done, r.total));
-    m.one(
+    m.gauge(
         "crema_run_done",
-        "gauge",
         "Items the active run has done (0 without one).",
-        done,
-    );
-    m.one(
+    )
+    .sample(&[], done);
+    m.gauge(
         "crema_run_total",
-        "gauge",
         "Items the active run has to do (0 without one).",
-        total,
-    );
+    )
+    .sample(&[], total);
+    let family = m.gauge("crema_runs", "Runs stored, by kind and status.");
     if let Ok(reader) = store.reader()
         && let Ok(counts) = reader.run_counts()
     {
-        m.family("crema_runs", "gauge", "Runs stored, by kind and status.");
         for (kind, status, count) in counts {
-            m.sample(
-                "crema_runs",
-                &format!("kind=\"{}\",status=\"{}\"", label(&kind), label(&status)),
-                count,
-            );
+            family.sample(&[("kind", &kind), ("status", &status)], count);
         }
     }
 }
@@ -443,10 +409,10 @@ mod tests {
     #[test]
     fn health_names_a_failing_store_and_a_machine_not_connected() {
         let dir = tempfile::tempdir().unwrap();
-        let fail = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let fail = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let failing = fail.clone();
         let options = storage::Options {
-            fail_commit: Some(std::sync::Arc::new(move |_| failing.load(Relaxed))),
+            fail_commit: Some(Arc::new(move |_| failing.load(Relaxed))),
             ..storage::Options::default()
         };
         let store = Store::open(&dir.path().join("crema.db"), options).unwrap();
@@ -470,9 +436,9 @@ mod tests {
             ),
             (Some("machine"), Some("office"))
         );
-        let mut m = Text::default();
-        healthy(&mut m, &sick);
-        let families = m.finish();
+        let mut registry = Registry::new();
+        registry.register(move |m: &mut Families| healthy(m, &sick));
+        let (_, families) = registry.text(None);
         assert!(families.contains("crema_healthy 0\n"), "{families}");
         assert!(families.contains("crema_storage_healthy 0\n"), "{families}");
         // Space again: the next batch stores whole, and storage is healthy again.
@@ -489,11 +455,26 @@ mod tests {
     fn families_and_escaped_labels() {
         let stats = MachineStats::default();
         stats.events.store(12, Relaxed);
-        let mut m = Text::default();
-        machines(&mut m, [("kit\"chen", &stats)].into_iter());
-        let text = m.finish();
+        let stats = Arc::new(stats);
+        let mut registry = Registry::new();
+        registry.register(move |m: &mut Families| {
+            machines(m, [("kit\"chen\\\n", &*stats)].into_iter());
+        });
+        let (_, text) = registry.text(None);
         assert!(text.contains("# TYPE crema_machine_events_total counter\n"));
-        assert!(text.contains("crema_machine_events_total{machine=\"kit\\\"chen\"} 12\n"));
+        assert!(
+            text.contains("crema_machine_events_total{machine=\"kit\\\"chen\\\\\\n\"} 12\n"),
+            "{text}"
+        );
         assert_eq!(text.matches("# HELP").count(), PER_MACHINE.len());
+        // OpenMetrics when asked for: a counter's family is named without `_total`, and the
+        // text ends with `# EOF`.
+        let (kind, open) = registry.text(Some("application/openmetrics-text;version=1.0.0"));
+        assert_eq!(kind, telemetry::OPENMETRICS_TEXT);
+        assert!(
+            open.contains("# TYPE crema_machine_events counter\n"),
+            "{open}"
+        );
+        assert!(open.ends_with("# EOF\n"), "{open}");
     }
 }

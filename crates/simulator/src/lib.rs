@@ -24,6 +24,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod collector;
 mod machine;
 mod replay;
 pub mod visualizer;

@@ -48,7 +48,7 @@ pub use lease::{Holder, Owner};
 pub use outbox::{Delivery, Finished, NewDelivery};
 pub use read::{ShotFile, ShotSummary, ShotsPage};
 pub use runs::{Analysis, QaResult, Run, RunKind, RunProgress, RunStatus};
-pub use stats::{COMMIT_BUCKETS, CommitStats};
+pub use stats::{COMMIT_BUCKETS, CommitObserver, CommitStats};
 
 /// Why storage failed, with what it was doing.
 #[derive(Debug, thiserror::Error)]
@@ -552,6 +552,12 @@ impl Store {
     /// How the writer's commits went so far: how many, how many failed, and how long they took.
     pub fn commit_stats(&self) -> CommitStats {
         self.stats.snapshot()
+    }
+
+    /// Tells `observer` the time of every commit from now on (one observer per store: `false`
+    /// when one is set already).
+    pub fn on_commit(&self, observer: CommitObserver) -> bool {
+        self.stats.observe(observer)
     }
 
     /// Applies `write`; answers once it is committed (durable), or with why it is not.

@@ -1,7 +1,7 @@
 //! Commit statistics for `/metrics`: a count, the failures, and a latency histogram.
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 /// The histogram's upper bounds, in seconds (Prometheus `le` labels).
@@ -9,7 +9,7 @@ pub const COMMIT_BUCKETS: [f64; 10] =
     [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0];
 
 /// What the writer thread counts, shared with [`crate::Store::commit_stats`].
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub(crate) struct Stats {
     commits: AtomicU64,
     failed: AtomicU64,
@@ -18,9 +18,29 @@ pub(crate) struct Stats {
     buckets: [AtomicU64; COMMIT_BUCKETS.len()],
     /// Why the last batch had a write that was not stored; `None` once a batch stores all.
     last_error: Mutex<Option<String>>,
+    /// Told the time of every commit, once set ([`crate::Store::on_commit`]).
+    observer: OnceLock<CommitObserver>,
+}
+
+/// What is told the time of every commit (an OpenTelemetry histogram, say).
+pub type CommitObserver = Arc<dyn Fn(Duration) + Send + Sync>;
+
+impl std::fmt::Debug for Stats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stats")
+            .field("commits", &self.commits)
+            .field("failed", &self.failed)
+            .field("observed", &self.observer.get().is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Stats {
+    /// Sets what is told every commit's time; `false` when one is set already.
+    pub(crate) fn observe(&self, observer: CommitObserver) -> bool {
+        self.observer.set(observer).is_ok()
+    }
+
     /// One batch: how long it took from `BEGIN` to the end of `COMMIT`, and the first error
     /// of a write that was not stored (`None`: every write of it is stored).
     pub(crate) fn record(&self, took: Duration, error: Option<String>) {
@@ -33,6 +53,9 @@ impl Stats {
             u64::try_from(took.as_micros()).unwrap_or(u64::MAX),
             Ordering::Relaxed,
         );
+        if let Some(observer) = self.observer.get() {
+            observer(took);
+        }
         let seconds = took.as_secs_f64();
         if let Some(i) = COMMIT_BUCKETS.iter().position(|&le| seconds <= le) {
             self.buckets[i].fetch_add(1, Ordering::Relaxed);

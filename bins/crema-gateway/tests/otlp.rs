@@ -1,0 +1,131 @@
+//! `[otlp]` in the gateway's `crema.toml`: its metrics reach an OTLP/HTTP collector stand-in
+//! (protobuf decoded with OpenTelemetry's own message types), every family of `/metrics` as
+//! an instrument of the same name, kind and labels.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use common::{eventually, request, start};
+use simulator::collector::{Collector, Shape};
+use simulator::{Scenario, Simulator, SimulatorConfig};
+
+/// The families of a Prometheus text: name (as written) and type.
+fn families(text: &str) -> BTreeMap<String, String> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split_once(' '))
+        .map(|(name, kind)| (name.to_owned(), kind.to_owned()))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gateway_pushes_every_family_of_metrics_over_otlp() {
+    let collector = Collector::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("crema.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[otlp]\nendpoint = \"{}\"\ninterval_s = 1\nheaders = {{ \"x-api-key\" = \"k\" }}\n",
+            collector.url()
+        ),
+    )
+    .unwrap();
+    let sim = Simulator::start(SimulatorConfig {
+        scenario: Scenario::Normal,
+        speed: 10.0,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let db = dir.path().join("crema.db");
+    let gw = start(&[
+        "--config",
+        config.to_str().unwrap(),
+        "--machine",
+        &format!("kitchen={}", sim.url()),
+        "--db",
+        db.to_str().unwrap(),
+    ])
+    .await;
+    let export = eventually(
+        Duration::from_secs(30),
+        "a push with the machine connected and events counted",
+        || async {
+            collector.exports().into_iter().rev().find(|e| {
+                let point = |name: &str| {
+                    e.metric(name).and_then(|m| {
+                        m.points
+                            .iter()
+                            .find(|p| {
+                                p.attributes.get("machine").map(String::as_str) == Some("kitchen")
+                            })
+                            .map(|p| p.value)
+                    })
+                };
+                point("crema_machine_connected") == Some(1.0)
+                    && point("crema_machine_events").is_some_and(|n| n > 0.0)
+                    && e.metric("crema_storage_commit_seconds")
+                        .is_some_and(|m| m.points.iter().any(|p| p.count > 0))
+            })
+        },
+    )
+    .await;
+    assert_eq!(
+        export.headers.get("x-api-key").map(String::as_str),
+        Some("k")
+    );
+    assert_eq!(
+        export.resource.get("service.name").map(String::as_str),
+        Some("crema-gateway")
+    );
+
+    // Every family of /metrics is an instrument of the next push, of the same kind.
+    let (status, text) = request(&gw.addr, "GET", "/metrics", "", "").await;
+    assert_eq!(status, 200);
+    let seen = collector.exports().len();
+    let export = eventually(Duration::from_secs(10), "the next push", || async {
+        collector.exports().into_iter().nth(seen)
+    })
+    .await;
+    let scraped = families(&text);
+    assert!(scraped.len() >= 30, "{scraped:?}");
+    let pushed: BTreeMap<String, String> = export
+        .metrics
+        .iter()
+        .map(|m| match m.shape {
+            Shape::Counter => (format!("{}_total", m.name), "counter".to_owned()),
+            Shape::Gauge => (m.name.clone(), "gauge".to_owned()),
+            Shape::Histogram => (m.name.clone(), "histogram".to_owned()),
+            other => (m.name.clone(), format!("{other:?}")),
+        })
+        .collect();
+    // Families without samples yet (no webhook, no analyzer configured) are described in
+    // /metrics and have no points to push; every other one is pushed.
+    let empty: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split(' ').next())
+        .filter(|name| {
+            !text
+                .lines()
+                .any(|l| !l.starts_with('#') && l.starts_with(name))
+        })
+        .collect();
+    for (name, kind) in &scraped {
+        if empty.contains(&name.as_str()) {
+            continue;
+        }
+        assert_eq!(
+            pushed.get(name),
+            Some(kind),
+            "{name} in /metrics, pushed: {pushed:?}"
+        );
+    }
+    for name in pushed.keys() {
+        assert!(scraped.contains_key(name), "{name} pushed, not in /metrics");
+    }
+    assert!(collector.errors().is_empty(), "{:?}", collector.errors());
+}
