@@ -19,13 +19,40 @@ async function need(what) {
   if (answer.done) throw new Error(`no answer to "need: ${what}"`);
 }
 const subscribed = (page) => page.evaluate(() => Number(document.body.dataset.subscribed || 0));
+// Screenshots for a person to look at, when asked for (CREMA_SCREENSHOTS=<folder>).
+const shots = process.env.CREMA_SCREENSHOTS;
+const screenshot = async (target, name) => { if (shots) await target.screenshot({ path: `${shots}/${name}.png` }); };
+const SERIES = ["time", "pressure", "flow", "weight", "weight flow", "temperature", "pressure target", "flow target"];
+const UNITS = { time: / s$/, pressure: / bar$/, flow: / ml\/s$/, weight: / g$/, "weight flow": / g\/s$/, temperature: / °C$/, "pressure target": / bar$/, "flow target": / ml\/s$/ };
+// The chart's axes (their labels, and whether each is drawn) and its legend's series.
+const axesOf = (page, name) => page.evaluate((name) => charts[name].plot.axes.map((a) => [a.label || null, a.show !== false]), name);
+const legendOf = (page, chart) => page.$$eval(`${chart} .u-legend .u-series`, (rows) => rows.map((r) => [r.querySelector(".u-label").textContent, r.querySelector(".u-value").textContent]));
+// Points at 40 % of the chart (a finger, or the mouse: the middle of the infusion) and checks
+// the crosshair's values: a number with its unit for every series.
+async function crosshair(page, chart, touch) {
+  await page.$eval(chart, (el) => el.scrollIntoView({ block: "center" }));
+  await page.waitForTimeout(200);
+  const box = await (await page.$(`${chart} .u-over`)).boundingBox();
+  const [x, y] = [box.x + box.width * 0.4, box.y + box.height / 2];
+  if (touch) await page.touchscreen.tap(x, y); else await page.mouse.move(x, y);
+  await page.waitForTimeout(200);
+  const legend = await legendOf(page, chart);
+  for (const name of SERIES) {
+    const row = legend.find(([label]) => label === name);
+    if (!row) throw new Error(`${chart}: no ${name} in the legend ${JSON.stringify(legend)}`);
+    const value = row[1].trim();
+    if (!/^\d+\.\d /.test(value) || !UNITS[name].test(value)) throw new Error(`${chart}: the crosshair shows ${name} = ${value}`);
+  }
+  return legend;
+}
 const browser = await chromium.launch({
   executablePath,
   args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
          "--disable-sync", "--no-first-run"],
 });
 try {
-  const page = await browser.newPage({ viewport: { width: 390, height: 844 } });
+  const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, hasTouch: true, isMobile: true });
+  const page = await phone.newPage();
   const errors = [];
   page.on("pageerror", (e) => errors.push(String(e)));
   await page.goto(url + "?silence_ms=3000");
@@ -34,6 +61,15 @@ try {
   await page.waitForFunction(() => Number(document.body.dataset.liveSamples || 0) > 20, null, { timeout: 60_000 });
   const before = Number(await page.evaluate(() => document.body.dataset.liveSamples));
   await page.waitForFunction((n) => Number(document.body.dataset.liveSamples) > n + 10, before, { timeout: 20_000 });
+  // The live chart has its axes with units (on a phone: time, bar · ml/s, g; °C only in the
+  // legend) and its legend every series.
+  const liveAxes = JSON.stringify(await axesOf(page, "live"));
+  if (liveAxes !== JSON.stringify([[null, true], ["bar · ml/s", true], ["g", true], ["°C", false]])) throw new Error(`live chart axes ${liveAxes}`);
+  const liveLegend = (await legendOf(page, "#chart")).map(([label]) => label);
+  if (JSON.stringify(liveLegend) !== JSON.stringify(SERIES)) throw new Error(`live chart legend ${liveLegend}`);
+  const ticks = await page.evaluate(() => charts.live.plot.axes[0]._values || []);
+  if (!ticks.length || !ticks.every((t) => / s$/.test(t))) throw new Error(`time ticks ${ticks}`);
+  await screenshot(page, "phone-live");
   // The gauges show numbers.
   const pressure = await page.textContent("#g-p");
   if (!/^\d+\.\d$/.test(pressure.trim())) throw new Error(`pressure gauge shows ${pressure}`);
@@ -47,6 +83,10 @@ try {
   const href = await page.getAttribute("#export", "href");
   // The shot's public id: the machine's UUID (or the store's key before the machine named it).
   if (!/^\/api\/v1\/shots\/[0-9A-Za-z-]+\/file$/.test(href)) throw new Error(`export link ${href}`);
+  // Its chart: a finger on it shows every value at that moment, with its unit.
+  await page.waitForFunction(() => charts.shot && Number($("shot-chart").dataset.samples) > 0, null, { timeout: 10_000 });
+  await crosshair(page, "#shot-chart", true);
+  await screenshot(await page.$("#detail"), "phone-shot");
   // A QA run started from the page shows its progress from the SSE stream, then its summary.
   await page.click("#run-qa");
   await page.waitForFunction(() => document.body.dataset.run === "qa:succeeded", null, { timeout: 20_000 });
@@ -61,6 +101,26 @@ try {
   await page.waitForFunction(() => document.body.dataset.run === "sync:succeeded", null, { timeout: 30_000 });
   const sync = await page.textContent("#run-text");
   if (!sync.includes("on the machine")) throw new Error(`sync run shows ${sync}`);
+  // On a desktop: all four axes, the mouse's crosshair, and the comparison overlay with a shot
+  // the sync brought in.
+  const desk = await (await browser.newContext({ viewport: { width: 1280, height: 900 } })).newPage();
+  desk.on("pageerror", (e) => errors.push(String(e)));
+  await desk.goto(url);
+  await desk.waitForFunction(() => Number(document.body.dataset.shots || 0) > 1, null, { timeout: 20_000 });
+  await desk.click("li.shot");
+  await desk.waitForSelector("#detail.open", { timeout: 10_000 });
+  await desk.waitForFunction(() => charts.shot && Number($("shot-chart").dataset.samples) > 0, null, { timeout: 10_000 });
+  const deskAxes = JSON.stringify(await axesOf(desk, "shot"));
+  if (deskAxes !== JSON.stringify([[null, true], ["bar · ml/s", true], ["g", true], ["°C", true]])) throw new Error(`desktop shot chart axes ${deskAxes}`);
+  await crosshair(desk, "#shot-chart", false);
+  await desk.selectOption("#compare", { index: 2 });
+  await desk.waitForFunction(() => charts.shot.compare && charts.shot.plot.series.some((s) => s.label === "pressure (compared)"), null, { timeout: 10_000 });
+  const compared = await crosshair(desk, "#shot-chart", false);
+  const other = compared.find(([label]) => label === "pressure (compared)");
+  if (!other || !/^(\d+\.\d bar|–)$/.test(other[1].trim())) throw new Error(`the compared pressure shows ${other}`);
+  await screenshot(await desk.$("#detail"), "desktop-shot-compared");
+  await desk.close();
+
   // Recovery, all without a reload: this mark would be gone after one.
   await page.evaluate(() => { window.sameDocument = true; });
   // A gap (frames dropped for this page) asks the gateway for a fresh snapshot.

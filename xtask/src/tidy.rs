@@ -415,3 +415,41 @@ fn every_fuzz_target_is_known_to_xtask() {
         );
     }
 }
+
+/// The page's chart library is uPlot as its npm package ships it: the version the lock file of
+/// `xtask/node` pins, and (where the packages are installed, as in CI) the same bytes.
+#[test]
+fn the_vendored_uplot_is_the_npm_package() {
+    let vendored = root().join("bins/crema-gateway/assets/uplot");
+    let js = read(&vendored.join("uPlot.iife.min.js"));
+    let lock: serde_json::Value =
+        serde_json::from_str(&read(&root().join("xtask/node/package-lock.json"))).unwrap();
+    let version = lock["packages"]["node_modules/uplot"]["version"]
+        .as_str()
+        .expect("uplot in xtask/node/package-lock.json");
+    assert!(
+        js.starts_with(&format!(
+            "/*! https://github.com/leeoniya/uPlot (v{version}) */"
+        )),
+        "bins/crema-gateway/assets/uplot is not uPlot {version}"
+    );
+    assert!(read(&vendored.join("LICENSE")).contains("MIT License"));
+    let installed = root().join("xtask/node/node_modules/uplot");
+    if !installed.exists() {
+        assert!(
+            std::env::var_os("CREMA_REQUIRE_NODE").is_none(),
+            "xtask/node/node_modules/uplot is not installed (npm ci in xtask/node)"
+        );
+        return;
+    }
+    for (ours, theirs) in [
+        ("uPlot.iife.min.js", "dist/uPlot.iife.min.js"),
+        ("uPlot.min.css", "dist/uPlot.min.css"),
+        ("LICENSE", "LICENSE"),
+    ] {
+        assert!(
+            read(&vendored.join(ours)) == read(&installed.join(theirs)),
+            "bins/crema-gateway/assets/uplot/{ours} differs from the npm package's {theirs}"
+        );
+    }
+}

@@ -25,6 +25,22 @@ use crate::state::{
 /// The web page: one file, no build step.
 const PAGE: &str = include_str!("page.html");
 
+/// uPlot, the page's chart library, as its npm package ships it (`assets/uplot/`, MIT).
+const UPLOT_JS: &str = include_str!("../assets/uplot/uPlot.iife.min.js");
+const UPLOT_CSS: &str = include_str!("../assets/uplot/uPlot.min.css");
+
+/// An asset of the page: public, cached for a day.
+fn asset(kind: &'static str, body: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, kind),
+            (header::CACHE_CONTROL, "public, max-age=86400"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
 /// The largest request body the API reads (`413` beyond it): every request it takes is small.
 pub(crate) const MAX_BODY: usize = 64 * 1024;
 
@@ -56,6 +72,14 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .route("/", get(|| async { axum::response::Html(PAGE) }))
+        .route(
+            "/assets/uplot.js",
+            get(|| async { asset("text/javascript; charset=utf-8", UPLOT_JS) }),
+        )
+        .route(
+            "/assets/uplot.css",
+            get(|| async { asset("text/css; charset=utf-8", UPLOT_CSS) }),
+        )
         .layer(
             tower::ServiceBuilder::new()
                 .layer(tower_http::limit::RequestBodyLimitLayer::new(MAX_BODY))
@@ -76,7 +100,12 @@ pub(crate) fn router(state: AppState) -> Router {
     let policy = Arc::new(fanout::guard::Policy {
         auth: state.auth.clone(),
         origins: state.origins.clone(),
-        public: vec!["/healthz".into(), "/".into()],
+        public: vec![
+            "/healthz".into(),
+            "/".into(),
+            "/assets/uplot.js".into(),
+            "/assets/uplot.css".into(),
+        ],
         metrics: Some("/metrics".into()),
     });
     rest.merge(streams)

@@ -135,6 +135,9 @@ tokens = [
     let rows: Vec<(&str, String, &str, [u16; 7])> = vec![
         ("GET", "/healthz".into(), "", [200; 7]),
         ("GET", "/".into(), "", [200; 7]),
+        // The page's chart library, as public as the page.
+        ("GET", "/assets/uplot.js".into(), "", [200; 7]),
+        ("GET", "/assets/uplot.css".into(), "", [200; 7]),
         // Loopback peers read /metrics whatever their credentials (the `metrics` action is for
         // everyone else: `metrics_needs_the_action_off_this_host` in crates/fanout/tests/guard.rs).
         ("GET", "/metrics".into(), "", [200; 7]),
