@@ -11,13 +11,13 @@ use broker::Broker;
 use clap::Parser;
 use fanout::Hub;
 use fanout::admission::{Admission, Caps};
-use fanout::auth::{Auth, TokenGrant};
+use fanout::auth::{Auth, AuthConfig};
 use fanout::ws::{Limits, WsState};
-use recorder::config::Shared;
+use recorder::config::{Shared, Tuned};
 use recorder::hooks::{HookFlags, Hooks};
 use recorder::outbox::FinishedShots;
 use recorder::process::{LogFormat, init_logs, stop_on_signals};
-use recorder::record::{self, MachineConfig};
+use recorder::record;
 use recorder::runs::{Runs, SyncTarget};
 use serde::Deserialize as _;
 use storage::{Database, Options, Store};
@@ -26,9 +26,6 @@ use tokio_util::sync::CancellationToken;
 
 /// The prefix of every key the gateways keep in the broker.
 const BROKER_PREFIX: &str = "crema";
-
-/// How often every machine's history is synced (a `sync` run started by the schedule).
-const SYNC_EVERY: Duration = Duration::from_secs(15 * 60);
 
 mod api;
 mod runs_api;
@@ -100,21 +97,6 @@ fn read_config(path: &str, text: &str) -> anyhow::Result<(Shared, GatewayKeys)> 
     Ok((shared, gateway))
 }
 
-#[derive(Debug, Default, serde::Deserialize)]
-#[serde(tag = "mode", rename_all = "lowercase", deny_unknown_fields)]
-enum AuthConfig {
-    #[default]
-    None,
-    Token {
-        tokens: Vec<TokenGrant>,
-    },
-    Introspect {
-        url: String,
-        /// How long the introspection URL may take to answer, seconds (5).
-        timeout_s: Option<f64>,
-    },
-}
-
 fn main() {
     let cli = Cli::parse();
     init_logs(cli.log_format);
@@ -160,19 +142,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         .listen
         .or(config.listen)
         .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
-    let auth = match gateway.auth {
-        AuthConfig::None => Auth::None,
-        AuthConfig::Token { tokens } => Auth::Token(tokens),
-        AuthConfig::Introspect { url, timeout_s } => {
-            let seconds = timeout_s.unwrap_or(5.0);
-            let timeout = Duration::try_from_secs_f64(seconds)
-                .ok()
-                .filter(|t| !t.is_zero())
-                .with_context(|| format!("auth: timeout_s = {seconds} is not a duration"))?;
-            Auth::introspect(url, timeout)
-                .map_err(|e| anyhow::anyhow!("auth: the introspection URL {e}"))?
-        }
-    };
+    let auth = gateway.auth.build().map_err(anyhow::Error::msg)?;
     if matches!(auth, Auth::None) && !listen.ip().is_loopback() && !cli.allow_remote {
         anyhow::bail!(
             "refusing to listen on {listen} without auth: everyone on the network could read every machine. \
@@ -197,6 +167,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         .as_ref()
         .map(|o| o.build().map_err(anyhow::Error::msg))
         .transpose()?;
+    let tuned = config.tuning.resolve().map_err(anyhow::Error::msg)?;
     let demo = cli.demo.then_some(cli.demo_speed);
     let result = rt.block_on(serve(
         machines,
@@ -208,6 +179,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         store.clone(),
         cli.broker.or(gateway.broker),
         otlp,
+        tuned,
     ));
     drop(rt);
     if let Ok(store) = Arc::try_unwrap(store) {
@@ -227,6 +199,7 @@ async fn serve(
     store: Arc<Store>,
     broker: Option<String>,
     otlp: Option<OtlpConfig>,
+    tuned: Tuned,
 ) -> anyhow::Result<()> {
     let _simulator = if let Some(speed) = demo {
         let sim = simulator::Simulator::start(simulator::SimulatorConfig {
@@ -242,7 +215,11 @@ async fn serve(
         None
     };
     let epoch = broker::epoch(broker.as_deref(), BROKER_PREFIX).await?;
-    let hub = Arc::new(Hub::new(epoch, 1024, 4096));
+    let hub = Arc::new(Hub::new(
+        epoch,
+        tuned.replay_events,
+        tuned.subscriber_lag_events,
+    ));
     let stop = CancellationToken::new();
     let topics = machines
         .iter()
@@ -260,7 +237,7 @@ async fn serve(
         // Browsers may subscribe before the machine's first event; no other topic exists.
         hub.declare(&topic);
         let sink = broker::sink(broker.as_deref(), &hub, &topic);
-        let config = MachineConfig::new(name, url);
+        let config = tuned.machine(name, url);
         states.push(state::MachineInfo {
             name: name.clone(),
             url: url.clone(),
@@ -279,7 +256,12 @@ async fn serve(
     let admission = Admission::new(Caps::default());
     let ws = WsState::with_auth(
         hub.clone(),
-        Limits::default(),
+        Limits {
+            ping_every: tuned.ws_ping,
+            silence: tuned.ws_silence,
+            data_bytes: tuned.ws_queue_bytes,
+            ..Limits::default()
+        },
         auth.clone(),
         origins.clone(),
         admission,
@@ -299,7 +281,7 @@ async fn serve(
         finished.analyzers().to_vec(),
         uploads,
     );
-    tokio::spawn(runs.clone().schedule_sync(SYNC_EVERY, stop.clone()));
+    tokio::spawn(runs.clone().schedule_sync(tuned.sync_every, stop.clone()));
     let health = api::health_check(hub.clone(), store.clone(), states.clone(), broker.clone());
     let application = recorder::metrics::Application::new(
         states
@@ -384,6 +366,17 @@ mod tests {
             .skip(1)
             .map(|rest| rest.split("```").next().unwrap_or_default())
             .collect()
+    }
+
+    /// The defaults `[tuning]` documents are the fan-out's own.
+    #[test]
+    fn the_fanout_defaults_are_fanouts() {
+        let (tuned, limits) = (Tuned::default(), Limits::default());
+        assert_eq!(tuned.ws_ping, limits.ping_every);
+        assert_eq!(tuned.ws_silence, limits.silence);
+        assert_eq!(tuned.ws_queue_bytes, limits.data_bytes);
+        assert_eq!(tuned.replay_events, fanout::hub::REPLAY_RING);
+        assert_eq!(tuned.subscriber_lag_events, fanout::hub::SUBSCRIBER_LAG);
     }
 
     #[test]

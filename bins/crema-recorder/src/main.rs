@@ -12,7 +12,7 @@ use recorder::document;
 use recorder::hooks::{HookFlags, Hooks};
 use recorder::outbox::FinishedShots;
 use recorder::process::{LogFormat, init_logs, stop_on_signals};
-use recorder::record::{MachineConfig, Recording};
+use recorder::record::Recording;
 use recorder::runs::{RunRequest, Runs, Started, SyncTarget};
 use recorder::visualizer::VisualizerConfig;
 use storage::{Database, Options, Reader, RunKind, RunStatus, Store};
@@ -20,9 +20,6 @@ use tokio_util::sync::CancellationToken;
 
 mod decode;
 mod status;
-
-/// How often the machine's history is synced (a `sync` run started by the schedule).
-const SYNC_EVERY: Duration = Duration::from_secs(15 * 60);
 
 /// Records every shot of a Meticulous espresso machine into SQLite.
 #[derive(Debug, Parser)]
@@ -89,6 +86,8 @@ struct Setup {
     hooks: Hooks,
     /// Where metrics are pushed (`[otlp]`).
     otlp: Option<telemetry::otlp::OtlpConfig>,
+    /// `[tuning]`.
+    tuned: recorder::config::Tuned,
 }
 
 impl RunArgs {
@@ -126,6 +125,14 @@ impl RunArgs {
             None => shared.visualizer,
         };
         let (webhooks, analyzers) = (shared.webhooks, shared.analyzers);
+        let fanout = shared.tuning.fanout_keys();
+        if !fanout.is_empty() {
+            let keys = fanout.join(", ");
+            tracing::info!(
+                "{path}: tuning {keys} are the gateway's fan-out's; the recorder leaves them"
+            );
+        }
+        let tuned = (shared.tuning.resolve()).map_err(|e| anyhow::anyhow!("{path}: {e}"))?;
         let otlp = (shared.otlp.as_ref())
             .map(|o| o.build().map_err(|e| anyhow::anyhow!("{path}: {e}")))
             .transpose()?;
@@ -138,6 +145,7 @@ impl RunArgs {
             listen: self.listen.or(shared.listen),
             hooks: Hooks::configure(webhooks, analyzers, flags, visualizer.as_ref())?,
             otlp,
+            tuned,
         })
     }
 }
@@ -249,6 +257,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         listen,
         hooks,
         otlp,
+        tuned,
     } = args.setup()?;
     // A wrong URL is reported before anything is created.
     if let Some(url) = &url {
@@ -279,7 +288,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         let (stored, notices) = tokio::sync::mpsc::channel(256);
         let finished = FinishedShots::start(store.clone(), hooks);
         tokio::spawn(finished.clone().follow(notices));
-        let machine = MachineConfig::new(&name, &url);
+        let machine = tuned.machine(&name, &url);
         let target = SyncTarget {
             stats: Some(machine.stats.clone()),
             ..SyncTarget::new(&machine.name, &url)
@@ -311,7 +320,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
             .transpose()?;
         // Fails at once when another process records this machine into this database.
         let recording = Recording::start(machine, store.clone(), Some(stored), None).await?;
-        tokio::spawn(runs.clone().schedule_sync(SYNC_EVERY, stop.clone()));
+        tokio::spawn(runs.clone().schedule_sync(tuned.sync_every, stop.clone()));
         let result = recording.run(stop).await;
         runs.stop(Duration::from_secs(5)).await;
         if let Some(otlp) = otlp {

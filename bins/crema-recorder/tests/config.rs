@@ -51,6 +51,10 @@ token = "tk"
 [otlp]
 endpoint = "{collector}"
 interval_s = 1
+
+[tuning]
+min_samples = 10
+ws_ping_s = 10
 "#,
             db = db.display(),
             machine = sim.url(),
@@ -102,6 +106,10 @@ interval_s = 1
     let said = std::fs::read_to_string(&log).unwrap();
     assert!(
         said.contains("broker, auth, origins are the gateway's; the recorder leaves them"),
+        "{said}"
+    );
+    assert!(
+        said.contains("tuning ws_ping_s are the gateway's fan-out's; the recorder leaves them"),
         "{said}"
     );
     let shots = storage::open_reader(&db).unwrap().all_shots().unwrap();

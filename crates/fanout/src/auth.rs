@@ -47,6 +47,47 @@ pub const INTROSPECTION_TTL: Duration = Duration::from_secs(10);
 /// Introspection answers kept at most (a full cache is emptied).
 const CACHE_ENTRIES: usize = 4096;
 
+/// `[auth]` of a config file: `mode = "none"` (the default), `"token"` with its `tokens`, or
+/// `"introspect"` with its `url` (and `timeout_s`, 5 by default).
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(tag = "mode", rename_all = "lowercase", deny_unknown_fields)]
+pub enum AuthConfig {
+    /// Everyone reads everything (loopback only, unless told otherwise).
+    #[default]
+    None,
+    /// Static bearer tokens.
+    Token {
+        /// Each token and what it grants.
+        tokens: Vec<TokenGrant>,
+    },
+    /// Tokens checked with an OAuth 2.0 introspection endpoint.
+    Introspect {
+        /// The introspection URL.
+        url: String,
+        /// How long the introspection URL may take to answer, seconds (5).
+        timeout_s: Option<f64>,
+    },
+}
+
+impl AuthConfig {
+    /// The auth it configures, or what is wrong with it.
+    pub fn build(self) -> Result<Auth, String> {
+        match self {
+            AuthConfig::None => Ok(Auth::None),
+            AuthConfig::Token { tokens } => Ok(Auth::Token(tokens)),
+            AuthConfig::Introspect { url, timeout_s } => {
+                let seconds = timeout_s.unwrap_or(5.0);
+                let timeout = Duration::try_from_secs_f64(seconds)
+                    .ok()
+                    .filter(|t| !t.is_zero())
+                    .ok_or_else(|| format!("auth: timeout_s = {seconds} is not a duration"))?;
+                Auth::introspect(url, timeout)
+                    .map_err(|e| format!("auth: the introspection URL {e}"))
+            }
+        }
+    }
+}
+
 /// How connections are authenticated.
 #[derive(Debug, Clone, Default)]
 pub enum Auth {

@@ -102,6 +102,12 @@ pub struct Hub {
     pub(crate) sse_sent: std::sync::atomic::AtomicU64,
 }
 
+/// Events a topic keeps for resuming SSE streams (`Last-Event-ID`), by default.
+pub const REPLAY_RING: usize = 1024;
+
+/// Events an SSE stream may fall behind before it is told of a gap, by default.
+pub const SUBSCRIBER_LAG: usize = 4096;
+
 impl Hub {
     /// A hub whose SSE ids carry `epoch` (distinct for each start of the gateway), keeping
     /// `ring` events per topic for resume and letting a subscriber fall `capacity` events behind.

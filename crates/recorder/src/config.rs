@@ -54,6 +54,223 @@ pub struct Shared {
     pub visualizer: Option<VisualizerConfig>,
     /// Where the metrics are pushed over OTLP/HTTP, if anywhere.
     pub otlp: Option<OtlpSection>,
+    /// The numbers a deployment may change (every one has a default).
+    #[serde(default)]
+    pub tuning: Tuning,
+}
+
+/// `[tuning]`: the numbers a deployment may change. Each is optional and checked at start; a
+/// value out of its range stops the process, saying which and why. The `ws_*`, `replay_events`
+/// and `subscriber_lag_events` keys are the fan-out's: a recorder reads them and leaves them.
+#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tuning {
+    /// A shot with fewer samples is discarded (20).
+    pub min_samples: Option<u64>,
+    /// A shot whose time stands still this long while extracting has stalled (10 s).
+    pub stall_s: Option<f64>,
+    /// Samples held per machine while the database refuses writes (18,000).
+    pub unstored_samples: Option<u64>,
+    /// How long the history is asked for a shot that just ended (30 s).
+    pub reconcile_s: Option<f64>,
+    /// Between two scheduled history syncs (900 s).
+    pub sync_every_s: Option<f64>,
+    /// Between two pings of a browser's WebSocket (30 s).
+    pub ws_ping_s: Option<f64>,
+    /// A browser's WebSocket silent this long is dropped (60 s; longer than `ws_ping_s`).
+    pub ws_silence_s: Option<f64>,
+    /// Data bytes a browser's WebSocket may have waiting before its oldest frames are
+    /// dropped (262,144).
+    pub ws_queue_bytes: Option<u64>,
+    /// Events a topic keeps for resuming SSE streams (1,024).
+    pub replay_events: Option<u64>,
+    /// Events an SSE stream may fall behind before it is told of a gap (4,096).
+    pub subscriber_lag_events: Option<u64>,
+}
+
+/// The fan-out's defaults, as `fanout` has them (a test of the gateway holds them equal).
+pub mod fanout_defaults {
+    use std::time::Duration;
+
+    /// `fanout::ws::Limits::default().ping_every`.
+    pub const WS_PING: Duration = Duration::from_secs(30);
+    /// `fanout::ws::Limits::default().silence`.
+    pub const WS_SILENCE: Duration = Duration::from_secs(60);
+    /// `fanout::ws::Limits::default().data_bytes`.
+    pub const WS_QUEUE_BYTES: usize = 256 * 1024;
+    /// `fanout::hub::REPLAY_RING`.
+    pub const REPLAY_EVENTS: usize = 1024;
+    /// `fanout::hub::SUBSCRIBER_LAG`.
+    pub const SUBSCRIBER_LAG_EVENTS: usize = 4096;
+}
+
+/// `[tuning]` checked, every number in its unit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tuned {
+    /// The pure recorder's limits (`min_samples`, `stall_s`).
+    pub recorder: recorder_core::Config,
+    /// `unstored_samples`.
+    pub max_unstored_samples: usize,
+    /// `reconcile_s`.
+    pub reconcile_for: Duration,
+    /// `sync_every_s`.
+    pub sync_every: Duration,
+    /// `ws_ping_s`.
+    pub ws_ping: Duration,
+    /// `ws_silence_s`.
+    pub ws_silence: Duration,
+    /// `ws_queue_bytes`.
+    pub ws_queue_bytes: usize,
+    /// `replay_events`.
+    pub replay_events: usize,
+    /// `subscriber_lag_events`.
+    pub subscriber_lag_events: usize,
+}
+
+impl Default for Tuned {
+    fn default() -> Self {
+        Self {
+            recorder: recorder_core::Config::default(),
+            max_unstored_samples: crate::record::MAX_UNSTORED_SAMPLES,
+            reconcile_for: crate::record::RECONCILE_FOR,
+            sync_every: crate::runs::SYNC_EVERY,
+            ws_ping: fanout_defaults::WS_PING,
+            ws_silence: fanout_defaults::WS_SILENCE,
+            ws_queue_bytes: fanout_defaults::WS_QUEUE_BYTES,
+            replay_events: fanout_defaults::REPLAY_EVENTS,
+            subscriber_lag_events: fanout_defaults::SUBSCRIBER_LAG_EVENTS,
+        }
+    }
+}
+
+impl Tuned {
+    /// A machine's recording configuration with these numbers.
+    pub fn machine(&self, name: &str, url: &str) -> crate::record::MachineConfig {
+        let mut machine = crate::record::MachineConfig::new(name, url);
+        machine.recorder = self.recorder.clone();
+        machine.max_unstored_samples = self.max_unstored_samples;
+        machine.reconcile_for = self.reconcile_for;
+        machine
+    }
+}
+
+/// A count in `lo..=hi`, or why not.
+fn count(key: &str, value: Option<u64>, lo: u64, hi: u64, default: usize) -> Result<usize, String> {
+    match value {
+        None => Ok(default),
+        Some(v) if (lo..=hi).contains(&v) => {
+            usize::try_from(v).map_err(|_| format!("tuning: {key} = {v} is too large"))
+        }
+        Some(v) => Err(format!("tuning: {key} = {v} is out of range: {lo} to {hi}")),
+    }
+}
+
+/// Seconds in `lo..=hi`, or why not.
+fn seconds(
+    key: &str,
+    value: Option<f64>,
+    lo: f64,
+    hi: f64,
+    default: Duration,
+) -> Result<Duration, String> {
+    match value {
+        None => Ok(default),
+        Some(v) if v.is_finite() && (lo..=hi).contains(&v) => Ok(Duration::from_secs_f64(v)),
+        Some(v) => Err(format!(
+            "tuning: {key} = {v} is out of range: {lo} to {hi} seconds"
+        )),
+    }
+}
+
+impl Tuning {
+    /// The keys set that only the gateway reads.
+    pub fn fanout_keys(&self) -> Vec<&'static str> {
+        [
+            ("ws_ping_s", self.ws_ping_s.is_some()),
+            ("ws_silence_s", self.ws_silence_s.is_some()),
+            ("ws_queue_bytes", self.ws_queue_bytes.is_some()),
+            ("replay_events", self.replay_events.is_some()),
+            (
+                "subscriber_lag_events",
+                self.subscriber_lag_events.is_some(),
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(key, set)| set.then_some(key))
+        .collect()
+    }
+
+    /// Every number checked against its range, the defaults where none is given.
+    pub fn resolve(&self) -> Result<Tuned, String> {
+        let d = Tuned::default();
+        let recorder = recorder_core::Config {
+            min_samples: count(
+                "min_samples",
+                self.min_samples,
+                1,
+                100_000,
+                d.recorder.min_samples,
+            )?,
+            stall_after: seconds("stall_s", self.stall_s, 1.0, 3600.0, d.recorder.stall_after)?,
+            ..d.recorder
+        };
+        let ws_ping = seconds("ws_ping_s", self.ws_ping_s, 1.0, 3600.0, d.ws_ping)?;
+        let ws_silence = seconds("ws_silence_s", self.ws_silence_s, 2.0, 7200.0, d.ws_silence)?;
+        if ws_silence <= ws_ping {
+            return Err(format!(
+                "tuning: ws_silence_s ({} s) must be longer than ws_ping_s ({} s): a browser answers each ping, and is dropped after ws_silence_s without a frame",
+                ws_silence.as_secs_f64(),
+                ws_ping.as_secs_f64()
+            ));
+        }
+        Ok(Tuned {
+            recorder,
+            max_unstored_samples: count(
+                "unstored_samples",
+                self.unstored_samples,
+                1_000,
+                10_000_000,
+                d.max_unstored_samples,
+            )?,
+            reconcile_for: seconds(
+                "reconcile_s",
+                self.reconcile_s,
+                1.0,
+                3600.0,
+                d.reconcile_for,
+            )?,
+            sync_every: seconds(
+                "sync_every_s",
+                self.sync_every_s,
+                60.0,
+                7.0 * 86_400.0,
+                d.sync_every,
+            )?,
+            ws_ping,
+            ws_silence,
+            ws_queue_bytes: count(
+                "ws_queue_bytes",
+                self.ws_queue_bytes,
+                16 * 1024,
+                64 << 20,
+                d.ws_queue_bytes,
+            )?,
+            replay_events: count(
+                "replay_events",
+                self.replay_events,
+                16,
+                1_000_000,
+                d.replay_events,
+            )?,
+            subscriber_lag_events: count(
+                "subscriber_lag_events",
+                self.subscriber_lag_events,
+                16,
+                1_000_000,
+                d.subscriber_lag_events,
+            )?,
+        })
+    }
 }
 
 /// `[otlp]`: `endpoint` (the collector's OTLP/HTTP base URL, `http://collector:4318`),
@@ -131,6 +348,7 @@ impl Shared {
         if let Some(otlp) = &self.otlp {
             otlp.build()?;
         }
+        self.tuning.resolve()?;
         Ok(())
     }
 
@@ -211,6 +429,112 @@ mod tests {
             if let Some(v) = &shared.visualizer {
                 v.build().unwrap();
             }
+        }
+    }
+
+    #[test]
+    fn every_tuning_key_reads_and_the_defaults_are_the_crates() {
+        assert_eq!(Tuning::default().resolve().unwrap(), Tuned::default());
+        let defaults = Tuned::default().machine("kitchen", "http://m.local");
+        let plain = crate::record::MachineConfig::new("kitchen", "http://m.local");
+        assert_eq!(
+            (
+                defaults.recorder,
+                defaults.max_unstored_samples,
+                defaults.reconcile_for
+            ),
+            (
+                plain.recorder,
+                plain.max_unstored_samples,
+                plain.reconcile_for
+            )
+        );
+        let text = r#"
+            [tuning]
+            min_samples = 50
+            stall_s = 4.5
+            unstored_samples = 36000
+            reconcile_s = 60
+            sync_every_s = 3600
+            ws_ping_s = 10
+            ws_silence_s = 25
+            ws_queue_bytes = 1048576
+            replay_events = 4096
+            subscriber_lag_events = 8192
+        "#;
+        let (shared, _) = Shared::parse("crema.toml", text).unwrap();
+        assert_eq!(
+            shared.tuning.fanout_keys(),
+            [
+                "ws_ping_s",
+                "ws_silence_s",
+                "ws_queue_bytes",
+                "replay_events",
+                "subscriber_lag_events"
+            ]
+        );
+        let t = shared.tuning.resolve().unwrap();
+        assert_eq!(t.recorder.min_samples, 50);
+        assert_eq!(t.recorder.stall_after, Duration::from_millis(4500));
+        assert_eq!(t.max_unstored_samples, 36_000);
+        assert_eq!(t.reconcile_for, Duration::from_secs(60));
+        assert_eq!(t.sync_every, Duration::from_secs(3600));
+        assert_eq!(
+            (t.ws_ping, t.ws_silence),
+            (Duration::from_secs(10), Duration::from_secs(25))
+        );
+        assert_eq!(t.ws_queue_bytes, 1 << 20);
+        assert_eq!((t.replay_events, t.subscriber_lag_events), (4096, 8192));
+        let machine = t.machine("kitchen", "http://m.local");
+        assert_eq!(machine.recorder.min_samples, 50);
+        assert_eq!(machine.max_unstored_samples, 36_000);
+    }
+
+    #[test]
+    fn a_nonsense_tuning_value_is_refused_with_its_key_and_range() {
+        for (line, says) in [
+            (
+                "min_samples = 0",
+                "min_samples = 0 is out of range: 1 to 100000",
+            ),
+            ("stall_s = 0", "stall_s = 0 is out of range"),
+            ("stall_s = -3", "stall_s = -3 is out of range"),
+            (
+                "unstored_samples = 10",
+                "unstored_samples = 10 is out of range",
+            ),
+            (
+                "reconcile_s = 100000",
+                "reconcile_s = 100000 is out of range",
+            ),
+            (
+                "sync_every_s = 5",
+                "sync_every_s = 5 is out of range: 60 to",
+            ),
+            (
+                "ws_ping_s = 30\nws_silence_s = 30",
+                "must be longer than ws_ping_s",
+            ),
+            (
+                "ws_silence_s = 20",
+                "ws_silence_s (20 s) must be longer than ws_ping_s (30 s)",
+            ),
+            (
+                "ws_queue_bytes = 100",
+                "ws_queue_bytes = 100 is out of range",
+            ),
+            ("replay_events = 0", "replay_events = 0 is out of range"),
+            (
+                "subscriber_lag_events = 99999999",
+                "subscriber_lag_events = 99999999 is out of range",
+            ),
+            ("min_samples = \"many\"", "min_samples"),
+            ("min_sample = 3", "unknown field `min_sample`"),
+        ] {
+            let text = format!("[tuning]\n{line}\n");
+            let error = Shared::parse("crema.toml", &text).unwrap_err().to_string();
+            assert!(error.starts_with("crema.toml: "), "{line}: {error}");
+            assert!(error.contains(says), "{line}: {error}");
         }
     }
 

@@ -173,14 +173,20 @@ impl MachineConfig {
         Self {
             name: name.to_owned(),
             url: url.to_owned(),
-            reconcile_for: Duration::from_secs(30),
+            reconcile_for: RECONCILE_FOR,
             recorder: Config::default(),
-            max_unstored_samples: 18_000,
+            max_unstored_samples: MAX_UNSTORED_SAMPLES,
             drain_on_stop: Duration::from_secs(10),
             stats: Arc::new(MachineStats::default()),
         }
     }
 }
+
+/// How long the history is asked for a shot that just ended, by default.
+pub const RECONCILE_FOR: Duration = Duration::from_secs(30);
+
+/// Samples a loop holds while the database refuses writes, by default (half an hour at 10 Hz).
+pub const MAX_UNSTORED_SAMPLES: usize = 18_000;
 
 /// A recorder output, once stored if it needed storing (for the gateway's live shot list and
 /// recorder state, and the benchmarks).

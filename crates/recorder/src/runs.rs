@@ -33,6 +33,9 @@ use crate::visualizer::{self, Uploaded, Visualizer};
 /// Why a run failed: its text is stored as the run's `error`.
 type Failure = Box<dyn std::error::Error + Send + Sync>;
 
+/// How often every machine's history is synced by the schedule, by default.
+pub const SYNC_EVERY: Duration = Duration::from_secs(15 * 60);
+
 /// Progress is written at most this often.
 pub const PERSIST_EVERY: Duration = Duration::from_millis(250);
 
