@@ -7,9 +7,8 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use common::{eventually, request, start};
+use common::{brewing, eventually, request};
 use simulator::collector::{Collector, Shape};
-use simulator::{Scenario, Simulator, SimulatorConfig};
 
 /// The families of a Prometheus text: name (as written) and type.
 fn families(text: &str) -> BTreeMap<String, String> {
@@ -23,33 +22,12 @@ fn families(text: &str) -> BTreeMap<String, String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_gateway_pushes_every_family_of_metrics_over_otlp() {
     let collector = Collector::start().await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("crema.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[otlp]\nendpoint = \"{}\"\ninterval_s = 1\nheaders = {{ \"x-api-key\" = \"k\" }}\n",
-            collector.url()
-        ),
-    )
-    .unwrap();
-    let sim = Simulator::start(SimulatorConfig {
-        scenario: Scenario::Normal,
-        speed: 10.0,
-        ..Default::default()
-    })
-    .await
-    .unwrap();
-    let db = dir.path().join("crema.db");
-    let gw = start(&[
-        "--config",
-        config.to_str().unwrap(),
-        "--machine",
-        &format!("kitchen={}", sim.url()),
-        "--db",
-        db.to_str().unwrap(),
-    ])
-    .await;
+    let config = format!(
+        "[otlp]\nendpoint = \"{}\"\ninterval_s = 1\nheaders = {{ \"x-api-key\" = \"k\" }}\n",
+        collector.url()
+    );
+    let brewing = brewing(&config, 10.0).await;
+    let gw = &brewing.gateway;
     let export = eventually(
         Duration::from_secs(30),
         "a push with the machine connected and events counted",

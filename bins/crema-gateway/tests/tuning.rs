@@ -7,9 +7,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{eventually, request, start};
+use common::{brewing, eventually, request};
 use futures_util::StreamExt as _;
-use simulator::{Scenario, Simulator, SimulatorConfig};
 use tokio_tungstenite::tungstenite::Message;
 
 /// The value of the metric line `name` (with its labels) in `/metrics`.
@@ -21,30 +20,12 @@ async fn metric(addr: &str, name: &str) -> Option<f64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tuning_reaches_the_recorder_and_the_fanout() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("crema.toml");
-    std::fs::write(
-        &config,
+    let brewing = brewing(
         "[tuning]\nmin_samples = 100000\nws_ping_s = 1\nws_silence_s = 2\n",
+        10.0,
     )
-    .unwrap();
-    let sim = Simulator::start(SimulatorConfig {
-        scenario: Scenario::Normal,
-        speed: 10.0,
-        ..Default::default()
-    })
-    .await
-    .unwrap();
-    let db = dir.path().join("crema.db");
-    let gw = start(&[
-        "--config",
-        config.to_str().unwrap(),
-        "--machine",
-        &format!("kitchen={}", sim.url()),
-        "--db",
-        db.to_str().unwrap(),
-    ])
     .await;
+    let gw = &brewing.gateway;
 
     // A WebSocket that never reads (so never answers a ping) is dropped after 2 s.
     let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws", gw.addr))

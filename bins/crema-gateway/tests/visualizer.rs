@@ -6,41 +6,19 @@ mod common;
 
 use std::time::Duration;
 
-use common::{eventually, get_json, post_json, start};
+use common::{brewing, eventually, get_json, post_json, start};
 use serde_json::json;
 use simulator::visualizer::StandIn;
-use simulator::{Scenario, Simulator, SimulatorConfig};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_gateway_uploads_a_finished_shot_and_links_it() {
     let stand_in = StandIn::start("me@example.com", "pw", "tk").await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("crema.db");
-    let config = dir.path().join("crema.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[visualizer]\nurl = \"{}\"\nusername = \"me@example.com\"\npassword = \"pw\"\n",
-            stand_in.url()
-        ),
-    )
-    .unwrap();
-    let sim = Simulator::start(SimulatorConfig {
-        scenario: Scenario::Normal,
-        speed: 10.0,
-        ..Default::default()
-    })
-    .await
-    .unwrap();
-    let gw = start(&[
-        "--config",
-        config.to_str().unwrap(),
-        "--machine",
-        &format!("kitchen={}", sim.url()),
-        "--db",
-        db.to_str().unwrap(),
-    ])
-    .await;
+    let config = format!(
+        "[visualizer]\nurl = \"{}\"\nusername = \"me@example.com\"\npassword = \"pw\"\n",
+        stand_in.url()
+    );
+    let brewing = brewing(&config, 10.0).await;
+    let gw = &brewing.gateway;
     let doc = eventually(Duration::from_secs(60), "an uploaded shot", || async {
         let (_, page) = get_json(&gw.addr, "/api/v1/shots").await;
         let id = page["shots"][0]["id"].as_str()?.to_owned();

@@ -50,6 +50,40 @@ pub(crate) async fn start(args: &[&str]) -> Gateway {
     panic!("the gateway did not listen");
 }
 
+/// A gateway and what it runs on: a simulated machine brewing the normal shot (at `speed`),
+/// and a folder with its `crema.toml` and database. Each lives as long as this does.
+pub(crate) struct Brewing {
+    pub(crate) gateway: Gateway,
+    pub(crate) sim: simulator::Simulator,
+    pub(crate) dir: tempfile::TempDir,
+}
+
+/// Starts a simulated machine at `speed`× and a gateway reading `config` (the text of its
+/// `crema.toml`) that records it as `kitchen` into `crema.db` in a fresh folder.
+pub(crate) async fn brewing(config: &str, speed: f64) -> Brewing {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("crema.toml");
+    std::fs::write(&file, config).unwrap();
+    let sim = simulator::Simulator::start(simulator::SimulatorConfig {
+        scenario: simulator::Scenario::Normal,
+        speed,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let db = dir.path().join("crema.db");
+    let gateway = start(&[
+        "--config",
+        file.to_str().unwrap(),
+        "--machine",
+        &format!("kitchen={}", sim.url()),
+        "--db",
+        db.to_str().unwrap(),
+    ])
+    .await;
+    Brewing { gateway, sim, dir }
+}
+
 /// One request: status and body.
 pub(crate) async fn request(
     addr: &str,
