@@ -107,3 +107,48 @@ async fn the_gateway_pushes_every_family_of_metrics_over_otlp() {
     }
     assert!(collector.errors().is_empty(), "{:?}", collector.errors());
 }
+
+/// A clean stop (SIGTERM) pushes the last values before the process exits: with a push every
+/// minute, the only push of a short run is the one at the stop, and it has what was counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_gateway_pushes_its_last_values() {
+    let collector = Collector::start().await.unwrap();
+    let config = format!(
+        "[otlp]\nendpoint = \"{}\"\ninterval_s = 60\n",
+        collector.url()
+    );
+    let mut brewing = brewing(&config, 10.0).await;
+    let gw = &mut brewing.gateway;
+    eventually(Duration::from_secs(30), "events counted", || async {
+        let (_, text) = request(&gw.addr, "GET", "/metrics", "", "").await;
+        text.lines()
+            .any(|l| l.starts_with("crema_machine_events_total{") && !l.ends_with(" 0"))
+            .then_some(())
+    })
+    .await;
+    assert!(collector.exports().is_empty(), "a push before the stop");
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &gw.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let until = std::time::Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        if let Some(status) = gw.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < until,
+            "the gateway did not stop"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "{status}");
+    let exports = collector.exports();
+    assert_eq!(exports.len(), 1, "{exports:?}");
+    let events = exports[0]
+        .metric("crema_machine_events")
+        .and_then(|m| m.points.first())
+        .map(|p| p.value);
+    assert!(events.is_some_and(|n| n > 0.0), "{events:?}");
+}
