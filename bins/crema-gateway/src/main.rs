@@ -368,17 +368,6 @@ mod tests {
             .collect()
     }
 
-    /// The defaults `[tuning]` documents are the fan-out's own.
-    #[test]
-    fn the_fanout_defaults_are_fanouts() {
-        let (tuned, limits) = (Tuned::default(), Limits::default());
-        assert_eq!(tuned.ws_ping, limits.ping_every);
-        assert_eq!(tuned.ws_silence, limits.silence);
-        assert_eq!(tuned.ws_queue_bytes, limits.data_bytes);
-        assert_eq!(tuned.replay_events, fanout::hub::REPLAY_RING);
-        assert_eq!(tuned.subscriber_lag_events, fanout::hub::SUBSCRIBER_LAG);
-    }
-
     #[test]
     fn the_documented_configurations_read() {
         let blocks: Vec<&str> = [

@@ -18,6 +18,20 @@ async fn metric(addr: &str, name: &str) -> Option<f64> {
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
 }
 
+/// The defaults `[tuning]` documents (the recorder crate's `Tuned`) are the fan-out's own.
+#[test]
+fn the_fanout_defaults_are_fanouts() {
+    let (tuned, limits) = (
+        recorder::config::Tuned::default(),
+        fanout::ws::Limits::default(),
+    );
+    assert_eq!(tuned.ws_ping, limits.ping_every);
+    assert_eq!(tuned.ws_silence, limits.silence);
+    assert_eq!(tuned.ws_queue_bytes, limits.data_bytes);
+    assert_eq!(tuned.replay_events, fanout::hub::REPLAY_RING);
+    assert_eq!(tuned.subscriber_lag_events, fanout::hub::SUBSCRIBER_LAG);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tuning_reaches_the_recorder_and_the_fanout() {
     let brewing = brewing(
