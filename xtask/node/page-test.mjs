@@ -41,8 +41,29 @@ async function crosshair(page, chart, touch) {
     const row = legend.find(([label]) => label === name);
     if (!row) throw new Error(`${chart}: no ${name} in the legend ${JSON.stringify(legend)}`);
     const value = row[1].trim();
-    if (!/^\d+\.\d /.test(value) || !UNITS[name].test(value)) throw new Error(`${chart}: the crosshair shows ${name} = ${value}`);
+    if (!/^-?\d+\.\d /.test(value) || !UNITS[name].test(value)) throw new Error(`${chart}: the crosshair shows ${name} = ${value}`);
   }
+  return legend;
+}
+// Away from the chart, the legend shows the readings at the shot's last sample (and a compared
+// shot's at its own last one), read here from the chart's data.
+async function latest(page, chart, name) {
+  const legend = await legendOf(page, chart);
+  const expected = await page.evaluate((name) => {
+    const { data, series } = charts[name].plot;
+    const end = (columns) => Math.max(-1, ...columns.map((c) => { for (let i = c.length - 1; i >= 0; i--) if (c[i] != null) return i; return -1; }));
+    const own = end(data.slice(1, 8)), other = end(data.slice(8));
+    return series.map((s, i) => [s.label, i === 0 ? data[0][own] : data[i][i < 8 ? own : other]]);
+  }, name);
+  let numbers = 0;
+  for (const [label, value] of expected) {
+    const row = legend.find(([l]) => l === label);
+    if (!row) throw new Error(`${chart}: no ${label} in the legend ${JSON.stringify(legend)}`);
+    const shown = row[1].trim();
+    if (value == null ? shown !== "–" : !shown.startsWith(value.toFixed(1) + " ")) throw new Error(`${chart}: away, the legend shows ${label} = ${shown}, the last sample has ${value}`);
+    if (value != null) numbers++;
+  }
+  if (numbers < 6) throw new Error(`${chart}: away, only ${numbers} readings in the legend ${JSON.stringify(legend)}`);
   return legend;
 }
 const browser = await chromium.launch({
@@ -70,6 +91,9 @@ try {
   const ticks = await page.evaluate(() => charts.live.plot.axes[0]._values || []);
   if (!ticks.length || !ticks.every((t) => / s$/.test(t))) throw new Error(`time ticks ${ticks}`);
   await screenshot(page, "phone-live");
+  // Nobody touching it, the live legend shows the latest readings.
+  await page.evaluate(() => drawLive());
+  await latest(page, "#chart", "live");
   // The gauges show numbers.
   const pressure = await page.textContent("#g-p");
   if (!/^\d+\.\d$/.test(pressure.trim())) throw new Error(`pressure gauge shows ${pressure}`);
@@ -113,12 +137,41 @@ try {
   const deskAxes = JSON.stringify(await axesOf(desk, "shot"));
   if (deskAxes !== JSON.stringify([[null, true], ["bar · ml/s", true], ["g", true], ["°C", true]])) throw new Error(`desktop shot chart axes ${deskAxes}`);
   await crosshair(desk, "#shot-chart", false);
+  await desk.mouse.move(1, 1);
+  await latest(desk, "#shot-chart", "shot");
   await desk.selectOption("#compare", { index: 2 });
   await desk.waitForFunction(() => charts.shot.compare && charts.shot.plot.series.some((s) => s.label === "pressure (compared)"), null, { timeout: 10_000 });
   const compared = await crosshair(desk, "#shot-chart", false);
-  const other = compared.find(([label]) => label === "pressure (compared)");
-  if (!other || !/^(\d+\.\d bar|–)$/.test(other[1].trim())) throw new Error(`the compared pressure shows ${other}`);
+  for (const name of ["pressure", "flow", "weight", "weight flow"]) {
+    const other = compared.find(([label]) => label === `${name} (compared)`);
+    if (!other || !/^-?\d+\.\d /.test(other[1].trim()) || !UNITS[name].test(other[1].trim())) throw new Error(`the compared ${name} shows ${other}`);
+  }
   await screenshot(await desk.$("#detail"), "desktop-shot-compared");
+  // Away from the chart, both shots' last readings (the two shots end at different times).
+  await desk.mouse.move(1, 1);
+  const away = await latest(desk, "#shot-chart", "shot");
+  for (const name of ["pressure", "flow", "weight", "weight flow"]) {
+    const [, shown] = away.find(([label]) => label === `${name} (compared)`);
+    if (!UNITS[name].test(shown.trim())) throw new Error(`away, the compared ${name} shows ${shown}`);
+  }
+  // Two shots of different lengths (this one cut to 100 samples, then the compared one): each
+  // side's legend still shows its own end.
+  for (const cut of [[100, 0], [0, 100]]) {
+    await desk.evaluate((cut) => {
+      const all = samplesOf(opened), [a, b] = cut.map((n) => n ? all.slice(0, n) : all);
+      plot("shot", $("shot-chart"), a, b, false);
+    }, cut);
+    const shown = await latest(desk, "#shot-chart", "shot");
+    if (shown.some(([label, value]) => label.endsWith("(compared)") && !/\d/.test(value))) throw new Error(`cut ${cut}: ${JSON.stringify(shown)}`);
+  }
+  await desk.evaluate(() => drawShot());
+  // Closed, then the window narrowed: the shot's chart is made anew for the width when it is
+  // opened again, one chart in its place.
+  await desk.click("#close");
+  await desk.setViewportSize({ width: 500, height: 900 });
+  await desk.waitForTimeout(400);
+  await desk.click("li.shot");
+  await desk.waitForFunction(() => charts.shot.narrow && $("shot-chart").querySelectorAll(".uplot").length === 1, null, { timeout: 10_000 });
   await desk.close();
 
   // Recovery, all without a reload: this mark would be gone after one.
