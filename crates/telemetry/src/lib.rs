@@ -261,6 +261,23 @@ impl prometheus_client::collector::Collector for Collector {
     }
 }
 
+/// Cumulative buckets as prometheus-client takes them: each bucket's own count (it sums them
+/// itself), ending with `+Inf` (the count), which its OpenMetrics encoder does not add.
+fn own_buckets(buckets: &[(f64, u64)], count: u64) -> Vec<(f64, u64)> {
+    let mut below = 0;
+    let mut own: Vec<(f64, u64)> = buckets
+        .iter()
+        .filter(|(le, _)| le.is_finite())
+        .map(|&(le, cumulative)| {
+            let n = cumulative.saturating_sub(below);
+            below = below.max(cumulative);
+            (le, n)
+        })
+        .collect();
+    own.push((f64::INFINITY, count.saturating_sub(below)));
+    own
+}
+
 fn encode(
     metric: &mut prometheus_client::encoding::MetricEncoder<'_>,
     kind: Kind,
@@ -277,19 +294,53 @@ fn encode(
                 buckets,
             },
         ) => {
-            // prometheus-client sums the buckets itself: give it each bucket's own count.
-            let mut below = 0;
-            let own: Vec<(f64, u64)> = buckets
-                .iter()
-                .map(|&(le, cumulative)| {
-                    let n = cumulative.saturating_sub(below);
-                    below = cumulative;
-                    (le, n)
-                })
-                .collect();
-            metric.encode_histogram::<NoLabelSet>(*sum, *count, &own, None)
+            metric.encode_histogram::<NoLabelSet>(*sum, *count, &own_buckets(buckets, *count), None)
         }
         // A value of another kind than its family's is a bug of the source: leave it out.
         _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn commits(m: &mut Families) {
+        let buckets = vec![(0.01, 1), (0.1, 3)];
+        m.histogram(
+            "crema_storage_commit_seconds",
+            "Time of a commit.",
+            2.5,
+            4,
+            buckets,
+        );
+    }
+
+    /// Both formats end a histogram with `+Inf`, once, holding every observation (one took
+    /// longer than the last bound), and with the buckets cumulative.
+    #[test]
+    fn histograms_end_with_inf_in_both_formats() {
+        let mut registry = Registry::new();
+        registry.register(commits);
+        for accept in [None, Some("application/openmetrics-text;version=1.0.0")] {
+            let (_, text) = registry.text(accept);
+            let buckets: Vec<&str> = text
+                .lines()
+                .filter(|l| l.starts_with("crema_storage_commit_seconds_bucket"))
+                .collect();
+            assert_eq!(
+                buckets,
+                [
+                    "crema_storage_commit_seconds_bucket{le=\"0.01\"} 1",
+                    "crema_storage_commit_seconds_bucket{le=\"0.1\"} 3",
+                    "crema_storage_commit_seconds_bucket{le=\"+Inf\"} 4",
+                ],
+                "{accept:?}: {text}"
+            );
+            assert!(
+                text.contains("crema_storage_commit_seconds_count 4\n"),
+                "{text}"
+            );
+        }
     }
 }

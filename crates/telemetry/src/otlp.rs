@@ -19,7 +19,7 @@ use opentelemetry::KeyValue;
 use opentelemetry::metrics::{AsyncInstrument, Meter, MeterProvider as _};
 use opentelemetry_otlp::{WithExportConfig as _, WithHttpConfig as _};
 use opentelemetry_sdk::Resource;
-use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
+use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider, Temporality};
 
 use super::{Family, Kind, Registry, Value};
 
@@ -39,9 +39,21 @@ impl OtlpConfig {
     /// The default push interval, OpenTelemetry's.
     pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
 
-    /// `endpoint` checked (`http` or `https`, with a host), pushing every `interval`.
+    /// `endpoint` checked (`http` or `https`, with a host; no query, fragment or credentials:
+    /// those go in `headers`, which are never logged), pushing every `interval`.
     pub fn new(endpoint: &str, interval: Duration) -> Result<Self, String> {
         let endpoint = http_client::check_url(endpoint, true)?;
+        if endpoint.query().is_some() || endpoint.fragment().is_some() {
+            return Err(format!(
+                "the OTLP endpoint {endpoint} has a query or a fragment: give the collector's base URL (metrics go to /v1/metrics under it)"
+            ));
+        }
+        if !endpoint.username().is_empty() || endpoint.password().is_some() {
+            return Err(
+                "the OTLP endpoint has credentials in it: send them as [otlp] headers (an \"authorization\" header, say)"
+                    .to_owned(),
+            );
+        }
         if interval < Duration::from_secs(1) {
             return Err(format!(
                 "an OTLP interval of {interval:?} is too short: at least 1 s"
@@ -73,10 +85,15 @@ pub struct OtlpError {
     reason: String,
 }
 
-/// The running exporter. [`Exporter::shutdown`] pushes once more and stops it.
+/// How long one push may take, its retries included: short enough that the push at shutdown
+/// (which the SDK gives 5 s) is not lost behind a periodic one to a collector that hangs.
+const PUSH_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// The running exporter. [`Exporter::shutdown`] pushes once more and stops it; dropped
+/// without it (an error path), it does the same on a blocking thread of the runtime.
 #[derive(Debug)]
 pub struct Exporter {
-    provider: SdkMeterProvider,
+    provider: Option<SdkMeterProvider>,
     meter: Meter,
     url: String,
 }
@@ -106,7 +123,11 @@ impl Exporter {
             })
             .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
             .with_endpoint(url.clone())
-            .with_timeout(Duration::from_secs(10))
+            .with_timeout(PUSH_TIMEOUT)
+            // Counters as totals since the start, as `/metrics` has them (and whatever
+            // OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE says): Prometheus' OTLP
+            // receiver takes no deltas.
+            .with_temporality(Temporality::Cumulative)
             .with_headers(config.headers.clone().into_iter().collect())
             .build()
             .map_err(|e| failed(e.to_string()))?;
@@ -124,7 +145,7 @@ impl Exporter {
             config.interval
         );
         Ok(Exporter {
-            provider,
+            provider: Some(provider),
             meter,
             url,
         })
@@ -149,18 +170,43 @@ impl Exporter {
         Arc::new(move |took: Duration| histogram.record(took.as_secs_f64(), &[]))
     }
 
-    /// Pushes what is there now and stops (waits for the push: call it off the async
-    /// threads).
-    pub fn shutdown(self) {
-        if let Err(e) = self.provider.shutdown() {
-            tracing::warn!("the last OTLP push to {} failed: {e}", self.url);
+    /// Pushes what is there now and stops (waits for the push, 5 s at most: call it off the
+    /// async threads).
+    pub fn shutdown(mut self) {
+        if let Some(provider) = self.provider.take() {
+            last_push(provider, &self.url);
+        }
+    }
+}
+
+fn last_push(provider: SdkMeterProvider, url: &str) {
+    if let Err(e) = provider.shutdown() {
+        tracing::warn!("the last OTLP push to {url} failed: {e}");
+    }
+}
+
+impl Drop for Exporter {
+    fn drop(&mut self) {
+        let Some(provider) = self.provider.take() else {
+            return;
+        };
+        // The SDK's shutdown waits for its push, which needs the runtime: never on its threads.
+        let url = std::mem::take(&mut self.url);
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => drop(runtime.spawn_blocking(move || last_push(provider, &url))),
+            Err(_) => last_push(provider, &url),
         }
     }
 }
 
 /// One observable instrument per counter and gauge the registry lists now.
 fn instruments(meter: &Meter, snapshots: Arc<Snapshots>) {
-    for (i, family) in snapshots.registry.collect().into_iter().enumerate() {
+    let observed = snapshots
+        .registry
+        .collect()
+        .into_iter()
+        .filter(|f| f.kind != Kind::Histogram);
+    for (i, family) in observed.enumerate() {
         let name = family.name;
         let observe = {
             let snapshots = snapshots.clone();
@@ -288,7 +334,7 @@ impl opentelemetry_http::HttpClient for Client {
         let url = Url::parse(&head.uri.to_string())?;
         let http = self.http.clone();
         let limits = Limits {
-            timeout: Duration::from_secs(10),
+            timeout: PUSH_TIMEOUT,
             max_body: 1 << 20,
         };
         let shown = url.to_string();

@@ -150,4 +150,43 @@ fn configurations_that_cannot_work_are_refused() {
     let config =
         OtlpConfig::new("https://otlp.example/v1/metrics", Duration::from_secs(60)).unwrap();
     assert_eq!(config.metrics_url(), "https://otlp.example/v1/metrics");
+    // A path under which the collector answers is kept.
+    let config = OtlpConfig::new("http://gw.example/otlp", Duration::from_secs(60)).unwrap();
+    assert_eq!(config.metrics_url(), "http://gw.example/otlp/v1/metrics");
+    // A query or fragment would end up before /v1/metrics, credentials in the logs.
+    for (endpoint, says) in [
+        ("http://collector:4318/?key=x", "query"),
+        ("http://collector:4318/#x", "fragment"),
+        ("http://user:secret@collector:4318", "headers"),
+    ] {
+        let error = OtlpConfig::new(endpoint, Duration::from_secs(60)).unwrap_err();
+        assert!(error.contains(says), "{endpoint}: {error}");
+        assert!(!error.contains("secret"), "{error}");
+    }
+}
+
+/// An exporter dropped without `shutdown` (a process leaving on an error) still pushes its last
+/// values, on a blocking thread: the drop itself returns at once on the async thread (the only
+/// one here: a drop that waited for the push there would wait for itself, 5 s).
+#[tokio::test]
+async fn a_dropped_exporter_pushes_its_last_values_off_the_async_threads() {
+    let collector = Collector::start().await.unwrap();
+    let registry = Arc::new(registry(Arc::new(AtomicU64::new(5))));
+    let config = OtlpConfig::new(&collector.url(), Duration::from_secs(60)).unwrap();
+    let exporter = Exporter::start(registry, &config, "crema-test").unwrap();
+    let started = Instant::now();
+    drop(exporter);
+    assert!(
+        started.elapsed() < Duration::from_millis(200),
+        "the drop waited {:?}",
+        started.elapsed()
+    );
+    let export = push_where(&collector, |e| e.metric("crema_test_events").is_some()).await;
+    let kitchen = export.metric("crema_test_events").and_then(|m| {
+        m.points
+            .iter()
+            .find(|p| p.attributes.get("machine").map(String::as_str) == Some("kitchen"))
+            .map(|p| p.value)
+    });
+    assert_eq!(kitchen, Some(5.0));
 }
