@@ -103,7 +103,7 @@ async fn a_tuning_value_out_of_range_stops_the_gateway_at_start() {
     assert_eq!(out.status.code(), Some(1), "{said}");
     assert!(
         said.contains(
-            "crema.toml: tuning: ws_silence_s (10 s) must be longer than ws_ping_s (30 s)"
+            "crema.toml: tuning: ws_silence_s (10 s) must be at least 1 s longer than ws_ping_s (30 s)"
         ),
         "{said}"
     );

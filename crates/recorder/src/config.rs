@@ -77,7 +77,8 @@ pub struct Tuning {
     pub sync_every_s: Option<f64>,
     /// Between two pings of a browser's WebSocket (30 s).
     pub ws_ping_s: Option<f64>,
-    /// A browser's WebSocket silent this long is dropped (60 s; longer than `ws_ping_s`).
+    /// A browser's WebSocket silent this long is dropped (60 s; at least 1 s longer than
+    /// `ws_ping_s`).
     pub ws_silence_s: Option<f64>,
     /// Data bytes a browser's WebSocket may have waiting before its oldest frames are
     /// dropped (262,144).
@@ -216,9 +217,11 @@ impl Tuning {
         };
         let ws_ping = seconds("ws_ping_s", self.ws_ping_s, 1.0, 3600.0, d.ws_ping)?;
         let ws_silence = seconds("ws_silence_s", self.ws_silence_s, 2.0, 7200.0, d.ws_silence)?;
-        if ws_silence <= ws_ping {
+        // A browser's pong takes a round trip (seconds on a poor mobile link): a silence that
+        // ends just after the ping would drop every browser that only answers pings.
+        if ws_silence < ws_ping + Duration::from_secs(1) {
             return Err(format!(
-                "tuning: ws_silence_s ({} s) must be longer than ws_ping_s ({} s): a browser answers each ping, and is dropped after ws_silence_s without a frame",
+                "tuning: ws_silence_s ({} s) must be at least 1 s longer than ws_ping_s ({} s): a browser answers each ping, and is dropped after ws_silence_s without a frame",
                 ws_silence.as_secs_f64(),
                 ws_ping.as_secs_f64()
             ));
@@ -512,12 +515,12 @@ mod tests {
                 "sync_every_s = 5 is out of range: 60 to",
             ),
             (
-                "ws_ping_s = 30\nws_silence_s = 30",
-                "must be longer than ws_ping_s",
+                "ws_ping_s = 30\nws_silence_s = 30.5",
+                "must be at least 1 s longer than ws_ping_s",
             ),
             (
                 "ws_silence_s = 20",
-                "ws_silence_s (20 s) must be longer than ws_ping_s (30 s)",
+                "ws_silence_s (20 s) must be at least 1 s longer than ws_ping_s (30 s)",
             ),
             (
                 "ws_queue_bytes = 100",
