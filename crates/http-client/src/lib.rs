@@ -85,15 +85,24 @@ pub struct Answer {
 }
 
 impl Answer {
-    /// The start of the body (200 characters), for a log line or an error.
+    /// The start of the body (200 characters, on one line), for a log line or an error.
     pub fn excerpt(&self) -> String {
-        let text = String::from_utf8_lossy(&self.body);
-        let mut cut: String = text.chars().take(200).collect();
-        if cut.len() < text.len() {
-            cut.push('…');
-        }
-        cut
+        one_line(&String::from_utf8_lossy(&self.body), 200)
     }
+}
+
+/// `text` from a peer as one line of a log: control characters (line breaks, terminal escapes)
+/// made spaces, cut to `max` characters (with `…` when cut).
+pub fn one_line(text: &str, max: usize) -> String {
+    let mut out: String = text
+        .chars()
+        .take(max)
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if text.chars().nth(max).is_some() {
+        out.push('…');
+    }
+    out
 }
 
 /// Limits of one exchange.
@@ -309,6 +318,19 @@ pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
 mod tests {
     use super::*;
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    #[test]
+    fn a_peers_text_is_one_line_of_the_log() {
+        assert_eq!(one_line("a\r\nb\u{1b}[2Jc", 200), "a  b [2Jc");
+        assert_eq!(one_line("héllo", 3), "hél…");
+        assert_eq!(one_line("abc", 3), "abc");
+        let answer = Answer {
+            status: StatusCode::OK,
+            headers: HeaderMap::new(),
+            body: Bytes::from("x".repeat(300) + "\n"),
+        };
+        assert_eq!(answer.excerpt(), "x".repeat(200) + "…");
+    }
 
     /// A server on 127.0.0.1 that answers every connection with `answer` (or never, if empty).
     async fn server(answer: &'static str) -> Url {

@@ -257,7 +257,7 @@ impl Visualizer {
                 }
                 None => {
                     let error = format!(
-                        "{url} answered HTTP {} without a shot id: {}",
+                        "{url} answered HTTP {} without a usable shot id: {}",
                         answer.status.as_u16(),
                         answer.excerpt()
                     );
@@ -339,20 +339,30 @@ pub fn upload_of(
     Ok(Some((name, serde_json::to_vec(&file).unwrap_or_default())))
 }
 
-/// The id in an upload's answer, `{"id": "…"}` (a number is taken as its text).
+/// The id in an upload's answer, `{"id": "…"}` (a whole number is taken as its text). It is
+/// stored, put in the shot's URL and linked from the page, so only an id of the shape
+/// Visualizer gives (a UUID; letters, digits, `-` and `_`, at most 128) is taken: anything else
+/// (a captive portal's page, a proxy's answer) is an answer without an id.
 fn answered_id(body: &[u8]) -> Option<String> {
     let value: serde_json::Value = serde_json::from_slice(body).ok()?;
-    match &value["id"] {
-        serde_json::Value::String(s) if !s.is_empty() => Some(s.clone()),
-        serde_json::Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
+    let id = match &value["id"] {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Number(n) => n.as_u64()?.to_string(),
+        _ => return None,
+    };
+    let usable = (1..=128).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    usable.then_some(id)
 }
 
-/// Visualizer's explanation in an error answer, `{"error": "…"}`.
+/// Visualizer's explanation in an error answer, `{"error": "…"}`, on one line.
 fn error_text(body: &[u8]) -> Option<String> {
     let value: serde_json::Value = serde_json::from_slice(body).ok()?;
-    value["error"].as_str().map(str::to_owned)
+    value["error"]
+        .as_str()
+        .map(|text| http_client::one_line(text, 300))
 }
 
 /// A multipart boundary that does not occur in `file`: random (the standard library's hash
@@ -463,6 +473,30 @@ mod tests {
         assert_eq!(answered_id(br#"{"id":12}"#).as_deref(), Some("12"));
         assert_eq!(answered_id(br#"{"id":""}"#), None);
         assert_eq!(answered_id(b"<html>"), None);
+        let uuid = "0f8e7a2c-5d1b-4e8f-9a6c-3b2d1e0f9a8b";
+        assert_eq!(
+            answered_id(format!(r#"{{"id":"{uuid}"}}"#).as_bytes()).as_deref(),
+            Some(uuid)
+        );
+        // What would leave the shot's URL, or the page's link, is no id.
+        for bad in [
+            r#"{"id":"../../admin"}"#,
+            r#"{"id":"x" onclick="alert(1)"}"#,
+            r#"{"id":"a b"}"#,
+            r#"{"id":"a?b=1"}"#,
+            r#"{"id":-3}"#,
+            r#"{"id":1.5}"#,
+            r#"{"id":["x"]}"#,
+        ] {
+            assert_eq!(answered_id(bad.as_bytes()), None, "{bad}");
+        }
+        let long = format!(r#"{{"id":"{}"}}"#, "a".repeat(129));
+        assert_eq!(answered_id(long.as_bytes()), None);
+        // An explanation is one line of the log, however it was written.
+        assert_eq!(
+            error_text(b"{\"error\":\"bad\\nfile\\u001b[31m\"}").as_deref(),
+            Some("bad file [31m")
+        );
         assert_eq!(
             error_text(br#"{"error":"Could not save the provided file."}"#).as_deref(),
             Some("Could not save the provided file.")
