@@ -1,6 +1,9 @@
 //! `--listen`: the recorder's `/metrics` (Prometheus text) and `/healthz` (`200 {"status":"ok"}`,
 //! or `503` naming what is wrong), for a box watched by Prometheus or a health check. Off by
-//! default; a bare port listens on loopback only.
+//! default; a bare port listens on loopback only. Served by the gateway's guarded loop
+//! (`fanout::serve`): a client that sends no request within 10 s is closed, and at most
+//! [`MAX_CONNECTIONS`] are open at once, so the port cannot take the file descriptors the
+//! machine's connection and the database need.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -61,6 +64,10 @@ pub(crate) fn parse_listen(value: &str) -> Result<SocketAddr, String> {
         .map_err(|_| format!("{value:?} is not PORT or ADDRESS:PORT (127.0.0.1:9464)"))
 }
 
+/// Connections `--listen` holds open at once: a scraper and a health check need a few; more
+/// wait in the kernel's backlog.
+pub(crate) const MAX_CONNECTIONS: usize = 32;
+
 /// Serves `/metrics` and `/healthz` on `listener` until `stop`.
 pub(crate) async fn serve(
     listener: tokio::net::TcpListener,
@@ -71,12 +78,12 @@ pub(crate) async fn serve(
         .route("/metrics", get(metrics_text))
         .route("/healthz", get(healthz))
         .with_state(status);
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(stop.cancelled_owned())
-        .await;
-    if let Err(e) = served {
-        tracing::error!("the /metrics and /healthz listener failed: {e}");
-    }
+    let config = fanout::serve::ServeConfig {
+        max_connections: MAX_CONNECTIONS,
+        ..Default::default()
+    };
+    let open = Arc::new(fanout::serve::Connections::default());
+    fanout::serve::serve(listener, app, config, open, stop.cancelled_owned()).await;
 }
 
 async fn healthz(State(status): State<Arc<Status>>) -> Response {

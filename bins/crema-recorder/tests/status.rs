@@ -1,7 +1,10 @@
 //! `crema-recorder run --listen`: `/healthz` and `/metrics` of a recorder recording the simulated
-//! machine; `/healthz` answers `503` naming the machine once it is gone; a nonsense `--listen`
-//! is refused at start with a line that says what to write.
+//! machine; connections that send nothing are closed; `/healthz` answers `503` naming the
+//! machine once it is gone; a nonsense `--listen` is refused at start with a line that says what
+//! to write.
 
+use std::io::{ErrorKind, Read as _};
+use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -67,6 +70,41 @@ async fn metrics_and_health_on_listen() {
             "{text}"
         );
         assert_eq!(get(&addr, "/nothing").0, 404);
+    });
+
+    // Clients that connect and send nothing, as many as the endpoint holds (32), are closed
+    // after 10 s; then it answers again: nobody can keep the port (or the process's file
+    // descriptors) by holding connections open.
+    tokio::task::block_in_place(|| {
+        let silent: Vec<TcpStream> = (0..32)
+            .map(|_| TcpStream::connect(&addr).unwrap())
+            .collect();
+        let started = Instant::now();
+        for mut stream in silent {
+            stream
+                .set_read_timeout(Some(Duration::from_secs(25)))
+                .unwrap();
+            let mut buf = [0u8; 256];
+            loop {
+                match stream.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(_) => continue,
+                    Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                        panic!(
+                            "a silent connection still open after {:?}",
+                            started.elapsed()
+                        )
+                    }
+                    Err(_) => break,
+                }
+            }
+        }
+        let closed_after = started.elapsed();
+        assert!(
+            closed_after >= Duration::from_secs(8),
+            "closed too early: {closed_after:?}"
+        );
+        assert_eq!(get(&addr, "/healthz").0, 200);
     });
 
     // The machine goes away: unhealthy, and why.
