@@ -113,10 +113,11 @@ tokens = [
     let gw = start(&["--config", config.to_str().unwrap()]).await;
     let addr = gw.addr.as_str();
     let runner = "Authorization: Bearer run-key\r\n";
-    // A stored shot and a finished run to ask about.
+    // A stored shot and a finished run to ask about. The shot is named by its store key, which
+    // names it for good (its public `id` becomes the machine's UUID when the history is read).
     let shot = eventually(Duration::from_secs(60), "a stored shot", || async {
         let shots = json(addr, "/api/v1/shots", runner).await;
-        shots["shots"][0]["id"].as_str().map(str::to_owned)
+        shots["shots"][0]["key"].as_i64().map(|key| key.to_string())
     })
     .await;
     let (code, body) = request(addr, "POST", "/api/v1/runs", runner, r#"{"kind":"qa"}"#).await;
@@ -248,8 +249,8 @@ tokens = [
         Value::Array(vec![])
     );
     assert_eq!(
-        json(addr, "/api/v1/shots", reader).await["shots"][0]["id"],
-        shot.as_str()
+        json(addr, "/api/v1/shots", reader).await["shots"][0]["key"].to_string(),
+        shot
     );
     assert_eq!(
         json(addr, "/api/v1/runs", other).await["runs"],
