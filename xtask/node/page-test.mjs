@@ -48,13 +48,14 @@ async function crosshair(page, chart, touch) {
 // Away from the chart, the legend shows the readings at the shot's last sample (and a compared
 // shot's at its own last one), read here from the chart's data.
 async function latest(page, chart, name) {
-  const legend = await legendOf(page, chart);
-  const expected = await page.evaluate((name) => {
+  // The legend and the data in one turn of the page's loop: no live event lands between them.
+  const [legend, expected] = await page.evaluate(([chart, name]) => {
+    const legend = [...document.querySelectorAll(`${chart} .u-legend .u-series`)].map((r) => [r.querySelector(".u-label").textContent, r.querySelector(".u-value").textContent]);
     const { data, series } = charts[name].plot;
     const end = (columns) => Math.max(-1, ...columns.map((c) => { for (let i = c.length - 1; i >= 0; i--) if (c[i] != null) return i; return -1; }));
     const own = end(data.slice(1, 8)), other = end(data.slice(8));
-    return series.map((s, i) => [s.label, i === 0 ? data[0][own] : data[i][i < 8 ? own : other]]);
-  }, name);
+    return [legend, series.map((s, i) => [s.label, i === 0 ? data[0][own] : data[i][i < 8 ? own : other]])];
+  }, [chart, name]);
   let numbers = 0;
   for (const [label, value] of expected) {
     const row = legend.find(([l]) => l === label);
