@@ -356,7 +356,7 @@ impl opentelemetry_http::HttpClient for Client {
             format!(
                 "POST {shown} answered {}: {}",
                 answer.status,
-                String::from_utf8_lossy(&answer.body[..answer.body.len().min(200)])
+                answer.excerpt()
             )
         });
         self.outcome(&shown, failure);
