@@ -28,6 +28,9 @@ pub enum TransportMode {
 /// The default bound of [`Config::receive_coalescing`]: 500 µs.
 pub const DEFAULT_RECEIVE_COALESCING: Duration = Duration::from_micros(500);
 
+/// The most bytes a server may send at once, by default ([`Config::max_payload`]): 16 MiB.
+pub const DEFAULT_MAX_PAYLOAD: usize = 16 << 20;
+
 /// When and how fast to reconnect after a connection is lost.
 ///
 /// ```
@@ -120,6 +123,7 @@ pub struct Config {
     pub(crate) event_capacity: usize,
     pub(crate) outgoing_capacity: usize,
     pub(crate) receive_coalescing: Duration,
+    pub(crate) max_payload: usize,
     pub(crate) cancel: CancellationToken,
     #[cfg(feature = "rustls")]
     pub(crate) tls: Option<Arc<rustls::ClientConfig>>,
@@ -139,6 +143,7 @@ impl fmt::Debug for Config {
             .field("request_timeout", &self.request_timeout)
             .field("event_capacity", &self.event_capacity)
             .field("receive_coalescing", &self.receive_coalescing)
+            .field("max_payload", &self.max_payload)
             .finish_non_exhaustive()
     }
 }
@@ -189,6 +194,7 @@ impl Config {
             event_capacity: 256,
             outgoing_capacity: 1024,
             receive_coalescing: DEFAULT_RECEIVE_COALESCING,
+            max_payload: DEFAULT_MAX_PAYLOAD,
             cancel: CancellationToken::new(),
             #[cfg(feature = "rustls")]
             tls: None,
@@ -272,6 +278,25 @@ impl Config {
     /// connection closed by the server, and the client reconnects.
     pub fn event_capacity(mut self, capacity: usize) -> Self {
         self.event_capacity = capacity.max(1);
+        self
+    }
+
+    /// The most bytes the server may send at once: one long-polling answer (all the packets it
+    /// holds), or one WebSocket message (16 MiB by default, [`DEFAULT_MAX_PAYLOAD`]). A larger
+    /// one is not read: the attempt fails with [`crate::Error::TooLarge`] (or, on a WebSocket,
+    /// tungstenite's capacity error) and the client reconnects with its backoff, so a server
+    /// gone wrong cannot make it buffer without bound. Raise it for servers that send larger
+    /// binary attachments; lower it to what a known server sends (a telemetry device: a few
+    /// KiB per event).
+    ///
+    /// ```
+    /// let small = engineio_client::Config::new("http://127.0.0.1:3000")
+    ///     .unwrap()
+    ///     .max_payload(1 << 20);
+    /// # let _ = small;
+    /// ```
+    pub fn max_payload(mut self, bytes: usize) -> Self {
+        self.max_payload = bytes.max(1024);
         self
     }
 

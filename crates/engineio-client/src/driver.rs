@@ -493,6 +493,12 @@ impl<'a> Connection<'a> {
                 self.session.handle_transport_closed(now, Via::Probe);
             }
             Io::Body(body) => self.body(body),
+            // A server that sends more than the client takes is one gone wrong: the session
+            // ends saying so (the client reconnects with its backoff).
+            Io::GetFailed(e @ Error::TooLarge { .. }) => {
+                tracing::warn!("closing: {e}");
+                self.session.handle_protocol_error(now, e.to_string());
+            }
             Io::GetFailed(e) => {
                 tracing::info!("long-polling GET failed: {e}");
                 self.state
@@ -532,6 +538,16 @@ impl<'a> Connection<'a> {
     ) {
         match frame {
             Some(Ok(message)) => self.frame(Via::Active, message),
+            Some(Err(tokio_tungstenite::tungstenite::Error::Capacity(e))) => {
+                let why = format!(
+                    "the server sent a WebSocket message over Config::max_payload ({}): {e}",
+                    self.config.max_payload
+                );
+                tracing::warn!("closing: {why}");
+                self.ws_open = false;
+                self.session
+                    .handle_protocol_error(Instant::now().into_std(), why);
+            }
             Some(Err(e)) => {
                 tracing::info!("WebSocket closed: {e}");
                 self.ws_open = false;

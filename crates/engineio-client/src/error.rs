@@ -75,6 +75,15 @@ pub enum Error {
         /// The start of the response body (Node servers explain themselves in JSON there).
         body: String,
     },
+    /// The server sent more at once than [`crate::Config::max_payload`] allows: the answer
+    /// was not read, and the client reconnects.
+    #[error("{url} sent more than {limit} bytes at once (Config::max_payload); not read")]
+    TooLarge {
+        /// The request URL.
+        url: String,
+        /// [`crate::Config::max_payload`].
+        limit: usize,
+    },
     /// The WebSocket handshake or connection failed.
     #[error("WebSocket {url} failed: {}", chain(source.as_ref()))]
     WebSocket {

@@ -40,7 +40,10 @@ mod transport;
 
 pub use backoff::Backoff;
 pub use client::{Client, Events};
-pub use config::{Config, DEFAULT_RECEIVE_COALESCING, HeaderProvider, Reconnect, TransportMode};
+pub use config::{
+    Config, DEFAULT_MAX_PAYLOAD, DEFAULT_RECEIVE_COALESCING, HeaderProvider, Reconnect,
+    TransportMode,
+};
 pub use engineio_codec as codec;
 pub use engineio_codec::Handshake;
 pub use engineio_codec::Text;

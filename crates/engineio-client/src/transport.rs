@@ -63,7 +63,7 @@ pub(crate) async fn websocket(
     let (ws, _response) = tokio_tungstenite::client_async_tls_with_config(
         request,
         stream,
-        Some(ws_config()),
+        Some(ws_config(config.max_payload)),
         connector,
     )
     .await
@@ -74,11 +74,14 @@ pub(crate) async fn websocket(
 /// WebSocket buffers sized for telemetry. Frames are cut from tungstenite's read buffer and
 /// stay alive as long as their events do, pinning the chunk they came from: small chunks
 /// (8 KiB; tungstenite's default is 128 KiB) keep that memory small. The socket is read through
-/// [`SOCKET_READ`] anyway, so the size costs no system calls.
-fn ws_config() -> tokio_tungstenite::tungstenite::protocol::WebSocketConfig {
+/// [`SOCKET_READ`] anyway, so the size costs no system calls. A message (and so a frame) is
+/// at most `max_payload` bytes.
+fn ws_config(max_payload: usize) -> tokio_tungstenite::tungstenite::protocol::WebSocketConfig {
     tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
         .read_buffer_size(8 * 1024)
         .write_buffer_size(32 * 1024)
+        .max_message_size(Some(max_payload))
+        .max_frame_size(Some(max_payload))
 }
 
 #[cfg(feature = "rustls")]
@@ -94,6 +97,7 @@ pub(crate) struct Polling {
     headers: HeaderMap,
     url: url::Url,
     timeout: std::time::Duration,
+    max_payload: usize,
 }
 
 impl Polling {
@@ -117,6 +121,7 @@ impl Polling {
             headers,
             url: config.endpoint("polling", None),
             timeout: config.request_timeout,
+            max_payload: config.max_payload,
         }
     }
 
@@ -161,17 +166,38 @@ impl Polling {
                 .await
                 .map_err(|e| connect_error(e.into()))?;
             let status = response.status();
-            let body = response
-                .into_body()
+            let too_large = || Error::TooLarge {
+                url: url.to_owned(),
+                limit: self.max_payload,
+            };
+            // Read at most `max_payload` bytes: a larger answer is not held, whatever it says.
+            let declared = response
+                .headers()
+                .get(http::header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+            if declared.is_some_and(|n| n > self.max_payload as u64) {
+                return Err(too_large());
+            }
+            let body = http_body_util::Limited::new(response.into_body(), self.max_payload)
                 .collect()
                 .await
-                .map_err(|e| connect_error(e.into()))?
+                .map_err(|e| {
+                    if e.is::<http_body_util::LengthLimitError>() {
+                        too_large()
+                    } else {
+                        connect_error(e)
+                    }
+                })?
                 .to_bytes();
             if !status.is_success() {
                 return Err(Error::Status {
                     url: url.to_owned(),
                     status: status.as_u16(),
-                    body: String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned(),
+                    // One line of the server's words: a log line must not be forged by them.
+                    body: String::from_utf8_lossy(&body[..body.len().min(200)])
+                        .chars()
+                        .map(|c| if c.is_control() { ' ' } else { c })
+                        .collect(),
                 });
             }
             Ok(body)

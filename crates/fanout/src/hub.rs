@@ -1,6 +1,10 @@
 //! Topics: the latest event of each name (the snapshot a subscriber gets first), a sequence
 //! number, a bounded replay ring for SSE resume, and a broadcast of each event's bytes,
 //! serialized once for every subscriber.
+//!
+//! A snapshot is bounded: at most [`SNAPSHOT_NAMES`] names and [`SNAPSHOT_BYTES`] of frames
+//! per topic. A publisher that sends ever new names pushes the oldest names out (counted in
+//! [`Hub::snapshot_evicted`]); the newest event is always kept.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -100,7 +104,16 @@ pub struct Hub {
     /// the hub).
     pub(crate) sse_streams: std::sync::atomic::AtomicUsize,
     pub(crate) sse_sent: std::sync::atomic::AtomicU64,
+    /// Names pushed out of snapshots by newer ones.
+    evicted: std::sync::atomic::AtomicU64,
 }
+
+/// Names a topic's snapshot keeps at most (a machine sends about ten).
+pub const SNAPSHOT_NAMES: usize = 64;
+
+/// Frame bytes a topic's snapshot keeps at most, the newest event aside (1 MiB: one
+/// `subscribed` frame).
+pub const SNAPSHOT_BYTES: usize = 1 << 20;
 
 /// Events a topic keeps for resuming SSE streams (`Last-Event-ID`), by default.
 pub const REPLAY_RING: usize = 1024;
@@ -121,6 +134,35 @@ impl Hub {
             pace: DEFAULT_PACE,
             sse_streams: std::sync::atomic::AtomicUsize::new(0),
             sse_sent: std::sync::atomic::AtomicU64::new(0),
+            evicted: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    /// Names pushed out of topics' snapshots by newer names since the hub was made.
+    pub fn snapshot_evicted(&self) -> u64 {
+        self.evicted.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Keeps `event` as the latest of its name in `latest`, then pushes the oldest names out
+    /// while over [`SNAPSHOT_NAMES`] or [`SNAPSHOT_BYTES`].
+    fn keep_latest(&self, latest: &mut Vec<Arc<Event>>, event: Arc<Event>) {
+        match latest.iter_mut().find(|e| e.name == event.name) {
+            Some(slot) => *slot = event,
+            None => latest.push(event),
+        }
+        let mut bytes: usize = latest.iter().map(|e| e.ws.len()).sum();
+        while latest.len() > 1 && (latest.len() > SNAPSHOT_NAMES || bytes > SNAPSHOT_BYTES) {
+            let Some(oldest) = latest
+                .iter()
+                .enumerate()
+                .min_by_key(|(_, e)| e.seq)
+                .map(|(i, _)| i)
+            else {
+                break;
+            };
+            bytes -= latest.swap_remove(oldest).ws.len();
+            self.evicted
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
     }
 
@@ -253,10 +295,7 @@ impl Hub {
             return;
         }
         let event = Arc::new(make_event(key, seq, name, data, at.to_owned(), 0));
-        match state.latest.iter_mut().find(|e| *e.name == *name) {
-            Some(slot) => *slot = event,
-            None => state.latest.push(event),
-        }
+        self.keep_latest(&mut state.latest, event);
     }
 
     /// The number of `topic`'s latest event (0: none, or no such topic).
@@ -289,10 +328,7 @@ impl Hub {
                 mailbox.lock().note_dropped(&event.topic, skipped);
             }
         }
-        match state.latest.iter_mut().find(|e| *e.name == *name) {
-            Some(slot) => *slot = event.clone(),
-            None => state.latest.push(event.clone()),
-        }
+        self.keep_latest(&mut state.latest, event.clone());
         if state.ring.len() == self.ring {
             state.ring.pop_front();
         }
@@ -486,7 +522,7 @@ mod tests {
     fn accepted_events_keep_their_numbers_and_holes_are_gaps() {
         let hub = Hub::new(7, 16, 16);
         let t = "machine:a";
-        let mailbox = Mailbox::new(1 << 20, Default::default());
+        let mailbox = Mailbox::new(1 << 20, 1 << 20, Default::default());
         hub.declare(t);
         hub.attach(t, &mailbox).unwrap();
         let at = "2026-01-01T08:00:14.600Z";
@@ -561,6 +597,36 @@ mod tests {
         hub.publish("t", "sensors", &raw("4"), at());
         assert_eq!(sub.live.try_recv().unwrap().seq, 4);
         assert!(sub.live.try_recv().is_err());
+    }
+
+    /// A publisher of ever new names: the snapshot keeps the newest names up to its caps, the
+    /// rest are counted out; a name seen again comes back.
+    #[test]
+    fn the_snapshot_keeps_the_newest_names_within_its_caps() {
+        let hub = Hub::new(1, 16, 16);
+        for i in 0..3000 {
+            hub.publish("t", &format!("name{i}"), &raw("0"), at());
+        }
+        let snapshot = hub.snapshot("t");
+        assert_eq!(snapshot.len(), SNAPSHOT_NAMES);
+        assert_eq!(snapshot.last().unwrap().name.as_ref(), "name2999");
+        assert_eq!(snapshot[0].name.as_ref(), "name2936");
+        assert_eq!(hub.snapshot_evicted(), 3000 - SNAPSHOT_NAMES as u64);
+        // Bytes: events of 300 KiB each, three at most under 1 MiB.
+        let big = raw(&format!("\"{}\"", "x".repeat(300 << 10)));
+        for name in ["a", "b", "c", "d", "e"] {
+            hub.publish("u", name, &big, at());
+        }
+        let names: Vec<String> = hub
+            .snapshot("u")
+            .iter()
+            .map(|e| e.name.to_string())
+            .collect();
+        assert_eq!(names, ["c", "d", "e"]);
+        // One event larger than the cap is kept alone: a subscriber gets the latest state.
+        let huge = raw(&format!("\"{}\"", "x".repeat(2 << 20)));
+        hub.publish("u", "huge", &huge, at());
+        assert_eq!(hub.snapshot("u").len(), 1);
     }
 
     #[test]

@@ -24,9 +24,13 @@ pub(crate) struct Mailbox {
 }
 
 impl Mailbox {
-    pub(crate) fn new(max_data_bytes: usize, dropped: Arc<AtomicU64>) -> Arc<Self> {
+    pub(crate) fn new(
+        max_data_bytes: usize,
+        max_control_bytes: usize,
+        dropped: Arc<AtomicU64>,
+    ) -> Arc<Self> {
         Arc::new(Self {
-            out: Mutex::new(Outbound::new(max_data_bytes)),
+            out: Mutex::new(Outbound::with_control(max_data_bytes, max_control_bytes)),
             waker: AtomicWaker::new(),
             dropped,
         })
@@ -102,7 +106,7 @@ mod tests {
     #[test]
     fn a_push_wakes_the_writer_and_drops_are_counted() {
         let dropped = Arc::new(AtomicU64::new(0));
-        let mailbox = Mailbox::new(10, dropped.clone());
+        let mailbox = Mailbox::new(10, 10, dropped.clone());
         let woken = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         struct Count(Arc<std::sync::atomic::AtomicUsize>);
         impl std::task::Wake for Count {

@@ -55,10 +55,20 @@ impl Source for Fanout {
             "Data frames dropped for slow WebSocket clients (reported to them as gaps).",
         )
         .sample(&[], ws.dropped());
+        m.counter(
+            "crema_snapshot_evicted",
+            "Event names pushed out of topics' snapshots by newer names (a publisher of ever new names).",
+        )
+        .sample(&[], hub.snapshot_evicted());
         m.gauge(
             "crema_ws_queued_bytes",
             "Data bytes waiting in WebSocket connections' queues.",
         )
         .sample(&[], ws.queued_bytes() as u64);
+        m.gauge(
+            "crema_ws_control_bytes",
+            "Answer bytes (subscribed, error, pong) waiting in WebSocket connections' queues.",
+        )
+        .sample(&[], ws.control_bytes() as u64);
     }
 }

@@ -1,12 +1,19 @@
 //! The per-connection outbound queue: two lanes. Control frames (`subscribed`, `unsubscribed`,
-//! `error`, `gap`, close) are never dropped and go first. Data frames are bounded in bytes: past
-//! the bound the oldest are dropped, and the connection is told how many with one `gap` frame
-//! per topic before the next data frame. Pure: no IO, no clock.
+//! `error`, `gap`, pong, close) are never dropped and go first; the lane counts its bytes, and
+//! the connection stops taking the client's requests while it holds [`Outbound::control_full`]
+//! (a client that asks faster than it reads the answers fills its own socket, not the
+//! gateway's memory). Data frames are bounded in bytes: past the bound the oldest are dropped,
+//! and the connection is told how many with one `gap` frame per topic before the next data
+//! frame. Pure: no IO, no clock.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
 use bytes::Bytes;
+
+/// Bytes the control lane holds before it is full, by default (64 KiB: hundreds of answers, or
+/// one `subscribed` frame with a large snapshot).
+pub const CONTROL_BYTES: usize = 64 * 1024;
 
 /// The next frame to write.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,6 +44,8 @@ impl Frame {
 #[derive(Debug)]
 pub struct Outbound {
     control: VecDeque<Bytes>,
+    control_bytes: usize,
+    max_control_bytes: usize,
     data: VecDeque<(Arc<str>, Bytes)>,
     data_bytes: usize,
     max_data_bytes: usize,
@@ -47,10 +56,18 @@ pub struct Outbound {
 
 impl Outbound {
     /// A queue holding at most `max_data_bytes` of data frames (one frame is always kept, even
-    /// a larger one).
+    /// a larger one), whose control lane is full from [`CONTROL_BYTES`] on.
     pub fn new(max_data_bytes: usize) -> Self {
+        Self::with_control(max_data_bytes, CONTROL_BYTES)
+    }
+
+    /// A queue as [`Outbound::new`] makes it, whose control lane is full from
+    /// `max_control_bytes` on.
+    pub fn with_control(max_data_bytes: usize, max_control_bytes: usize) -> Self {
         Self {
             control: VecDeque::new(),
+            control_bytes: 0,
+            max_control_bytes,
             data: VecDeque::new(),
             data_bytes: 0,
             max_data_bytes,
@@ -59,9 +76,29 @@ impl Outbound {
         }
     }
 
-    /// Queues a control frame. Never dropped.
+    /// Queues a control frame. Never dropped: the caller stops making more while
+    /// [`Outbound::control_full`].
     pub fn push_control(&mut self, frame: Bytes) {
+        self.control_bytes += frame.len();
         self.control.push_back(frame);
+    }
+
+    /// Whether the control lane holds its bound or more: take no request that would be answered
+    /// on it until the client has read some.
+    pub fn control_full(&self) -> bool {
+        self.control_bytes >= self.max_control_bytes
+    }
+
+    /// Bytes of control frames waiting.
+    pub fn control_bytes(&self) -> usize {
+        self.control_bytes
+    }
+
+    /// Empties the control lane (the connection is closing: what it held will not be read).
+    /// Returns the bytes dropped.
+    pub fn clear_control(&mut self) -> usize {
+        self.control.clear();
+        std::mem::take(&mut self.control_bytes)
     }
 
     /// Queues a data frame of `topic`; drops the oldest data frames while over the bound.
@@ -90,6 +127,7 @@ impl Outbound {
     /// (built by `gap`), then data frames in order.
     pub fn pop(&mut self, gap: impl Fn(&str, u64) -> Bytes) -> Option<Frame> {
         if let Some(frame) = self.control.pop_front() {
+            self.control_bytes -= frame.len();
             return Some(Frame::Control(frame));
         }
         if let Some((topic, count)) = self.dropped.pop_first() {
@@ -160,6 +198,21 @@ mod tests {
         assert_eq!(q.pop(gap), None);
         assert!(q.is_empty());
         assert_eq!(q.dropped_total(), 1);
+    }
+
+    #[test]
+    fn the_control_lane_is_full_at_its_bound_and_empties_as_it_is_read() {
+        let mut q = Outbound::with_control(10, 8);
+        q.push_control(Bytes::from_static(b"1234"));
+        assert!(!q.control_full());
+        q.push_control(Bytes::from_static(b"5678"));
+        assert!(q.control_full(), "8 of 8 bytes");
+        assert_eq!(q.control_bytes(), 8);
+        q.pop(gap);
+        assert!(!q.control_full());
+        q.push_control(Bytes::from_static(b"a larger frame is still taken"));
+        assert_eq!(q.clear_control(), 33);
+        assert!(q.is_empty());
     }
 
     #[derive(Debug, Clone)]
@@ -242,11 +295,14 @@ mod tests {
                         run(&mut q, &mut got_controls, &mut got_data, &mut gaps)?;
                     }
                 }
+                // The control lane's count is what it holds.
+                prop_assert_eq!(q.control_bytes(), q.control.iter().map(Bytes::len).sum::<usize>());
             }
             while run(&mut q, &mut got_controls, &mut got_data, &mut gaps)? {}
             prop_assert_eq!(got_controls, controls);
             prop_assert_eq!(got_data + gaps + forgotten_all, pushed + lost);
             prop_assert_eq!(q.dropped_total(), gaps);
+            prop_assert_eq!(q.control_bytes(), 0);
         }
     }
 }

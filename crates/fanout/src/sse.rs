@@ -29,11 +29,20 @@ pub fn parse_id(id: &str) -> Option<(u64, u64)> {
     Some((epoch.parse().ok()?, seq.parse().ok()?))
 }
 
-fn sse_event(hub: &Hub, event: &Event) -> SseEvent {
-    SseEvent::default()
-        .id(format!("{}-{}", hub.epoch(), event.seq))
-        .event(&*event.name)
-        .data(event.data.get())
+/// Whether `name` can be an SSE event's name: one line, not empty.
+pub fn writable_name(name: &str) -> bool {
+    !name.is_empty() && !name.contains(['\r', '\n'])
+}
+
+/// The event as SSE, or `None` for a name SSE cannot carry (publishers check names where they
+/// enter; this keeps one that slipped through from breaking the stream).
+fn sse_event(hub: &Hub, event: &Event) -> Option<SseEvent> {
+    writable_name(&event.name).then(|| {
+        SseEvent::default()
+            .id(format!("{}-{}", hub.epoch(), event.seq))
+            .event(&*event.name)
+            .data(event.data.get())
+    })
 }
 
 /// The SSE response for `topic`, resuming after `last_event_id` (the header's or the query's).
@@ -56,7 +65,7 @@ pub fn stream(
         }
     };
     let head: Vec<SseEvent> = std::iter::once(SseEvent::default().retry(Duration::from_secs(2)))
-        .chain(first.iter().map(|e| sse_event(&hub, e)))
+        .chain(first.iter().filter_map(|e| sse_event(&hub, e)))
         .collect();
     let open = Open::new(hub.clone(), ticket);
     let gap = |n: u64| {
@@ -70,7 +79,7 @@ pub fn stream(
             // Events the broker lost before this one: a gap first.
             Ok(event) => (
                 (event.skipped > 0).then(|| gap(event.skipped)),
-                Some(sse_event(&open.hub, &event)),
+                sse_event(&open.hub, &event),
             ),
             Err(BroadcastStreamRecvError::Lagged(n)) => (Some(gap(n)), None),
         };

@@ -47,6 +47,10 @@ pub struct Limits {
     pub max_subscriptions: usize,
     /// Data bytes a connection may have waiting before its oldest are dropped (256 KiB).
     pub data_bytes: usize,
+    /// Answers (`subscribed` with its snapshot, `error`, pong) a connection may have waiting
+    /// before its requests are no longer read (64 KiB): a client that does not read its answers
+    /// stops being read, and is dropped once silent for [`Limits::silence`].
+    pub control_bytes: usize,
     /// A ping every (30 s)…
     pub ping_every: Duration,
     /// …and a connection silent this long is dropped (60 s).
@@ -59,6 +63,7 @@ impl Default for Limits {
             max_inbound: 4096,
             max_subscriptions: 32,
             data_bytes: 256 * 1024,
+            control_bytes: crate::outbound::CONTROL_BYTES,
             ping_every: Duration::from_secs(30),
             silence: Duration::from_secs(60),
         }
@@ -131,6 +136,16 @@ impl WsState {
     /// Frames written to clients so far.
     pub fn sent(&self) -> u64 {
         self.sent.load(Ordering::Relaxed)
+    }
+
+    /// Answer bytes (control frames) waiting in the connections' queues now.
+    pub fn control_bytes(&self) -> usize {
+        let mailboxes: Vec<Arc<Mailbox>> = self
+            .mailboxes
+            .lock()
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default();
+        mailboxes.iter().map(|m| m.lock().control_bytes()).sum()
     }
 
     /// Data bytes waiting in the connections' queues now.
@@ -304,11 +319,17 @@ struct Conn {
     next_ping: Instant,
     /// Set once a close frame is queued: write what is left, then end.
     closing: bool,
+    /// Set while the client's requests are left unread: its answers fill the control lane.
+    paused: bool,
 }
 
 impl Conn {
     fn new(state: Arc<WsState>, identity: Identity, io: TokioIo<hyper::upgrade::Upgraded>) -> Self {
-        let mailbox = Mailbox::new(state.limits.data_bytes, state.dropped.clone());
+        let mailbox = Mailbox::new(
+            state.limits.data_bytes,
+            state.limits.control_bytes,
+            state.dropped.clone(),
+        );
         if let Ok(mut all) = state.mailboxes.lock() {
             all.insert(Arc::as_ptr(&mailbox) as usize, mailbox.clone());
         }
@@ -328,15 +349,22 @@ impl Conn {
             heard: now,
             next_ping,
             closing: false,
+            paused: false,
             state,
         }
     }
 
-    /// Reads what the client sent and answers it; `Err` when the connection is over.
+    /// Reads what the client sent and answers it; `Err` when the connection is over. Nothing
+    /// is read while the answers waiting fill the control lane ([`Conn::paused`]).
     fn read(&mut self, cx: &mut Context<'_>) -> Result<(), End> {
         let mut chunk = [0u8; 2048];
+        // Requests received while paused are answered first.
+        self.frames()?;
         // A few reads per turn: a client flooding requests cannot starve the writes.
         for _ in 0..8 {
+            if self.paused {
+                return Ok(());
+            }
             let mut buf = ReadBuf::new(&mut chunk);
             match Pin::new(&mut self.io).poll_read(cx, &mut buf) {
                 Poll::Pending => return Ok(()),
@@ -353,9 +381,13 @@ impl Conn {
         Ok(())
     }
 
-    /// Answers every whole frame received.
+    /// Answers every whole frame received, until the control lane is full.
     fn frames(&mut self) -> Result<(), End> {
         loop {
+            self.paused = self.mailbox.lock().control_full();
+            if self.paused {
+                return Ok(());
+            }
             let inbound = match self.inbound.decode() {
                 Ok(Some(inbound)) => inbound,
                 Ok(None) => return Ok(()),
@@ -463,7 +495,15 @@ impl Conn {
             let now = Instant::now();
             let limits = &self.state.limits;
             if now >= self.heard + limits.silence {
-                tracing::info!("dropping a WebSocket silent for {:?}", limits.silence);
+                if self.paused {
+                    tracing::info!(
+                        "dropping a WebSocket that has not read its answers for {:?} ({} bytes waiting)",
+                        limits.silence,
+                        self.mailbox.lock().control_bytes()
+                    );
+                } else {
+                    tracing::info!("dropping a WebSocket silent for {:?}", limits.silence);
+                }
                 return Err(End::Gone);
             }
             if now >= self.next_ping {
@@ -531,6 +571,11 @@ impl Future for Conn {
         }
         if this.write(cx).is_err() {
             return Poll::Ready(());
+        }
+        // The client read some answers: take its requests again (nothing else would wake us,
+        // as nothing was left to read for).
+        if this.paused && !this.closing && !this.mailbox.lock().control_full() {
+            cx.waker().wake_by_ref();
         }
         if this.closing && this.all_written() {
             let _ = Pin::new(&mut this.io).poll_shutdown(cx);

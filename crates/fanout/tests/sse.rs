@@ -139,3 +139,26 @@ async fn snapshot_ids_and_resume() {
         )
     );
 }
+
+/// An event whose name SSE cannot carry (a line break) reached the hub: SSE leaves it out, in
+/// the snapshot and live, and the stream goes on (it panicked, and every later stream of the
+/// topic got no answer).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_name_with_a_line_break_is_left_out_and_the_stream_goes_on() {
+    let hub = Arc::new(Hub::new(5, 16, 1024));
+    publish(&hub, "status", r#"{"state":"idle"}"#);
+    publish(&hub, "evil\nname", r#"{"x":1}"#);
+    let addr = serve(hub.clone()).await;
+    for _ in 0..2 {
+        let (_, events) = read(addr, "", "/events", 1).await;
+        assert_eq!(events[0].1, "status");
+    }
+    let reader = tokio::spawn(async move { read(addr, "", "/events", 2).await });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    publish(&hub, "evil\r\nid: 1", "2");
+    publish(&hub, "sensors", r#"{"p":1}"#);
+    let (text, events) = reader.await.unwrap();
+    let names: Vec<&str> = events.iter().map(|e| e.1.as_str()).collect();
+    assert_eq!(names, ["status", "sensors"]);
+    assert!(!text.contains("evil"), "{text}");
+}

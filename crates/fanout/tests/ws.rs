@@ -1,6 +1,7 @@
 //! `/ws` over real sockets on 127.0.0.1: snapshot then ordered events, strict errors that keep
-//! the connection, and a client that never reads, which neither slows the others nor loses a
-//! control frame.
+//! the connection, a client that never reads, which neither slows the others nor loses a
+//! control frame, and one that asks without reading the answers, which is stopped being read
+//! and dropped.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -317,4 +318,103 @@ async fn the_websocket_layer_over_a_raw_socket() {
         silent >= Duration::from_millis(650) && silent < Duration::from_secs(3),
         "dropped after {silent:?} and {frames} more frames"
     );
+}
+
+/// A masked client text frame.
+fn masked(text: &str) -> Vec<u8> {
+    let payload = text.as_bytes();
+    let mask = [7u8, 99, 3, 250];
+    let mut out = vec![0x81, 0x80 | payload.len() as u8];
+    out.extend_from_slice(&mask);
+    out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    out
+}
+
+/// A client that sends 20 MB of subscribe/unsubscribe pairs and never reads the answers: the
+/// answers waiting for it stay within the control lane's bound (they grew without bound
+/// before), it is no longer read, and it is dropped once silent for `silence`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_asks_without_reading_is_bounded_and_dropped() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let hub = Arc::new(Hub::new(1, 64, 1024));
+    // A snapshot of a few hundred bytes in every `subscribed` answer.
+    publish(
+        &hub,
+        "t",
+        "status",
+        &format!(r#"{{"pad":"{}"}}"#, "x".repeat(300)),
+    );
+    let limits = Limits {
+        ping_every: Duration::from_secs(1),
+        silence: Duration::from_secs(2),
+        ..Limits::default()
+    };
+    let bound = limits.control_bytes;
+    let state = WsState::new(hub.clone(), limits);
+    let url = serve_state(state.clone()).await;
+    let addr = url.trim_start_matches("ws://").trim_end_matches("/ws");
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    tcp.write_all(
+        format!(
+            "GET /ws HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8; 1];
+        tcp.read_exact(&mut byte).await.unwrap();
+        head.push(byte[0]);
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 101"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    let mut pair = masked(r#"{"op":"subscribe","topic":"t"}"#);
+    pair.extend(masked(r#"{"op":"unsubscribe","topic":"t"}"#));
+    let chunk: Vec<u8> = pair
+        .iter()
+        .copied()
+        .cycle()
+        .take(pair.len() * 1000)
+        .collect();
+    let (_reader, mut writer) = tcp.into_split();
+    let flood = tokio::spawn(async move {
+        let mut sent = 0usize;
+        while sent < 20_000_000 {
+            if writer.write_all(&chunk).await.is_err() {
+                return (sent, true);
+            }
+            sent += chunk.len();
+        }
+        (sent, false)
+    });
+    let started = std::time::Instant::now();
+    let mut most = 0;
+    while !flood.is_finished() && started.elapsed() < Duration::from_secs(20) {
+        most = most.max(state.control_bytes());
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let (sent, cut) = flood.await.unwrap();
+    assert!(
+        cut,
+        "the connection is still open after {sent} bytes and {:?}",
+        started.elapsed()
+    );
+    assert!(
+        most <= bound + 4096,
+        "{most} bytes of answers waited for a client that does not read them (bound {bound})"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "dropped only after {:?}",
+        started.elapsed()
+    );
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(state.control_bytes(), 0, "nothing is kept once it is gone");
+    assert_eq!(state.connections(), 0);
 }

@@ -205,5 +205,8 @@ impl Api {
     }
 }
 
-/// The largest answer read from the machine: a whole history with samples is megabytes.
-const MAX_ANSWER: usize = 256 << 20;
+/// The largest answer read from the machine. A shot's samples are about 700 bytes each (a
+/// 30 s shot is 150 KB, a 10-minute one 3.4 MB) and a listing page of 100 shots without samples
+/// well under 1 MB: 16 MiB holds a 50-minute shot, or a page of very large profiles, with room.
+/// A larger answer is an error (`ApiError::Unreachable` saying so), never held.
+pub const MAX_ANSWER: usize = 16 << 20;

@@ -35,8 +35,8 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 pub use history::{CurrentShot, Entry, HistoryPage, HistorySensors, Sample, ShotValues};
 pub use live::{
-    Button, MachineEvent, MachineState, Notification, ProfileChange, Sensors, SensorsSource,
-    Status, StatusSensors,
+    Button, MAX_EVENT_NAME, MachineEvent, MachineState, Notification, ProfileChange, Sensors,
+    SensorsSource, Status, StatusSensors, plain_event_name,
 };
 pub use reading::Reading;
 

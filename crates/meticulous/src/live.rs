@@ -313,6 +313,28 @@ pub enum MachineEvent {
     },
 }
 
+/// The longest event name a machine may send.
+pub const MAX_EVENT_NAME: usize = 64;
+
+/// Whether `name` is a plain event name: 1 to [`MAX_EVENT_NAME`] ASCII letters, digits and
+/// `_ . : -` (every name the machine sends is one). Any other name is not forwarded, stored or
+/// shown: it would break a stream format (a line break ends an SSE field) or a log line.
+///
+/// ```
+/// assert!(meticulous::plain_event_name("heater_status"));
+/// assert!(meticulous::plain_event_name("profileHover"));
+/// assert!(!meticulous::plain_event_name("evil\nname"));
+/// assert!(!meticulous::plain_event_name(""));
+/// assert!(!meticulous::plain_event_name(&"a".repeat(65)));
+/// ```
+pub fn plain_event_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_EVENT_NAME
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'-'))
+}
+
 impl MachineEvent {
     /// Reads event `name` whose first argument is the JSON text `data`.
     pub fn parse(name: &str, data: &str) -> Result<Self, ModelError> {

@@ -98,6 +98,9 @@ pub struct MachineStats {
     pub standing_by: AtomicBool,
     /// Events received from the machine.
     pub events: AtomicU64,
+    /// Events dropped where they entered: a name that is not plain
+    /// ([`meticulous::plain_event_name`]).
+    pub events_refused: AtomicU64,
     /// Whether a shot is being recorded.
     pub recording: AtomicBool,
     /// Samples journaled for the shot in progress.
@@ -229,6 +232,11 @@ pub async fn run(
         .await
 }
 
+/// The most a machine may send at once (a long-polling answer, a WebSocket message): its
+/// events are a few KiB, and a poll holds what it sent since the last one. Past it the link is
+/// dropped and made again with backoff, the answer unread.
+pub const MACHINE_PAYLOAD: usize = 4 << 20;
+
 /// How often a standby asks again for a machine another process records.
 pub const STANDBY_RETRY: Duration = Duration::from_secs(2);
 
@@ -294,10 +302,12 @@ impl Recording {
     ) -> Result<Recording, RecordError> {
         let api = Api::new(&machine.url, Duration::from_secs(120))?;
         let lookup_api = Api::new(&machine.url, Duration::from_secs(5))?;
-        let config = ClientConfig::new(&machine.url).map_err(|source| RecordError::Client {
-            url: machine.url.clone(),
-            source,
-        })?;
+        let config = ClientConfig::new(&machine.url)
+            .map_err(|source| RecordError::Client {
+                url: machine.url.clone(),
+                source,
+            })?
+            .engine(|e| e.max_payload(MACHINE_PAYLOAD));
         let lease = match Held::take(store.clone(), &storage::lease::machine(&machine.name)).await {
             Ok(lease) => lease,
             Err(LeaseError::Held(holder)) => {
@@ -340,6 +350,7 @@ impl Recording {
             sink,
             input_at: Instant::now(),
             unstored: Unstored::new(machine.max_unstored_samples),
+            refused_told: None,
             machine,
             connection: Some((client, socket, events, report_rx)),
         })
@@ -505,6 +516,8 @@ pub struct Recording {
     connection: Option<Connection>,
     /// Outputs not stored yet, in order.
     unstored: Unstored,
+    /// When an event with a name that is not plain was last logged.
+    refused_told: Option<Instant>,
 }
 
 impl std::fmt::Debug for Recording {
@@ -524,8 +537,13 @@ impl Recording {
         match &event {
             Event::Connect { .. } => stats.connected.store(true, Ordering::Relaxed),
             Event::Disconnect(_) => stats.connected.store(false, Ordering::Relaxed),
-            Event::Message(_) => {
+            Event::Message(message) => {
                 stats.events.fetch_add(1, Ordering::Relaxed);
+                let name = message.name();
+                if !name.as_str().is_some_and(meticulous::plain_event_name) {
+                    self.refuse(&name.to_string());
+                    return;
+                }
             }
             _ => {}
         }
@@ -534,6 +552,26 @@ impl Recording {
         }
         if let Some(input) = input(event) {
             self.recorder.handle_input(self.input_at.into_std(), input);
+        }
+    }
+
+    /// Drops an event whose name is not plain: neither recorded nor forwarded (it would reach
+    /// every stream and snapshot). Counted; logged at most once a minute.
+    fn refuse(&mut self, name: &str) {
+        let stats = &self.machine.stats;
+        let refused = stats.events_refused.fetch_add(1, Ordering::Relaxed) + 1;
+        if self
+            .refused_told
+            .is_none_or(|at| at.elapsed() >= TELL_EVERY)
+        {
+            self.refused_told = Some(self.input_at);
+            tracing::warn!(
+                machine = %self.machine.name,
+                "dropped an event from machine {} named {:?}: names are 1 to {} letters, digits, '_', '.', ':' and '-' ({refused} dropped so far)",
+                self.machine.name,
+                http_client::one_line(name, 80),
+                meticulous::MAX_EVENT_NAME,
+            );
         }
     }
 
@@ -783,10 +821,8 @@ fn forward(sink: &EventSink, token: u64, event: &Event, url: &str) {
     match event {
         Event::Connect { .. } => state("connected", serde_json::json!({})),
         Event::Disconnect(reason) => {
-            state(
-                "disconnected",
-                serde_json::json!({ "reason": reason.to_string() }),
-            );
+            let reason = http_client::one_line(&reason.to_string(), 300);
+            state("disconnected", serde_json::json!({ "reason": reason }));
         }
         Event::Message(event) => {
             let Some(name) = event.name().as_str().map(str::to_owned) else {
@@ -806,6 +842,7 @@ fn input(event: Event) -> Option<Input> {
     match event {
         Event::Connect { .. } => Some(Input::Connected),
         Event::Disconnect(reason) => {
+            let reason = http_client::one_line(&reason.to_string(), 300);
             tracing::warn!("the machine disconnected: {reason}");
             Some(Input::Disconnected)
         }
@@ -825,6 +862,7 @@ fn input(event: Event) -> Option<Input> {
             }
         }
         Event::ConnectError { message, .. } => {
+            let message = http_client::one_line(&message.to_string(), 300);
             tracing::error!("the machine refused the connection: {message}");
             None
         }

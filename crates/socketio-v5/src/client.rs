@@ -970,7 +970,8 @@ impl Driver {
                 message,
                 data,
             } => {
-                tracing::warn!(%namespace, "namespace refused: {message}");
+                // The server's words, on one line (`{:?}` escapes line breaks).
+                tracing::warn!(%namespace, "namespace refused: {message:?}");
                 self.listeners.retain(|(n, _, _)| n.as_ref() != &*namespace);
                 if let Some(mut tx) = sockets.remove(&namespace) {
                     let _ = tx.send(Event::ConnectError { message, data }).await;
