@@ -99,7 +99,8 @@ pub(crate) fn router(state: AppState) -> Router {
     // it shows, it asks for with the visitor's credentials).
     let policy = Arc::new(fanout::guard::Policy {
         auth: state.auth.clone(),
-        origins: state.origins.clone(),
+        origins: state.access.origins.clone(),
+        metrics_loopback: state.access.metrics_loopback,
         public: vec![
             "/healthz".into(),
             "/".into(),

@@ -12,6 +12,7 @@ use clap::Parser;
 use fanout::Hub;
 use fanout::admission::{Admission, Caps};
 use fanout::auth::{Auth, AuthConfig};
+use fanout::guard::{Access, Hosts};
 use fanout::ws::{Limits, WsState};
 use recorder::config::{Shared, Tuned};
 use recorder::hooks::{HookFlags, Hooks};
@@ -32,7 +33,8 @@ mod runs_api;
 mod state;
 
 /// One connection per espresso machine, fanned out to many browsers; every shot recorded.
-#[derive(Debug, Parser)]
+/// No `Debug`: it holds URLs with secrets (a broker's password, webhook paths).
+#[derive(Parser)]
 #[command(version, about)]
 struct Cli {
     /// A TOML configuration file (machines, auth, origins); flags override it.
@@ -75,18 +77,27 @@ struct Cli {
     /// Log lines as `text` for people, or `json` for machines.
     #[arg(long, default_value = "text")]
     log_format: LogFormat,
+    /// Read the configuration and the flags, say what is wrong (exit 1) or that they are
+    /// fine, and exit without starting.
+    #[arg(long)]
+    check: bool,
 }
 
 /// The keys of `crema.toml` only the gateway reads (the rest are `recorder::config::Shared`).
-#[derive(Debug, Default, serde::Deserialize)]
+#[derive(Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 struct GatewayKeys {
     /// A `redis://` URL: the broker several gateways share.
     broker: Option<String>,
     #[serde(default)]
     auth: AuthConfig,
-    /// Pages allowed to open the WebSocket (`Origin`); absent: any.
+    /// Pages allowed to open the WebSocket and send `POST`s, besides the gateway's own.
     origins: Option<Vec<String>>,
+    /// `Host` names answered besides loopback ones (DNS rebinding: `fanout::guard::Hosts`).
+    hosts: Option<Vec<String>>,
+    /// Whether a scraper on this host reads `/metrics` without credentials.
+    #[serde(default)]
+    metrics_loopback: bool,
 }
 
 /// `crema.toml` as the gateway reads it.
@@ -156,25 +167,33 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         .db
         .or_else(|| config.db.as_deref().map(Database::parse))
         .unwrap_or_else(|| Database::parse("crema.db"));
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    let store = Arc::new(Store::open_database(&db, Options::default())?);
     let otlp = config
         .otlp
         .as_ref()
         .map(|o| o.build().map_err(anyhow::Error::msg))
         .transpose()?;
     let tuned = config.tuning.resolve().map_err(anyhow::Error::msg)?;
+    if cli.check {
+        println!("the configuration and flags are fine");
+        return Ok(());
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let store = Arc::new(Store::open_database(&db, Options::default())?);
     let demo = cli.demo.then_some(cli.demo_speed);
     let result = rt.block_on(serve(
         machines,
         demo,
         listen,
+        Access {
+            hosts: Hosts::configure(auth.is_on(), gateway.hosts, cli.allow_remote),
+            origins: gateway.origins,
+            metrics_loopback: gateway.metrics_loopback,
+        },
         auth,
-        gateway.origins,
         hooks,
         store.clone(),
         cli.broker.or(gateway.broker),
@@ -193,8 +212,8 @@ async fn serve(
     mut machines: Vec<(String, String)>,
     demo: Option<f64>,
     listen: SocketAddr,
+    access: Access,
     auth: Auth,
-    origins: Option<Vec<String>>,
     hooks: Hooks,
     store: Arc<Store>,
     broker: Option<String>,
@@ -263,7 +282,7 @@ async fn serve(
             ..Limits::default()
         },
         auth.clone(),
-        origins.clone(),
+        access.origins.clone(),
         admission,
     );
     let targets = states
@@ -307,7 +326,7 @@ async fn serve(
         store: store.clone(),
         machines: states,
         auth,
-        origins,
+        access: access.clone(),
         ws: ws.clone(),
         runs: runs.clone(),
         health,
@@ -331,7 +350,10 @@ async fn serve(
     let mut server = tokio::spawn(fanout::serve::serve(
         listener,
         app,
-        fanout::serve::ServeConfig::default(),
+        fanout::serve::ServeConfig {
+            hosts: access.hosts,
+            ..Default::default()
+        },
         connections,
         async move { graceful.cancelled().await },
     ));
@@ -354,43 +376,4 @@ async fn serve(
         let _ = tokio::task::spawn_blocking(move || otlp.shutdown()).await;
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The ```toml blocks of a document.
-    fn toml_blocks(doc: &str) -> Vec<&str> {
-        doc.split("```toml\n")
-            .skip(1)
-            .map(|rest| rest.split("```").next().unwrap_or_default())
-            .collect()
-    }
-
-    #[test]
-    fn the_documented_configurations_read() {
-        let blocks: Vec<&str> = [
-            include_str!("../../../README.md"),
-            include_str!("../../../docs/protocol.md"),
-            include_str!("../../../docs/deploy.md"),
-        ]
-        .into_iter()
-        .flat_map(toml_blocks)
-        .collect();
-        assert!(blocks.len() >= 2, "{blocks:?}");
-        for block in blocks {
-            let (config, _) =
-                read_config("doc", block).unwrap_or_else(|e| panic!("{e}\nin\n{block}"));
-            for hook in &config.webhooks {
-                hook.build().unwrap();
-            }
-            for analyzer in &config.analyzers {
-                analyzer.build().unwrap();
-            }
-            if let Some(visualizer) = &config.visualizer {
-                visualizer.build().unwrap();
-            }
-        }
-    }
 }

@@ -30,8 +30,8 @@ pub(crate) struct AppState {
     pub(crate) store: Arc<Store>,
     pub(crate) machines: Vec<MachineInfo>,
     pub(crate) auth: Auth,
-    /// Pages allowed to send requests that change something (and to open the WebSocket).
-    pub(crate) origins: Option<Vec<String>>,
+    /// Pages allowed to send requests that change something, and the metrics rule.
+    pub(crate) access: fanout::guard::Access,
     pub(crate) ws: Arc<WsState>,
     pub(crate) runs: Arc<Runs>,
     /// What `/healthz` says.

@@ -16,17 +16,23 @@ const CALLERS: [(&str, &str); 7] = [
     ("wrong token", "Authorization: Bearer nope\r\n"),
     (
         "another machine's token",
-        "Authorization: Bearer other-key\r\n",
+        "Authorization: Bearer other-key-0123456789\r\n",
     ),
-    ("read token", "Authorization: Bearer read-key\r\n"),
-    ("token with runs", "Authorization: Bearer run-key\r\n"),
+    (
+        "read token",
+        "Authorization: Bearer read-key-0123456789\r\n",
+    ),
+    (
+        "token with runs",
+        "Authorization: Bearer run-key-0123456789\r\n",
+    ),
     (
         "cookie from a foreign origin",
-        "Cookie: crema_token=run-key\r\nOrigin: https://evil.example\r\nSec-Fetch-Site: cross-site\r\n",
+        "Cookie: crema_token=run-key-0123456789\r\nOrigin: https://evil.example\r\nSec-Fetch-Site: cross-site\r\n",
     ),
     (
         "cookie from the gateway's page",
-        "Cookie: crema_token=run-key\r\nOrigin: http://{addr}\r\nSec-Fetch-Site: same-origin\r\n",
+        "Cookie: crema_token=run-key-0123456789\r\nOrigin: http://{addr}\r\nSec-Fetch-Site: same-origin\r\n",
     ),
 ];
 
@@ -69,7 +75,7 @@ async fn no_active_run(addr: &str) {
             addr,
             "GET",
             "/api/v1/runs/current",
-            "Authorization: Bearer run-key\r\n",
+            "Authorization: Bearer run-key-0123456789\r\n",
             "",
         )
         .await;
@@ -100,9 +106,9 @@ url = "{url}"
 [auth]
 mode = "token"
 tokens = [
-  {{ token = "read-key", topics = ["machine:kitchen"], name = "reader" }},
-  {{ token = "run-key", topics = ["machine:*"], actions = ["runs"] }},
-  {{ token = "other-key", topics = ["machine:other"] }},
+  {{ token = "read-key-0123456789", topics = ["machine:kitchen"], name = "reader" }},
+  {{ token = "run-key-0123456789", topics = ["machine:*"], actions = ["runs"] }},
+  {{ token = "other-key-0123456789", topics = ["machine:other"] }},
 ]
 "#,
             db = dir.path().join("crema.db").display(),
@@ -112,7 +118,7 @@ tokens = [
     .unwrap();
     let gw = start(&["--config", config.to_str().unwrap()]).await;
     let addr = gw.addr.as_str();
-    let runner = "Authorization: Bearer run-key\r\n";
+    let runner = "Authorization: Bearer run-key-0123456789\r\n";
     // A stored shot and a finished run to ask about. The shot is named by its store key, which
     // names it for good (its public `id` becomes the machine's UUID when the history is read).
     let shot = eventually(Duration::from_secs(60), "a stored shot", || async {
@@ -139,9 +145,15 @@ tokens = [
         // The page's chart library, as public as the page.
         ("GET", "/assets/uplot.js".into(), "", [200; 7]),
         ("GET", "/assets/uplot.css".into(), "", [200; 7]),
-        // Loopback peers read /metrics whatever their credentials (the `metrics` action is for
-        // everyone else: `metrics_needs_the_action_off_this_host` in crates/fanout/tests/guard.rs).
-        ("GET", "/metrics".into(), "", [200; 7]),
+        // /metrics needs the `metrics` action, from loopback too (a proxy on this host would
+        // pass everyone's requests on as its own); `metrics_loopback = true` lets local peers in
+        // (`metrics_needs_the_action_off_this_host` in crates/fanout/tests/guard.rs).
+        (
+            "GET",
+            "/metrics".into(),
+            "",
+            [401, 401, 403, 403, 403, 403, 403],
+        ),
         (
             "GET",
             "/api/v1/machines".into(),
@@ -234,8 +246,8 @@ tokens = [
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 
     // What the answers hold: only what the caller may read.
-    let other = "Authorization: Bearer other-key\r\n";
-    let reader = "Authorization: Bearer read-key\r\n";
+    let other = "Authorization: Bearer other-key-0123456789\r\n";
+    let reader = "Authorization: Bearer read-key-0123456789\r\n";
     assert_eq!(
         json(addr, "/api/v1/machines", other).await,
         Value::Array(vec![])

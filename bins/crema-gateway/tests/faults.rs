@@ -19,7 +19,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use axum::Router;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
-use common::{BIN, eventually, free_port, get_json, post_json, request};
+use common::{BIN, eventually, free_port, get_json, memory, post_json, request};
 use futures_util::{SinkExt as _, StreamExt as _};
 use serde_json::{Value, json};
 use simulator::{Scenario, Simulator, SimulatorConfig};
@@ -171,19 +171,6 @@ fn signal(which: &str, pid: u32) {
         .status()
         .unwrap();
     assert!(status.success(), "kill {which} {pid}");
-}
-
-/// `(VmRSS, VmHWM)` of a process, KiB.
-fn memory(pid: u32) -> (u64, u64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.split_whitespace().next()?.parse().ok())
-            .unwrap_or(0)
-    };
-    (field("VmRSS:"), field("VmHWM:"))
 }
 
 /// A small random source for the moments of the faults (the seed is printed).

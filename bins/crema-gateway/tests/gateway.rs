@@ -104,9 +104,11 @@ async fn live_events_and_recorded_shots() {
     let (status, _) = get(&gw.addr, "/api/v1/machines/nowhere/events").await;
     assert_eq!(status, 404);
     let mut tcp = tokio::net::TcpStream::connect(&gw.addr).await.unwrap();
-    tcp.write_all(b"GET /api/v1/machines/kitchen/events HTTP/1.1\r\nHost: x\r\n\r\n")
-        .await
-        .unwrap();
+    let head = format!(
+        "GET /api/v1/machines/kitchen/events HTTP/1.1\r\nHost: {}\r\n\r\n",
+        gw.addr
+    );
+    tcp.write_all(head.as_bytes()).await.unwrap();
     let mut seen = String::new();
     let mut buf = [0u8; 4096];
     while !seen.contains("event: status") {

@@ -89,7 +89,7 @@ impl Sse {
         let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
         let resume = last_id.map_or(String::new(), |id| format!("Last-Event-ID: {id}\r\n"));
         tcp.write_all(
-            format!("GET /api/v1/machines/kitchen/events HTTP/1.1\r\nHost: x\r\n{resume}\r\n")
+            format!("GET /api/v1/machines/kitchen/events HTTP/1.1\r\nHost: {addr}\r\n{resume}\r\n")
                 .as_bytes(),
         )
         .await

@@ -22,7 +22,8 @@ mod decode;
 mod status;
 
 /// Records every shot of a Meticulous espresso machine into SQLite.
-#[derive(Debug, Parser)]
+/// No `Debug`: it holds URLs with secrets (webhook paths, ntfy topics).
+#[derive(Parser)]
 #[command(version, about, args_conflicts_with_subcommands = true)]
 struct Cli {
     #[command(subcommand)]
@@ -34,7 +35,7 @@ struct Cli {
     log_format: LogFormat,
 }
 
-#[derive(Debug, Args)]
+#[derive(Args)]
 struct RunArgs {
     /// The machine's URL, e.g. `http://meticulous.local`.
     #[arg(long, required_unless_present_any = ["demo", "config"])]
@@ -150,7 +151,7 @@ impl RunArgs {
     }
 }
 
-#[derive(Debug, Subcommand)]
+#[derive(Subcommand)]
 enum Command {
     /// Record every shot (the default command). SIGINT/SIGTERM stop it cleanly; a second one at once.
     Run(RunArgs),

@@ -114,8 +114,13 @@ pub struct Broker {
     outgoing: mpsc::Sender<Outgoing>,
 }
 
-/// The URL without its password, for log lines.
+/// The URL without its password (nor a query that may carry one: `?pass=`), for log lines.
 fn redact(url: &str) -> String {
+    if let Some((place, query)) = url.split_once('?')
+        && query.to_ascii_lowercase().contains("pass")
+    {
+        return format!("{}?…", redact(place));
+    }
     match url.split_once("://") {
         Some((scheme, rest)) => match rest.rsplit_once('@') {
             Some((_, place)) => format!("{scheme}://…@{place}"),

@@ -23,8 +23,8 @@ use std::time::{Duration, Instant};
 
 use axum::http::{HeaderMap, StatusCode, header};
 
-/// One static token and what it may do.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+/// One static token and what it may do. `Debug` does not show the token.
+#[derive(Clone, Default, PartialEq, Eq, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TokenGrant {
     /// The bearer token.
@@ -41,6 +41,20 @@ pub struct TokenGrant {
     pub name: Option<String>,
 }
 
+impl std::fmt::Debug for TokenGrant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenGrant")
+            .field("token", &http_client::REDACTED)
+            .field("topics", &self.topics)
+            .field("actions", &self.actions)
+            .field("name", &self.name)
+            .finish()
+    }
+}
+
+/// The shortest token `[auth]` accepts: a short one is guessed.
+pub const MIN_TOKEN: usize = 16;
+
 /// How long an introspection answer is kept for the same credentials.
 pub const INTROSPECTION_TTL: Duration = Duration::from_secs(10);
 
@@ -49,7 +63,7 @@ const CACHE_ENTRIES: usize = 4096;
 
 /// `[auth]` of a config file: `mode = "none"` (the default), `"token"` with its `tokens`, or
 /// `"introspect"` with its `url` (and `timeout_s`, 5 by default).
-#[derive(Debug, Default, serde::Deserialize)]
+#[derive(Default, serde::Deserialize)]
 #[serde(tag = "mode", rename_all = "lowercase", deny_unknown_fields)]
 pub enum AuthConfig {
     /// Everyone reads everything (loopback only, unless told otherwise).
@@ -69,12 +83,39 @@ pub enum AuthConfig {
     },
 }
 
+impl std::fmt::Debug for AuthConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AuthConfig::None => f.write_str("None"),
+            AuthConfig::Token { tokens } => {
+                f.debug_struct("Token").field("tokens", tokens).finish()
+            }
+            AuthConfig::Introspect { url, timeout_s } => f
+                .debug_struct("Introspect")
+                .field("url", &http_client::shown_text(url))
+                .field("timeout_s", timeout_s)
+                .finish(),
+        }
+    }
+}
+
 impl AuthConfig {
     /// The auth it configures, or what is wrong with it.
     pub fn build(self) -> Result<Auth, String> {
         match self {
             AuthConfig::None => Ok(Auth::None),
-            AuthConfig::Token { tokens } => Ok(Auth::Token(tokens)),
+            AuthConfig::Token { tokens } => {
+                for (i, grant) in tokens.iter().enumerate() {
+                    let n = grant.token.chars().count();
+                    if n < MIN_TOKEN {
+                        return Err(format!(
+                            "auth.tokens[{i}].token: a token must be at least {MIN_TOKEN} characters \
+                             (this one has {n}); make one with `openssl rand -hex 16`"
+                        ));
+                    }
+                }
+                Ok(Auth::Token(tokens))
+            }
             AuthConfig::Introspect { url, timeout_s } => {
                 let seconds = timeout_s.unwrap_or(5.0);
                 let timeout = Duration::try_from_secs_f64(seconds)
@@ -100,14 +141,25 @@ pub enum Auth {
     Introspect(Introspector),
 }
 
-/// The introspection URL, its time limit and the answers it gave lately.
-#[derive(Debug, Clone)]
+/// The introspection URL, its time limit and the answers it gave lately (keyed by the
+/// credentials they answered: `Debug` shows neither them nor the URL's secrets).
+#[derive(Clone)]
 pub struct Introspector {
-    url: String,
-    /// `url`, parsed once.
+    /// The introspection URL.
     target: http_client::Url,
     timeout: Duration,
     cache: Arc<Mutex<HashMap<String, (Identity, Instant)>>>,
+}
+
+impl std::fmt::Debug for Introspector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let cached = self.cache.lock().map_or(0, |c| c.len());
+        f.debug_struct("Introspector")
+            .field("url", &http_client::shown(&self.target))
+            .field("timeout", &self.timeout)
+            .field("cached", &cached)
+            .finish()
+    }
 }
 
 /// How a request proved who it is.
@@ -187,6 +239,7 @@ fn bearer(headers: &HeaderMap) -> Option<(&str, Credential)> {
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         && let Some(token) = value.strip_prefix("Bearer ")
+        && !token.trim().is_empty()
     {
         return Some((token.trim(), Credential::Bearer));
     }
@@ -195,7 +248,10 @@ fn bearer(headers: &HeaderMap) -> Option<(&str, Credential)> {
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
-        .find_map(|c| c.trim().strip_prefix("crema_token="))
+        .find_map(|c| c.trim().strip_prefix("crema_token"))
+        .and_then(|rest| rest.trim_start().strip_prefix('='))
+        .map(str::trim)
+        .filter(|token| !token.is_empty())
         .map(|token| (token, Credential::Cookie))
 }
 
@@ -203,10 +259,8 @@ impl Auth {
     /// Introspection at `url` (checked: `http://` or `https://`), waiting `timeout` for each
     /// answer.
     pub fn introspect(url: impl Into<String>, timeout: Duration) -> Result<Self, String> {
-        let url = url.into();
-        let target = http_client::check_url(&url, true)?;
+        let target = http_client::check_url(&url.into(), true)?;
         Ok(Self::Introspect(Introspector {
-            url,
             target,
             timeout,
             cache: Arc::default(),
@@ -307,10 +361,14 @@ impl Introspector {
     }
 
     async fn ask(&self, forwarded: HeaderMap, credential: Credential) -> Result<Identity, Refused> {
-        let url = &self.url;
-        let unavailable = |why: String| Refused {
-            status: StatusCode::SERVICE_UNAVAILABLE,
-            message: format!("cannot check who you are: {why}"),
+        let url = http_client::shown(&self.target);
+        // The caller learns that it failed; the log, why (the URL as logs show it).
+        let unavailable = |why: String| {
+            tracing::warn!("cannot check a request's credentials: {why}");
+            Refused {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                message: "cannot check who you are right now; try again later".to_owned(),
+            }
         };
         // One pool for the process: a connection per request would cost a handshake each.
         let limits = http_client::Limits {

@@ -8,6 +8,7 @@
 //!   `431` by hyper) and the number of open connections too ([`ServeConfig::max_connections`]):
 //!   past it, new connections wait in the kernel's backlog until one closes.
 //! - Every request carries `ConnectInfo<SocketAddr>` (the peer), for rules that look at it.
+//! - A request for a `Host` the server does not answer ([`ServeConfig::hosts`]) gets `421`.
 //! - `TCP_NODELAY` on every connection: the fan-out's frames leave at once.
 //! - Upgrades (the WebSocket endpoint) keep working; a failed `accept` (out of file
 //!   descriptors) is logged and retried after a pause instead of ending the server.
@@ -38,6 +39,9 @@ pub struct ServeConfig {
     pub max_head_bytes: usize,
     /// Connections open at once (20,000; the WebSocket and SSE caps are lower and say why).
     pub max_connections: usize,
+    /// Which `Host` names are answered; any other request is answered `421` before it
+    /// reaches a route ([`crate::guard::Hosts`]).
+    pub hosts: crate::guard::Hosts,
 }
 
 impl Default for ServeConfig {
@@ -46,6 +50,7 @@ impl Default for ServeConfig {
             header_read_timeout: Duration::from_secs(10),
             max_head_bytes: 16 * 1024,
             max_connections: 20_000,
+            hosts: crate::guard::Hosts::Any,
         }
     }
 }
@@ -95,10 +100,19 @@ pub async fn serve(
         if let Err(e) = tcp.set_nodelay(true) {
             tracing::warn!("cannot set TCP_NODELAY on a connection from {peer}: {e}");
         }
-        let app = app.clone();
+        let (app, hosts) = (app.clone(), config.hosts.clone());
         let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
             request.extensions_mut().insert(ConnectInfo(peer));
-            app.clone().oneshot(request.map(axum::body::Body::new))
+            let misdirected = hosts.check(request.headers()).err();
+            let app = app.clone();
+            async move {
+                if let Some(why) = misdirected {
+                    tracing::debug!("refused a request from {peer}: {why}");
+                    let status = axum::http::StatusCode::MISDIRECTED_REQUEST;
+                    return Ok(crate::refuse(status, "misdirected_request", &why));
+                }
+                app.oneshot(request.map(axum::body::Body::new)).await
+            }
         });
         let mut builder = hyper::server::conn::http1::Builder::new();
         builder

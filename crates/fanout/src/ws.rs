@@ -26,7 +26,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use crate::admission::{Admission, Caps, Kind};
-use crate::auth::{Auth, Credential, Identity, check_origin};
+use crate::auth::{Auth, Identity, check_origin};
 use crate::frames::{Decoder, Inbound};
 use crate::mailbox::{Mailbox, text_frame};
 use crate::{Hub, refuse};
@@ -98,12 +98,10 @@ impl WsState {
         )
     }
 
-    /// The endpoint's state with `auth`, WebSocket upgrades accepted only from `origins` (when
-    /// given; requests without an `Origin` header, from non-browser clients, pass; a page of the
-    /// gateway's own host always may), and connections counted in `admission` (which the SSE
-    /// streams share). A connection authenticated by a cookie must come from one of `origins`
-    /// or from the gateway's own host even when `origins` is not given: another site's page
-    /// could otherwise read the machines with its visitor's cookie.
+    /// The endpoint's state with `auth`, WebSocket upgrades accepted only from pages of the
+    /// gateway's own host or of `origins` (requests without an `Origin` header, from
+    /// non-browser clients, pass), and connections counted in `admission` (which the SSE
+    /// streams share).
     pub fn with_auth(
         hub: Arc<Hub>,
         limits: Limits,
@@ -204,11 +202,10 @@ pub async fn handler(State(state): State<Arc<WsState>>, mut request: Request) ->
         Ok(identity) => identity,
         Err(refused) => return refuse(refused.status, "unauthorized", &refused.message),
     };
-    // Pages from the configured origins (or the gateway's own host) may open it; with a cookie
-    // that holds even when no list is configured.
-    if (state.origins.is_some() || identity.credential == Credential::Cookie)
-        && let Err(who) = check_origin(headers, state.origins.as_deref())
-    {
+    // Only pages from the configured origins or the gateway's own host may open it, whatever
+    // the credentials: without auth another site's page could read every machine through its
+    // visitor's browser, and with a cookie it would read them as its visitor.
+    if let Err(who) = check_origin(headers, state.origins.as_deref()) {
         return refuse(
             StatusCode::FORBIDDEN,
             "origin_not_allowed",

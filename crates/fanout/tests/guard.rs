@@ -1,5 +1,5 @@
 //! The guard in front of an API, through a real router: public paths, refusals, origins, and
-//! the metrics path for a peer on this host or with the `metrics` action.
+//! the metrics path with the `metrics` action (or, when allowed, for a peer on this host).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -13,7 +13,7 @@ use fanout::auth::{Auth, Identity, TokenGrant};
 use fanout::guard::{Policy, guard};
 use tower::ServiceExt as _;
 
-fn app() -> Router {
+fn app(metrics_loopback: bool) -> Router {
     let auth = Auth::Token(vec![
         TokenGrant {
             token: "scraper".into(),
@@ -31,6 +31,7 @@ fn app() -> Router {
         origins: Some(vec!["https://crema.example".into()]),
         public: vec!["/healthz".into()],
         metrics: Some("/metrics".into()),
+        metrics_loopback,
     });
     let who = |Extension(identity): Extension<Identity>| async move {
         identity.id.unwrap_or_else(|| "everyone".into())
@@ -43,6 +44,16 @@ fn app() -> Router {
 }
 
 async fn call(method: &str, path: &str, peer: &str, headers: &[(&str, &str)]) -> StatusCode {
+    call_with(false, method, path, peer, headers).await
+}
+
+async fn call_with(
+    metrics_loopback: bool,
+    method: &str,
+    path: &str,
+    peer: &str,
+    headers: &[(&str, &str)],
+) -> StatusCode {
     let mut request = Request::builder()
         .method(method)
         .uri(path)
@@ -53,7 +64,11 @@ async fn call(method: &str, path: &str, peer: &str, headers: &[(&str, &str)]) ->
     let mut request = request.body(Body::empty()).unwrap();
     let peer: SocketAddr = peer.parse().unwrap();
     request.extensions_mut().insert(ConnectInfo(peer));
-    app().oneshot(request).await.unwrap().status()
+    app(metrics_loopback)
+        .oneshot(request)
+        .await
+        .unwrap()
+        .status()
 }
 
 const REMOTE: &str = "192.0.2.7:40000";
@@ -75,18 +90,24 @@ async fn metrics_needs_the_action_off_this_host() {
         call("GET", "/metrics", REMOTE, &[("authorization", &scraper)]).await,
         StatusCode::OK
     );
+    // A peer on this host needs credentials too, unless the operator says no proxy on this
+    // host passes requests on without saying so (`metrics_loopback`).
     assert_eq!(
         call("GET", "/metrics", "127.0.0.1:40000", &[]).await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        call_with(true, "GET", "/metrics", "127.0.0.1:40000", &[]).await,
         StatusCode::OK
     );
     assert_eq!(
-        call("GET", "/metrics", "[::1]:40000", &[]).await,
+        call_with(true, "GET", "/metrics", "[::1]:40000", &[]).await,
         StatusCode::OK
     );
     // A reverse proxy on this host passes on a request from elsewhere.
     let proxied = [("x-forwarded-for", "198.51.100.4")];
     assert_eq!(
-        call("GET", "/metrics", "127.0.0.1:40000", &proxied).await,
+        call_with(true, "GET", "/metrics", "127.0.0.1:40000", &proxied).await,
         StatusCode::UNAUTHORIZED
     );
 }

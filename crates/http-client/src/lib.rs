@@ -115,9 +115,10 @@ pub struct Limits {
 }
 
 /// A URL that can be asked: `http` or `https` (or only `http` when `tls` is false), with a
-/// host. The error says what is wrong.
+/// host. The error says what is wrong (naming the URL as [`shown`] does).
 pub fn check_url(url: &str, tls: bool) -> Result<Url, String> {
-    let parsed = Url::parse(url).map_err(|e| format!("{url}: {e}"))?;
+    let parsed = Url::parse(url).map_err(|e| format!("{}: {e}", shown_text(url)))?;
+    let url = shown(&parsed);
     match parsed.scheme() {
         "http" => {}
         "https" if tls => {}
@@ -130,6 +131,59 @@ pub fn check_url(url: &str, tls: bool) -> Result<Url, String> {
         return Err(format!("{url}: no host"));
     }
     Ok(parsed)
+}
+
+/// `url` as a log line or an error may show it: the scheme, the host and the port, and a hash
+/// of the rest (`https://hooks.slack.com/…#3f2a9c1d`). A webhook's path, an ntfy topic, a query
+/// or credentials are often the secret itself; the hash tells two URLs apart without them.
+///
+/// ```
+/// let url = http_client::Url::parse("https://ntfy.sh/my-secret-topic").unwrap();
+/// let shown = http_client::shown(&url);
+/// assert!(shown.starts_with("https://ntfy.sh/…#") && !shown.contains("secret"));
+/// let plain = http_client::Url::parse("http://127.0.0.1:9000/").unwrap();
+/// assert_eq!(http_client::shown(&plain), "http://127.0.0.1:9000/");
+/// ```
+pub fn shown(url: &Url) -> String {
+    let host = url.host_str().unwrap_or_default();
+    let port = url.port().map(|p| format!(":{p}")).unwrap_or_default();
+    let base = format!("{}://{host}{port}/", url.scheme());
+    let rest = &url.as_str()[url.scheme().len()..];
+    let hidden = url.path() != "/"
+        || url.query().is_some()
+        || url.fragment().is_some()
+        || !url.username().is_empty()
+        || url.password().is_some();
+    if hidden {
+        format!("{base}…#{}", digest(rest))
+    } else {
+        base
+    }
+}
+
+/// What `Debug` prints instead of a secret.
+pub const REDACTED: &str = "<redacted>";
+
+/// [`REDACTED`] when `secret` is set, for a `Debug` field.
+pub fn redacted<T>(secret: &Option<T>) -> Option<&'static str> {
+    secret.as_ref().map(|_| REDACTED)
+}
+
+/// [`shown`] for text that may not parse as a URL: its hash alone when it does not.
+pub fn shown_text(url: &str) -> String {
+    match Url::parse(url) {
+        Ok(parsed) if parsed.host_str().is_some() => shown(&parsed),
+        _ => format!("a URL that does not parse (#{})", digest(url)),
+    }
+}
+
+/// Eight hex digits of a fixed-key hash: stable from run to run, so log lines of the same URL
+/// match.
+fn digest(text: &str) -> String {
+    use std::hash::{Hash as _, Hasher as _};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    text.hash(&mut hasher);
+    format!("{:08x}", hasher.finish() as u32)
 }
 
 /// An HTTP client: a pool of plain connections, and one of TLS connections made on first use.
@@ -217,7 +271,7 @@ impl HttpClient {
         body: Bytes,
         limits: Limits,
     ) -> Result<Answer, HttpError> {
-        let shown = url.as_str().to_owned();
+        let shown = shown(url);
         let mut request = http::Request::builder()
             .method(method.clone())
             .uri(url.as_str())

@@ -13,7 +13,7 @@ use telemetry::otlp::OtlpConfig;
 
 /// The keys only the gateway reads: the broker, the auth of its HTTP API, the pages allowed to
 /// open its WebSocket.
-pub const GATEWAY_ONLY: [&str; 3] = ["broker", "auth", "origins"];
+pub const GATEWAY_ONLY: [&str; 5] = ["broker", "auth", "origins", "hosts", "metrics_loopback"];
 
 /// Why a config file cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -34,7 +34,7 @@ pub struct MachineEntry {
 }
 
 /// The keys of `crema.toml` that mean the same to the gateway and to the recorder.
-#[derive(Debug, Default, serde::Deserialize)]
+#[derive(Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Shared {
     /// The machines (the recorder records one).
@@ -278,7 +278,7 @@ impl Tuning {
 
 /// `[otlp]`: `endpoint` (the collector's OTLP/HTTP base URL, `http://collector:4318`),
 /// `interval_s` (between pushes, 60 by default) and `headers` (sent with every push).
-#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[derive(Clone, PartialEq, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OtlpSection {
     /// The collector's base URL; metrics go to `{endpoint}/v1/metrics`.
@@ -380,6 +380,32 @@ impl Shared {
                 many.len()
             ))),
         }
+    }
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("machines", &self.machines)
+            // A PostgreSQL URL holds its password: shown as the storage shows it.
+            .field("db", &self.db.as_deref().map(storage::Database::parse))
+            .field("listen", &self.listen)
+            .field("webhooks", &self.webhooks)
+            .field("analyzers", &self.analyzers)
+            .field("visualizer", &self.visualizer)
+            .field("otlp", &self.otlp)
+            .field("tuning", &self.tuning)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for OtlpSection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OtlpSection")
+            .field("endpoint", &http_client::shown_text(&self.endpoint))
+            .field("interval_s", &self.interval_s)
+            .field("headers", &self.headers.keys().collect::<Vec<_>>())
+            .finish()
     }
 }
 

@@ -72,8 +72,17 @@ pub fn document(reader: &dyn Reader, s: &ShotSummary) -> Result<Option<Value>, S
     doc["profile"] = serde_json::to_value(&file.profile).unwrap_or(Value::Null);
     let uploaded = visualizer(reader, s.key)?;
     doc["visualizer_id"] = uploaded["id"].clone();
-    doc["visualizer_url"] = uploaded["url"].clone();
+    // Linked from the page: a web address, or none.
+    doc["visualizer_url"] = match uploaded["url"].as_str() {
+        Some(url) if web_address(url) => Value::from(url),
+        _ => Value::Null,
+    };
     Ok(Some(doc))
+}
+
+/// Whether `url` is an `http` or `https` address (what a page may link to).
+fn web_address(url: &str) -> bool {
+    url::Url::parse(url).is_ok_and(|u| matches!(u.scheme(), "http" | "https"))
 }
 
 /// The analysis name under which a shot's Visualizer upload is stored (`{"id", "url"}`).

@@ -141,7 +141,8 @@ pub struct Analyzer {
 }
 
 impl Analyzer {
-    /// Checks the name (not `shot-facts…`, which is crema's own) and the URL.
+    /// Checks the name (not `shot-facts…`, the built-in analyzer's, nor `visualizer`, under
+    /// which Visualizer uploads are kept and from which the page links a shot) and the URL.
     pub fn new(name: &str, url: &str, timeout: Duration) -> Result<Self, HookError> {
         check_name("analyzer", name)?;
         if name.starts_with("shot-facts") {
@@ -149,6 +150,13 @@ impl Analyzer {
                 what: "analyzer",
                 name: name.to_owned(),
                 reason: "shot-facts is the built-in analyzer's",
+            });
+        }
+        if name.eq_ignore_ascii_case(document::VISUALIZER) {
+            return Err(HookError::Name {
+                what: "analyzer",
+                name: name.to_owned(),
+                reason: "visualizer is where Visualizer uploads are kept",
             });
         }
         Ok(Self {
@@ -247,7 +255,6 @@ pub struct HookStats {
 }
 
 /// A webhook called on every finished live shot.
-#[derive(Debug)]
 pub struct Webhook {
     name: String,
     format: HookFormat,
@@ -256,6 +263,18 @@ pub struct Webhook {
     poster: Poster,
     /// Its counters.
     pub stats: HookStats,
+}
+
+impl std::fmt::Debug for Webhook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Webhook")
+            .field("name", &self.name)
+            .field("format", &self.format)
+            .field("token", &http_client::redacted(&self.token))
+            .field("retry", &self.retry)
+            .field("poster", &self.poster)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A finished live shot, as webhooks get it.
@@ -478,7 +497,7 @@ pub enum Tried {
 
 /// An external analyzer as configured (`[[analyzers]]` in `crema.toml`, or
 /// `--analyzer NAME=URL`).
-#[derive(Debug, Clone, serde::Deserialize)]
+#[derive(Clone, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AnalyzerConfig {
     /// Its name, under which answers are stored.
@@ -487,6 +506,16 @@ pub struct AnalyzerConfig {
     pub url: String,
     /// How long an answer may take, seconds (default 60: language models are slow).
     pub timeout_s: Option<f64>,
+}
+
+impl std::fmt::Debug for AnalyzerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AnalyzerConfig")
+            .field("name", &self.name)
+            .field("url", &http_client::shown_text(&self.url))
+            .field("timeout_s", &self.timeout_s)
+            .finish()
+    }
 }
 
 impl AnalyzerConfig {
@@ -513,7 +542,7 @@ impl AnalyzerConfig {
 
 /// A webhook as configured (`[[webhooks]]` in `crema.toml`, or `--webhook` / `--ntfy
 /// NAME=URL`).
-#[derive(Debug, Clone, serde::Deserialize)]
+#[derive(Clone, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookConfig {
     /// Its name (log lines, `/metrics`).
@@ -527,6 +556,18 @@ pub struct WebhookConfig {
     pub token: Option<String>,
     /// Tries in all (default 6).
     pub attempts: Option<u32>,
+}
+
+impl std::fmt::Debug for WebhookConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookConfig")
+            .field("name", &self.name)
+            .field("url", &http_client::shown_text(&self.url))
+            .field("format", &self.format)
+            .field("token", &http_client::redacted(&self.token))
+            .field("attempts", &self.attempts)
+            .finish()
+    }
 }
 
 impl WebhookConfig {

@@ -15,23 +15,37 @@ pub(crate) const MAX_ANSWER: usize = 1 << 20;
 #[derive(Debug, Clone)]
 pub(crate) struct Poster {
     client: HttpClient,
-    url: url::Url,
+    url: Secret<url::Url>,
+    /// The URL as logs show it ([`http_client::shown`]).
+    shown: String,
     timeout: Duration,
+}
+
+/// A value `Debug` does not print.
+#[derive(Clone)]
+pub(crate) struct Secret<T>(pub(crate) T);
+
+impl<T> std::fmt::Debug for Secret<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
 }
 
 impl Poster {
     /// Checks `url` (`http` or `https`, with a host); the error says what is wrong with it.
     pub(crate) fn new(url: &str, timeout: Duration) -> Result<Self, String> {
+        let url = http_client::check_url(url, true)?;
         Ok(Self {
             client: HttpClient::shared(),
-            url: http_client::check_url(url, true)?,
+            shown: http_client::shown(&url),
+            url: Secret(url),
             timeout,
         })
     }
 
-    /// The URL, for log lines.
+    /// The URL as log lines and stored errors show it: scheme, host and a hash of the rest.
     pub(crate) fn url(&self) -> &str {
-        self.url.as_str()
+        &self.shown
     }
 
     /// POSTs `body` with `headers`; any status is an answer.
@@ -40,7 +54,7 @@ impl Poster {
             timeout: self.timeout,
             max_body: MAX_ANSWER,
         };
-        self.client.post(&self.url, headers, body, limits).await
+        self.client.post(&self.url.0, headers, body, limits).await
     }
 }
 

@@ -154,7 +154,7 @@ type MachineMetric = (&'static str, bool, &'static str, fn(&MachineStats) -> u64
 const COUNTER: bool = true;
 const GAUGE: bool = false;
 
-const PER_MACHINE: [MachineMetric; 14] = [
+const PER_MACHINE: [MachineMetric; 15] = [
     (
         "crema_machine_connected",
         GAUGE,
@@ -166,6 +166,12 @@ const PER_MACHINE: [MachineMetric; 14] = [
         COUNTER,
         "Events received from the machine.",
         |s| s.events.load(Relaxed),
+    ),
+    (
+        "crema_machine_events_refused",
+        COUNTER,
+        "Events from the machine dropped where they entered: a name that is not plain (letters, digits, _ . : -, at most 64).",
+        |s| s.events_refused.load(Relaxed),
     ),
     (
         "crema_recorder_recording",

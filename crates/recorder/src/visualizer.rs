@@ -66,7 +66,7 @@ impl VisualizerError {
 
 /// Visualizer as configured: `[visualizer]` in `crema.toml`, or the recorder's `--visualizer
 /// URL` with the credentials from the environment ([`VisualizerConfig::from_env`]).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[derive(Clone, PartialEq, Eq, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct VisualizerConfig {
     /// The server (default `https://visualizer.coffee`).
@@ -79,6 +79,17 @@ pub struct VisualizerConfig {
     /// An OAuth access token with the `upload` scope, sent as `Authorization: Bearer`
     /// (instead of `username` and `password`).
     pub token: Option<String>,
+}
+
+impl std::fmt::Debug for VisualizerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VisualizerConfig")
+            .field("url", &http_client::shown_text(&self.url))
+            .field("username", &self.username)
+            .field("password", &http_client::redacted(&self.password))
+            .field("token", &http_client::redacted(&self.token))
+            .finish()
+    }
 }
 
 fn default_url() -> String {

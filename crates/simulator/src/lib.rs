@@ -25,6 +25,7 @@
 #![deny(missing_docs)]
 
 pub mod collector;
+pub mod hostile;
 mod machine;
 mod replay;
 pub mod visualizer;

@@ -67,12 +67,43 @@ pub(crate) fn open_read_only(path: &Path) -> Result<Connection, StorageError> {
     Ok(conn)
 }
 
+/// Makes the database file, when there is none, readable and writable by its owner only
+/// (`0600`; SQLite would make it `0644` less the umask, and its `-wal` and `-shm` files take the
+/// main file's mode): it holds the shots, and what other services answered. Says once when an
+/// existing file is readable by others. An empty file is a new database to SQLite.
+fn private_file(path: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+        let made = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path);
+        if made.is_err()
+            && let Ok(meta) = std::fs::metadata(path)
+            && meta.is_file()
+            && meta.permissions().mode() & 0o077 != 0
+        {
+            tracing::warn!(
+                path = %path.display(),
+                "the database {} can be read by other users of this host (mode {:o}); `chmod 600` it",
+                path.display(),
+                meta.permissions().mode() & 0o777
+            );
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+}
+
 /// The read-write connection: WAL, `synchronous=FULL`, foreign keys, busy timeout, migrated.
 fn open_writer(path: &Path) -> Result<Connection, StorageError> {
     let open = |source: rusqlite::Error| StorageError::Open {
         location: path.display().to_string(),
         source: source.into(),
     };
+    private_file(path);
     // Two processes opening a new file at once: switching it to WAL takes a lock that SQLite
     // refuses at once (busy, without waiting: the two would deadlock) to the second.
     let (mut conn, mode) = opening_race(busy, || {

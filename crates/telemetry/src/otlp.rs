@@ -23,8 +23,8 @@ use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider, Temporality};
 
 use super::{Family, Kind, Registry, Value};
 
-/// Where and how often to push.
-#[derive(Debug, Clone, PartialEq)]
+/// Where and how often to push. `Debug` shows the header names, not their values.
+#[derive(Clone, PartialEq)]
 pub struct OtlpConfig {
     /// The collector's OTLP/HTTP base URL (`http://collector:4318`); metrics go to
     /// `{endpoint}/v1/metrics` (a URL that already ends so is used as it is).
@@ -33,6 +33,16 @@ pub struct OtlpConfig {
     pub interval: Duration,
     /// Headers sent with every push (an API key, say).
     pub headers: BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for OtlpConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OtlpConfig")
+            .field("endpoint", &http_client::shown(&self.endpoint))
+            .field("interval", &self.interval)
+            .field("headers", &self.headers.keys().collect::<Vec<_>>())
+            .finish()
+    }
 }
 
 impl OtlpConfig {

@@ -50,6 +50,42 @@ pub(crate) async fn start(args: &[&str]) -> Gateway {
     panic!("the gateway did not listen");
 }
 
+/// Starts the gateway with `args` on a free loopback port, its log (`RUST_LOG=info`) going
+/// to `log`; answers once it listens.
+pub(crate) async fn start_logged(args: &[&str], log: &std::path::Path) -> Gateway {
+    let addr = format!("127.0.0.1:{}", free_port());
+    let out = std::fs::File::create(log).unwrap();
+    let child = Command::new(BIN)
+        .args(args)
+        .args(["--listen", &addr])
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(out)
+        .spawn()
+        .unwrap();
+    let gateway = Gateway { child, addr };
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(&gateway.addr).await.is_ok() {
+            return gateway;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the gateway did not listen");
+}
+
+/// `(VmRSS, VmHWM)` of a process, KiB.
+pub(crate) fn memory(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
 /// A gateway and what it runs on: a simulated machine brewing the normal shot (at `speed`),
 /// and a folder with its `crema.toml` and database. Each lives as long as this does.
 pub(crate) struct Brewing {
@@ -94,7 +130,7 @@ pub(crate) async fn request(
 ) -> (u16, String) {
     let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
     let text = format!(
-        "{method} {path} HTTP/1.0\r\nHost: x\r\n{headers}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        "{method} {path} HTTP/1.0\r\nHost: {addr}\r\n{headers}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     );
     tcp.write_all(text.as_bytes()).await.unwrap();

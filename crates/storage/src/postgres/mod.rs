@@ -70,8 +70,15 @@ fn wait<F: Future>(future: F) -> F::Output {
     futures_executor::block_on(future)
 }
 
-/// A URL's place without its password, for log lines.
+/// A URL's place without its password (nor a query that may carry one: `?password=`), for
+/// log lines.
 pub(crate) fn redact(url: &str) -> String {
+    let url = match url.split_once('?') {
+        Some((place, query)) if query.to_ascii_lowercase().contains("pass") => {
+            return format!("{}?…", redact(place));
+        }
+        _ => url,
+    };
     match url.split_once("://") {
         Some((scheme, rest)) => {
             let (auth, place) = match rest.rsplit_once('@') {

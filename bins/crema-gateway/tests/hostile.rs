@@ -1,0 +1,464 @@
+//! Hostile peers against the real binary, each found by trying it as an attacker on the same
+//! network would: a client that asks without reading the answers, machines that send names no
+//! stream format can carry, ever new names, endless bodies and forged refusals, pages of other
+//! sites, and secrets asked for where they must not show. Each case asserts what must hold and
+//! prints what it measured (`hostile: …` lines).
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::{BIN, eventually, free_port, get_json, memory, request, start, start_logged};
+use futures_util::StreamExt as _;
+use simulator::hostile::{Hostile, Hostility};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio_tungstenite::tungstenite::Message;
+
+/// The cases run one at a time: each measures a process's memory, which another case's load
+/// would blur.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+fn path(dir: &Path, name: &str) -> String {
+    dir.join(name).to_str().unwrap().to_owned()
+}
+
+/// A metric's value in `/metrics`, 0 when absent.
+fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+async fn metrics(addr: &str) -> String {
+    request(addr, "GET", "/metrics", "", "").await.1
+}
+
+/// A masked client text frame.
+fn masked(text: &str) -> Vec<u8> {
+    let payload = text.as_bytes();
+    let mask = [7u8, 99, 3, 250];
+    let mut out = vec![0x81, 0x80 | payload.len() as u8];
+    out.extend_from_slice(&mask);
+    out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    out
+}
+
+/// Opens `/ws` over a raw socket with `headers`; the status line's code and the socket.
+async fn upgrade(addr: &str, headers: &str) -> (u16, tokio::net::TcpStream) {
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    tcp.write_all(
+        format!(
+            "GET /ws HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{headers}\r\n"
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        tcp.read_exact(&mut byte).await.unwrap();
+        head.push(byte[0]);
+    }
+    let code = String::from_utf8_lossy(&head)
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (code, tcp)
+}
+
+/// A client that sends `bytes` of subscribe/unsubscribe pairs on `tcp` and never reads:
+/// `(bytes sent, whether the gateway cut it)`.
+async fn flood(tcp: tokio::net::TcpStream, topic: &str, bytes: usize) -> (usize, bool) {
+    let mut pair = masked(&format!(r#"{{"op":"subscribe","topic":"{topic}"}}"#));
+    pair.extend(masked(&format!(
+        r#"{{"op":"unsubscribe","topic":"{topic}"}}"#
+    )));
+    let chunk: Vec<u8> = pair.repeat(1000);
+    let (_reader, mut writer) = tcp.into_split();
+    let mut sent = 0;
+    while sent < bytes {
+        if writer.write_all(&chunk).await.is_err() {
+            return (sent, true);
+        }
+        sent += chunk.len();
+    }
+    (sent, false)
+}
+
+/// A client that never reads sends 20 MB of subscribe/unsubscribe pairs: the gateway stays
+/// within 32 MB of its memory before, and closes it (it grew by 320 MB and kept it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_asks_without_reading_is_closed_and_costs_no_memory() {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("crema.toml"),
+        "[tuning]\nws_ping_s = 1\nws_silence_s = 3\n",
+    )
+    .unwrap();
+    let gw = start(&[
+        "--demo",
+        "--config",
+        &path(dir.path(), "crema.toml"),
+        "--db",
+        &path(dir.path(), "crema.db"),
+    ])
+    .await;
+    eventually(
+        Duration::from_secs(20),
+        "the demo machine's events",
+        || async {
+            (metric(&metrics(&gw.addr).await, "crema_events_published_total") > 20.0).then_some(())
+        },
+    )
+    .await;
+    let pid = gw.child.id();
+    let (before, _) = memory(pid);
+    let (code, tcp) = upgrade(&gw.addr, "").await;
+    assert_eq!(code, 101);
+    let started = Instant::now();
+    let (sent, cut) = tokio::time::timeout(
+        Duration::from_secs(30),
+        flood(tcp, "machine:demo", 20_000_000),
+    )
+    .await
+    .expect("the flood ends within 30 s");
+    let (after, peak) = memory(pid);
+    assert!(
+        cut,
+        "the gateway read all {sent} bytes and kept the connection"
+    );
+    assert!(
+        peak.saturating_sub(before) < 32 * 1024,
+        "from {before} KiB to a peak of {peak} KiB"
+    );
+    let (status, _) = get_json(&gw.addr, "/healthz").await;
+    assert_eq!(status, 200);
+    println!(
+        "hostile: a client asking without reading: cut after {sent} bytes and {:.1?}; RSS {before} KiB before, \
+         {after} KiB after, peak {peak} KiB",
+        started.elapsed()
+    );
+}
+
+/// Reads an SSE stream until an event named `name` came; `Err` with what came otherwise.
+async fn sse_until(addr: &str, name: &str) -> Result<String, String> {
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!("GET /api/v1/machines/kitchen/events HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+    tcp.write_all(head.as_bytes()).await.unwrap();
+    let mut text = String::new();
+    let mut buf = [0u8; 4096];
+    let until = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < until {
+        match tokio::time::timeout(Duration::from_secs(1), tcp.read(&mut buf)).await {
+            Ok(Ok(0) | Err(_)) => return Err(text),
+            Ok(Ok(n)) => text.push_str(&String::from_utf8_lossy(&buf[..n])),
+            Err(_) => {}
+        }
+        if text.contains(&format!("event: {name}\n")) {
+            return Ok(text);
+        }
+    }
+    Err(text)
+}
+
+/// A machine sends an event named `"evil\nname"` between its `status` events: it is dropped
+/// where it enters, counted, and logged once; SSE keeps working for every later subscriber
+/// (axum panicked on the name, and the topic's snapshot kept it: no stream of the machine
+/// answered again).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_machine_event_name_with_a_line_break_leaves_sse_working() {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let machine = Hostile::start(Hostility::Names {
+        names: vec!["evil\nname".into(), "evil\r\nid: 1".into(), "ok".into()],
+        every: Duration::from_millis(20),
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("gateway.log");
+    let gw = start_logged(
+        &[
+            "--machine",
+            &format!("kitchen={}", machine.url()),
+            "--db",
+            &path(dir.path(), "crema.db"),
+        ],
+        &log,
+    )
+    .await;
+    eventually(Duration::from_secs(20), "names refused", || async {
+        let text = metrics(&gw.addr).await;
+        (metric(
+            &text,
+            "crema_machine_events_refused_total{machine=\"kitchen\"}",
+        ) >= 10.0)
+            .then_some(())
+    })
+    .await;
+    for _ in 0..3 {
+        let stream = sse_until(&gw.addr, "status").await;
+        let text = stream.unwrap_or_else(|text| panic!("no status event: {text:?}"));
+        assert!(!text.contains("evil"), "{text}");
+        assert!(sse_until(&gw.addr, "ok").await.is_ok());
+    }
+    let logged = std::fs::read_to_string(&log).unwrap();
+    let told: Vec<&str> = logged
+        .lines()
+        .filter(|l| l.contains("dropped an event from machine kitchen"))
+        .collect();
+    assert_eq!(told.len(), 1, "logged once a minute at most: {logged}");
+    assert!(!logged.lines().any(|l| l.starts_with("name")), "{logged}");
+    let refused = metric(
+        &metrics(&gw.addr).await,
+        "crema_machine_events_refused_total{machine=\"kitchen\"}",
+    );
+    println!(
+        "hostile: names with line breaks: {refused} dropped, one log line, SSE answered 3 of 3"
+    );
+}
+
+/// A machine that sends 3,000 distinct event names: the topic's snapshot stays at its cap of
+/// 64 names, the rest counted out (the snapshot held every name: a 3.3 MB `subscribed` frame).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_thousand_event_names_leave_the_snapshot_under_its_cap() {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let machine = Hostile::start(Hostility::Names {
+        names: (0..3000).map(|i| format!("name-{i}")).collect(),
+        every: Duration::from_millis(1),
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let gw = start(&[
+        "--machine",
+        &format!("kitchen={}", machine.url()),
+        "--db",
+        &path(dir.path(), "crema.db"),
+    ])
+    .await;
+    eventually(Duration::from_secs(60), "3,000 names", || async {
+        (metric(&metrics(&gw.addr).await, "crema_snapshot_evicted_total") >= 3000.0 - 64.0)
+            .then_some(())
+    })
+    .await;
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws", gw.addr))
+        .await
+        .unwrap();
+    futures_util::SinkExt::send(
+        &mut ws,
+        Message::Text(r#"{"op":"subscribe","topic":"machine:kitchen"}"#.into()),
+    )
+    .await
+    .unwrap();
+    let subscribed = loop {
+        let Some(Ok(Message::Text(text))) = ws.next().await else {
+            panic!("the connection ended")
+        };
+        if text.contains("\"subscribed\"") {
+            break text;
+        }
+    };
+    let frame: serde_json::Value = serde_json::from_str(subscribed.as_str()).unwrap();
+    let names = frame["snapshot"].as_array().unwrap().len();
+    assert!((2..=64).contains(&names), "{names} names in the snapshot");
+    println!(
+        "hostile: 3,000 event names: {names} in the snapshot, a subscribed frame of {} bytes",
+        subscribed.len()
+    );
+}
+
+/// A machine that answers its long-polling session (and its history) with a 400 MB body: the
+/// gateway reads none of it past its bound, stays under 64 MB more than at start, says why and
+/// tries again (it read the whole body: 970 MB, again at every reconnect).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_400_mb_poll_answer_is_not_read() {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let machine = Hostile::start(Hostility::Flood { bytes: 400 << 20 })
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("gateway.log");
+    let gw = start_logged(
+        &[
+            "--machine",
+            &format!("kitchen={}", machine.url()),
+            "--db",
+            &path(dir.path(), "crema.db"),
+        ],
+        &log,
+    )
+    .await;
+    let pid = gw.child.id();
+    let (before, _) = memory(pid);
+    let tries = eventually(Duration::from_secs(30), "two refused answers", || async {
+        let logged = std::fs::read_to_string(&log).unwrap_or_default();
+        let tries = logged
+            .matches("sent more than 4194304 bytes at once")
+            .count();
+        (tries >= 2).then_some(tries)
+    })
+    .await;
+    let (after, peak) = memory(pid);
+    assert!(
+        peak.saturating_sub(before) < 64 * 1024,
+        "from {before} KiB to a peak of {peak} KiB"
+    );
+    let (status, health) = get_json(&gw.addr, "/healthz").await;
+    assert_eq!(status, 503, "the machine link is down: {health}");
+    println!(
+        "hostile: 400 MB poll answers: {tries} refused; RSS {before} KiB at start, {after} KiB after, peak {peak} KiB"
+    );
+}
+
+/// A machine refuses the socket.io CONNECT with a message holding a forged log line: the log
+/// keeps it on the line that says the machine refused (it was written as a line of its own).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_connect_error_stays_on_one_log_line() {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let forged = "2026-12-08T00:00:00.000000Z  INFO crema: all is well";
+    let machine = Hostile::start(Hostility::Refuse(format!("nope\n{forged}\r\n{forged}")))
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("gateway.log");
+    let _gw = start_logged(
+        &[
+            "--machine",
+            &format!("kitchen={}", machine.url()),
+            "--db",
+            &path(dir.path(), "crema.db"),
+        ],
+        &log,
+    )
+    .await;
+    let logged = eventually(Duration::from_secs(20), "the refusal logged", || async {
+        let logged = std::fs::read_to_string(&log).unwrap_or_default();
+        logged.contains("all is well").then_some(logged)
+    })
+    .await;
+    for line in logged.lines().filter(|l| l.contains("all is well")) {
+        assert!(
+            line.contains("refused"),
+            "a line of the machine's: {line:?}"
+        );
+    }
+    assert!(
+        !logged
+            .lines()
+            .any(|l| l.starts_with("2026-12-08T00:00:00.000000Z"))
+    );
+}
+
+/// Pages of other sites: a DNS-rebinding `POST` (its `Host` and `Origin` both the attacker's
+/// name) is refused before it starts a run, and an upgrade from another site's page gets no
+/// WebSocket (both were accepted without auth); the gateway's own names still get answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn other_sites_are_refused_without_auth() {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let gw = start(&["--demo", "--db", &path(dir.path(), "crema.db")]).await;
+    let port = gw.addr.rsplit(':').next().unwrap();
+    let rebound = "rebind.evil.example:18080";
+    let mut tcp = tokio::net::TcpStream::connect(&gw.addr).await.unwrap();
+    let body = r#"{"kind":"qa"}"#;
+    tcp.write_all(
+        format!(
+            "POST /api/v1/runs HTTP/1.0\r\nHost: {rebound}\r\nOrigin: http://{rebound}\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut answer = String::new();
+    tcp.read_to_string(&mut answer).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.0 421"), "{answer}");
+    assert!(answer.contains("`hosts`"), "{answer}");
+    let (_, runs) = get_json(&gw.addr, "/api/v1/runs").await;
+    assert_eq!(runs["runs"].as_array().map(Vec::len), Some(0), "{runs}");
+    let (code, _) = upgrade(&gw.addr, "Origin: https://evil.example\r\n").await;
+    assert_eq!(code, 403, "another site's page opens no WebSocket");
+    // The gateway's own page, by address or by name, and clients that are not browsers.
+    for origin in [format!("Origin: http://{}\r\n", gw.addr), String::new()] {
+        let (code, _) = upgrade(&gw.addr, &origin).await;
+        assert_eq!(code, 101, "{origin}");
+    }
+    let (status, _) = request(
+        &gw.addr,
+        "GET",
+        "/api/v1/machines",
+        &format!("Host: localhost:{port}\r\n"),
+        "",
+    )
+    .await;
+    assert_eq!(status, 200);
+}
+
+/// An introspection URL that fails: the `503` says so without the URL (its `client_secret`
+/// was in the body of the answer to anyone who sent a header).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_introspection_answers_without_its_url() {
+    let dir = tempfile::tempdir().unwrap();
+    let dead = free_port();
+    std::fs::write(
+        dir.path().join("crema.toml"),
+        format!(
+            "[auth]\nmode = \"introspect\"\nurl = \"http://127.0.0.1:{dead}/introspect?client_secret=s3cr3t-value\"\n"
+        ),
+    )
+    .unwrap();
+    let gw = start(&[
+        "--demo",
+        "--config",
+        &path(dir.path(), "crema.toml"),
+        "--db",
+        &path(dir.path(), "crema.db"),
+    ])
+    .await;
+    let (status, body) = request(
+        &gw.addr,
+        "GET",
+        "/api/v1/machines",
+        "Authorization: Bearer anything\r\n",
+        "",
+    )
+    .await;
+    assert_eq!(status, 503, "{body}");
+    for secret in ["s3cr3t", "client_secret", "introspect", &dead.to_string()] {
+        assert!(!body.contains(secret), "{secret} in {body}");
+    }
+}
+
+/// A token that is empty or short stops the start, naming the key (an empty one was taken,
+/// and then `Cookie: crema_token=` authenticated).
+#[test]
+fn an_empty_or_short_token_stops_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("crema.toml");
+    for token in ["", "short", "fifteen-chars.."] {
+        std::fs::write(
+            &config,
+            format!(
+                "[auth]\nmode = \"token\"\ntokens = [{{ token = \"long-enough-token-0\", topics = [\"*\"] }}, {{ token = \"{token}\", topics = [\"*\"] }}]\n"
+            ),
+        )
+        .unwrap();
+        let out = std::process::Command::new(BIN)
+            .args(["--demo", "--config", config.to_str().unwrap()])
+            .args(["--db", &path(dir.path(), "crema.db")])
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{token:?} was taken");
+        assert!(
+            said.contains("auth.tokens[1].token") && said.contains("at least 16"),
+            "{said}"
+        );
+    }
+}
