@@ -11,7 +11,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
-use common::{eventually, free_port, get_json, post_json, request, start};
+use common::{eventually, free_port, get_json, post_json, request, start, start_logged};
 use serde_json::{Value, json};
 use simulator::{Scenario, Simulator, SimulatorConfig};
 
@@ -136,11 +136,11 @@ token = "tk_test"
 
 [[webhooks]]
 name = "refused"
-url = "http://{at}/refuse"
+url = "http://{at}/refuse?key=hook-secret-1"
 
 [[webhooks]]
 name = "dead"
-url = "http://127.0.0.1:{dead}/"
+url = "http://127.0.0.1:{dead}/hook-secret-2"
 attempts = 2
 
 [[analyzers]]
@@ -149,7 +149,7 @@ url = "http://{at}/analyze"
 
 [[analyzers]]
 name = "broken"
-url = "http://{at}/broken"
+url = "http://{at}/broken?key=hook-secret-3"
 timeout_s = 5
 "#
         ),
@@ -164,14 +164,18 @@ timeout_s = 5
     })
     .await
     .unwrap();
-    let gw = start(&[
-        "--config",
-        config.to_str().unwrap(),
-        "--machine",
-        &format!("kitchen={}", _sim.url()),
-        "--db",
-        db.to_str().unwrap(),
-    ])
+    let log = dir.path().join("gateway.log");
+    let gw = start_logged(
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--machine",
+            &format!("kitchen={}", _sim.url()),
+            "--db",
+            db.to_str().unwrap(),
+        ],
+        &log,
+    )
     .await;
     // Two shots recorded, each delivered and analyzed.
     // The first two shots, once both have ended (the machine may be brewing a third).
@@ -339,6 +343,26 @@ timeout_s = 5
     );
     assert_eq!(metric(&metrics, "crema_run_active"), 0.0);
     assert_eq!(metric(&metrics, "crema_run_total"), 0.0);
+    // The failures were told (the refused hook, the dead one, the broken analyzer) without
+    // the URLs' secrets: not in the log, the run's summary, nor anywhere in the database
+    // (the outbox's last errors).
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(logged.contains("127.0.0.1"), "{logged}");
+    let mut stored = std::fs::read(&db).unwrap();
+    stored.extend(std::fs::read(dir.path().join("crema.db-wal")).unwrap_or_default());
+    for (what, text) in [
+        ("the log", logged),
+        ("the run", summary.to_owned()),
+        (
+            "the database",
+            String::from_utf8_lossy(&stored).into_owned(),
+        ),
+    ] {
+        assert!(
+            !text.contains("hook-secret"),
+            "a URL's secret in {what}: {text}"
+        );
+    }
 }
 
 /// A webhook's deliveries are kept in the store: a receiver that is down when the gateway is

@@ -757,3 +757,22 @@ fn pairs(answer: Value) -> Vec<(String, String)> {
         _ => Vec::new(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_url_is_told_without_its_password() {
+        assert_eq!(
+            super::redact("redis://:s3cret@redis.internal:6379/2"),
+            "redis://…@redis.internal:6379/2"
+        );
+        assert_eq!(
+            super::redact("redis+unix:///run/redis.sock?db=2&pass=s3cret"),
+            "redis+unix:///run/redis.sock?…"
+        );
+        assert_eq!(
+            super::redact("redis://127.0.0.1:6379"),
+            "redis://127.0.0.1:6379"
+        );
+    }
+}

@@ -449,6 +449,70 @@ mod tests {
         h
     }
 
+    /// `Debug` of what holds a token or the introspection URL shows neither.
+    #[test]
+    fn debug_keeps_the_secrets() {
+        let grant = TokenGrant {
+            token: "tok-SECRET-0123456789".into(),
+            topics: vec!["*".into()],
+            ..TokenGrant::default()
+        };
+        let introspect = Auth::introspect(
+            "https://auth.example/introspect?client_secret=SECRET",
+            Duration::from_secs(1),
+        )
+        .unwrap();
+        let config: AuthConfig = serde_json::from_str(
+            r#"{"mode": "introspect", "url": "https://auth.example/i?client_secret=SECRET"}"#,
+        )
+        .unwrap();
+        for shown in [
+            format!("{grant:?}"),
+            format!(
+                "{:?}",
+                AuthConfig::Token {
+                    tokens: vec![grant.clone()]
+                }
+            ),
+            format!("{:?}", Auth::Token(vec![grant.clone()])),
+            format!("{introspect:?}"),
+            format!("{config:?}"),
+        ] {
+            assert!(!shown.contains("SECRET"), "{shown}");
+        }
+    }
+
+    #[test]
+    fn tokens_shorter_than_16_characters_stop_the_start() {
+        let config = |token: &str| -> AuthConfig {
+            serde_json::from_value(serde_json::json!(
+                {"mode": "token", "tokens": [{"token": token, "topics": ["*"]}]}
+            ))
+            .unwrap()
+        };
+        for short in ["", "change-me", "fifteen chars.."] {
+            let why = config(short).build().unwrap_err();
+            assert!(why.starts_with("auth.tokens[0].token: "), "{why}");
+        }
+        assert!(config("sixteen chars..!").build().is_ok());
+    }
+
+    #[tokio::test]
+    async fn an_empty_token_is_no_credential() {
+        let auth = Auth::Token(vec![TokenGrant {
+            token: String::new(),
+            topics: vec!["*".into()],
+            ..TokenGrant::default()
+        }]);
+        for h in [
+            headers(&[("cookie", "crema_token=")]),
+            headers(&[("cookie", "crema_token= ; theme=dark")]),
+            headers(&[("authorization", "Bearer ")]),
+        ] {
+            assert!(auth.authenticate(&h).await.is_err(), "{h:?}");
+        }
+    }
+
     #[test]
     fn patterns() {
         let id = Identity {

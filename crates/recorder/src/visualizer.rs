@@ -194,13 +194,22 @@ pub enum Uploaded {
 }
 
 /// Uploads shot files to one Visualizer account. See the [module docs](self).
-#[derive(Debug)]
 pub struct Visualizer {
     base: String,
     poster: Poster,
     auth: HeaderValue,
     /// Its counters.
     pub stats: UploadStats,
+}
+
+impl std::fmt::Debug for Visualizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Visualizer")
+            .field("base", &http_client::shown_text(&self.base))
+            .field("poster", &self.poster)
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Visualizer {

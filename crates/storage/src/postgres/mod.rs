@@ -550,5 +550,12 @@ mod tests {
             redact("postgres://db.local/crema"),
             "postgres://db.local/crema"
         );
+        // tokio-postgres also takes the password as a parameter.
+        assert_eq!(
+            redact("postgres://crema@db.local/crema?password=s3cret&sslmode=disable"),
+            "postgres://crema@db.local/crema?…"
+        );
+        let db = crate::Database::parse("postgres://crema:s3cret@db.local/crema?password=s3cret");
+        assert!(!format!("{db:?} {db}").contains("s3cret"));
     }
 }
