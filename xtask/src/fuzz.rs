@@ -7,12 +7,13 @@ use anyhow::{Context as _, bail};
 use serde_json::Value;
 
 /// Every fuzz target under `fuzz/fuzz_targets/`.
-pub(crate) const TARGETS: [&str; 6] = [
+pub(crate) const TARGETS: [&str; 7] = [
     "engineio_packet",
     "engineio_payload",
     "socketio_packet",
     "socketio_binary",
     "ws_client_frames",
+    "ws_control",
     "machine_event",
 ];
 
@@ -59,6 +60,15 @@ fn seeds(target: &str) -> anyhow::Result<Vec<Vec<u8>>> {
         "engineio_packet" => strings(&read("engineio.json")?, "packets", "text"),
         "engineio_payload" => strings(&read("engineio.json")?, "payloads", "body"),
         "socketio_packet" => strings(&read("socketio.json")?, "packets", "text"),
+        // A piece size, 0 (one request's text as it is), then the request.
+        "ws_control" => [
+            r#"{"op":"subscribe","topic":"machine:kitchen"}"#,
+            r#"{"op":"unsubscribe","topic":"run:12"}"#,
+            r#"{"op":"publish","topic":"t","extra":[1,2,{"a":null}]}"#,
+        ]
+        .iter()
+        .map(|text| [&[64u8, 0][..], text.as_bytes()].concat())
+        .collect(),
         _ => {
             // Cap byte, then messages separated by 0xff, each tagged 0 (text) or 1 (binary).
             let v = read("socketio.json")?;

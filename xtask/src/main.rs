@@ -167,23 +167,30 @@ fn install_node_servers() -> anyhow::Result<()> {
 }
 
 /// The fault suite of `bins/crema-gateway/tests/faults.rs` at full length (`CREMA_SOAK=1`), on a
-/// release build, one case at a time; each prints its `fault: …` line.
+/// release build, one case at a time, then the hostile peers of `tests/hostile.rs` together for
+/// a minute; each prints its `fault: …` line.
 fn soak() -> anyhow::Result<()> {
-    let mut test = cargo();
-    test.args([
-        "test",
-        "--release",
-        "--locked",
-        "-p",
-        "crema-gateway",
-        "--test",
-        "faults",
-        "--",
-        "--nocapture",
-        "--test-threads=1",
-    ])
-    .env("CREMA_SOAK", "1");
-    run(test)
+    for (file, filter) in [("faults", ""), ("hostile", "hostile_peers_together")] {
+        let mut test = cargo();
+        test.args([
+            "test",
+            "--release",
+            "--locked",
+            "-p",
+            "crema-gateway",
+            "--test",
+            file,
+            "--",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("CREMA_SOAK", "1");
+        if !filter.is_empty() {
+            test.arg(filter);
+        }
+        run(test)?;
+    }
+    Ok(())
 }
 
 fn conformance() -> anyhow::Result<()> {

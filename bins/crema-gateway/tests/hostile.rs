@@ -462,3 +462,184 @@ fn an_empty_or_short_token_stops_the_start() {
         );
     }
 }
+
+/// The hostile peers together beside normal traffic, for 12 s here and a minute under `cargo
+/// xtask soak` (`CREMA_SOAK=1`): a client flooding requests without reading (made again each
+/// time it is dropped), a machine answering with 400 MB bodies, one sending line breaks and
+/// ever new names; beside them a machine brewing at 10× and a browser reading it. Checked: the
+/// browser misses no event and never waits a second, `/healthz` answers within a second, the
+/// brewing machine's shots are stored, memory stays within 64 MB of where it began.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_peers_together_beside_normal_traffic() {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let seconds = if std::env::var_os("CREMA_SOAK").is_some() {
+        60
+    } else {
+        12
+    };
+    let brewing = simulator::Simulator::start(simulator::SimulatorConfig {
+        speed: 10.0,
+        repeat: true,
+        // The machine streams between shots too (the simulator's pause is silence).
+        pause: Duration::ZERO,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let flood_machine = Hostile::start(Hostility::Flood { bytes: 400 << 20 })
+        .await
+        .unwrap();
+    let names_machine = Hostile::start(Hostility::Names {
+        names: (0..3000)
+            .map(|i| match i % 3 {
+                0 => format!("evil\nname-{i}"),
+                _ => format!("name-{i}"),
+            })
+            .collect(),
+        every: Duration::from_millis(2),
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("crema.toml"),
+        "[tuning]\nws_ping_s = 1\nws_silence_s = 3\n",
+    )
+    .unwrap();
+    let gw = start_logged(
+        &[
+            "--config",
+            &path(dir.path(), "crema.toml"),
+            "--machine",
+            &format!("kitchen={}", brewing.url()),
+            "--machine",
+            &format!("flood={}", flood_machine.url()),
+            "--machine",
+            &format!("names={}", names_machine.url()),
+            "--db",
+            &path(dir.path(), "crema.db"),
+        ],
+        &dir.path().join("gateway.log"),
+    )
+    .await;
+    let pid = gw.child.id();
+    eventually(Duration::from_secs(20), "the brewing machine", || async {
+        let (_, machines) = get_json(&gw.addr, "/api/v1/machines").await;
+        machines
+            .as_array()?
+            .iter()
+            .any(|m| m["name"] == "kitchen" && m["connected"] == true)
+            .then_some(())
+    })
+    .await;
+    let (before, _) = memory(pid);
+    let until = Instant::now() + Duration::from_secs(seconds);
+    // The browser: every event of the brewing machine, in order, never a second apart.
+    let reader = {
+        let addr = gw.addr.clone();
+        tokio::spawn(async move {
+            let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws"))
+                .await
+                .unwrap();
+            futures_util::SinkExt::send(
+                &mut ws,
+                Message::Text(r#"{"op":"subscribe","topic":"machine:kitchen"}"#.into()),
+            )
+            .await
+            .unwrap();
+            let (mut events, mut last_seq, mut longest) = (0u64, None::<u64>, Duration::ZERO);
+            let mut last = Instant::now();
+            while Instant::now() < until {
+                let Ok(Some(Ok(message))) =
+                    tokio::time::timeout(Duration::from_secs(2), ws.next()).await
+                else {
+                    panic!("the browser's stream stopped")
+                };
+                let Message::Text(text) = message else {
+                    continue;
+                };
+                let frame: serde_json::Value = serde_json::from_str(text.as_str()).unwrap();
+                assert_ne!(frame["type"], "gap", "the browser missed events: {frame}");
+                if frame["type"] == "event" {
+                    let seq = frame["seq"].as_u64().unwrap();
+                    if let Some(previous) = last_seq {
+                        assert_eq!(seq, previous + 1, "events out of order or missed");
+                    }
+                    last_seq = Some(seq);
+                    events += 1;
+                    longest = longest.max(last.elapsed());
+                    last = Instant::now();
+                }
+            }
+            (events, longest)
+        })
+    };
+    // The flooding client, made again each time it is dropped.
+    let flooder = {
+        let addr = gw.addr.clone();
+        tokio::spawn(async move {
+            let (mut cut, mut sent) = (0, 0);
+            while Instant::now() < until {
+                let (code, tcp) = upgrade(&addr, "").await;
+                assert_eq!(code, 101);
+                let left = until.saturating_duration_since(Instant::now());
+                if let Ok((bytes, was_cut)) =
+                    tokio::time::timeout(left, flood(tcp, "machine:names", usize::MAX)).await
+                {
+                    sent += bytes;
+                    cut += usize::from(was_cut);
+                }
+            }
+            (cut, sent)
+        })
+    };
+    let (mut slowest, mut rss) = (Duration::ZERO, Vec::new());
+    while Instant::now() < until {
+        let asked = Instant::now();
+        let (status, _) = request(&gw.addr, "GET", "/healthz", "", "").await;
+        slowest = slowest.max(asked.elapsed());
+        assert!(status == 200 || status == 503, "{status}");
+        rss.push(memory(pid).0);
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let (events, longest) = reader.await.unwrap();
+    let (cut, sent) = flooder.await.unwrap();
+    let (after, peak) = memory(pid);
+    assert!(
+        slowest < Duration::from_secs(1),
+        "/healthz took {slowest:?}"
+    );
+    assert!(
+        longest < Duration::from_secs(1),
+        "the browser waited {longest:?}"
+    );
+    assert!(events > 50 * seconds, "{events} events in {seconds} s");
+    assert!(cut >= 1, "the flooding client was never dropped");
+    assert!(
+        peak.saturating_sub(before) < 64 * 1024,
+        "from {before} KiB to a peak of {peak} KiB"
+    );
+    let metrics = metrics(&gw.addr).await;
+    let refused = metric(
+        &metrics,
+        "crema_machine_events_refused_total{machine=\"names\"}",
+    );
+    let evicted = metric(&metrics, "crema_snapshot_evicted_total");
+    assert!(refused > 0.0 && evicted > 0.0, "{metrics}");
+    let (_, shots) = get_json(&gw.addr, "/api/v1/shots").await;
+    let stored = shots["shots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["machine"] == "kitchen" && s["status"] != "recording")
+        .count();
+    assert!(stored >= 1, "no shot stored: {shots}");
+    let quarters = [1, 2, 3, 4].map(|q| rss[(rss.len() * q / 4).saturating_sub(1)]);
+    println!(
+        "fault: hostile peers for {seconds}s beside a machine at 10x: the browser got {events} events, none missed, \
+         never waiting more than {longest:.0?}; /healthz within {slowest:.0?}; the flooding client dropped {cut} times \
+         after {} MB sent; {refused} bad names dropped, {evicted} names evicted; {stored} shots stored; RSS {before} KiB \
+         at start, by quarter {quarters:?} KiB, {after} KiB at the end, peak {peak} KiB",
+        sent / 1_000_000
+    );
+}

@@ -1,4 +1,4 @@
-//! What a WebSocket client sends, decoded (pure: bytes in, frames out, no IO). The gateway's
+//! What a WebSocket client sends, decoded (pure: bytes in, frames and requests out, no IO). The gateway's
 //! connections are server-side only, and clients send only small requests, so this is the small
 //! part of RFC 6455 a server needs: masked frames of at most `max` bytes, text (UTF-8 checked),
 //! binary, ping, pong and close. A fragmented message is reported once and its continuation
@@ -152,6 +152,52 @@ impl Decoder {
     }
 }
 
+/// What a request asks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Op {
+    /// Send me the topic's snapshot, then its events.
+    Subscribe,
+    /// Stop.
+    Unsubscribe,
+}
+
+/// A client's request, a text message: `{"op":"subscribe"|"unsubscribe","topic":T}`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Request {
+    /// What it asks.
+    pub op: Op,
+    /// Of which topic.
+    pub topic: String,
+}
+
+/// The longest topic name a request may carry.
+pub const MAX_TOPIC: usize = 256;
+
+impl Request {
+    /// Reads a request; the error is the `message` of the `bad_request` answer (bounded: it
+    /// quotes at most a few dozen characters of what was sent).
+    pub fn parse(text: &str) -> Result<Request, String> {
+        let request: Request = serde_json::from_str(text).map_err(|e| {
+            let mut why = e.to_string();
+            if why.len() > 160 {
+                let cut = (0..=160)
+                    .rev()
+                    .find(|&i| why.is_char_boundary(i))
+                    .unwrap_or(0);
+                why.truncate(cut);
+                why.push('…');
+            }
+            format!("expected {{\"op\":\"subscribe\"|\"unsubscribe\",\"topic\":…}}: {why}")
+        })?;
+        if request.topic.is_empty() || request.topic.len() > MAX_TOPIC {
+            return Err(format!("a topic is 1 to {MAX_TOPIC} bytes"));
+        }
+        Ok(request)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -257,5 +303,43 @@ mod tests {
                 prop_assert!(d.buffered() <= 64 + 14 + chunk);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod request_tests {
+    use super::*;
+
+    #[test]
+    fn requests_and_their_refusals() {
+        assert_eq!(
+            Request::parse(r#"{"op":"subscribe","topic":"machine:a"}"#),
+            Ok(Request {
+                op: Op::Subscribe,
+                topic: "machine:a".into()
+            })
+        );
+        for bad in [
+            r#"{"op":"publish","topic":"t"}"#,
+            r#"{"op":"subscribe","topic":"t","extra":1}"#,
+            r#"{"op":"subscribe"}"#,
+            r#"{"op":"subscribe","topic":""}"#,
+            "[]",
+            "not json",
+        ] {
+            let why = Request::parse(bad).unwrap_err();
+            assert!(why.len() < 300, "{why}");
+        }
+        let long = format!(
+            r#"{{"op":"subscribe","topic":"{}"}}"#,
+            "t".repeat(MAX_TOPIC + 1)
+        );
+        assert!(Request::parse(&long).unwrap_err().contains("1 to 256"));
+        let garbage = format!(r#"{{"op":"{}"}}"#, "é".repeat(2000));
+        let why = Request::parse(&garbage).unwrap_err();
+        assert!(
+            why.len() < 300,
+            "an error quotes little of what was sent: {why}"
+        );
     }
 }

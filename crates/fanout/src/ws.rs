@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use crate::admission::{Admission, Caps, Kind};
 use crate::auth::{Auth, Identity, check_origin};
-use crate::frames::{Decoder, Inbound};
+use crate::frames::{Decoder, Inbound, Op};
 use crate::mailbox::{Mailbox, text_frame};
 use crate::{Hub, refuse};
 use axum::extract::{Request, State};
@@ -255,20 +255,6 @@ fn close_frame(code: u16) -> Bytes {
     Bytes::copy_from_slice(&[0x88, 2, hi, lo])
 }
 
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ClientRequest {
-    op: Op,
-    topic: String,
-}
-
-#[derive(serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-enum Op {
-    Subscribe,
-    Unsubscribe,
-}
-
 /// `{"type":"subscribed","topic":T,"snapshot":[event frames…]}`.
 fn subscribed(topic: &str, snapshot: &[Arc<crate::Event>]) -> Bytes {
     let mut text = String::from("{\"type\":\"subscribed\",\"topic\":");
@@ -432,11 +418,9 @@ impl Conn {
     }
 
     fn request(&mut self, text: &str) {
-        let request: ClientRequest = match serde_json::from_str(text) {
+        let request = match crate::frames::Request::parse(text) {
             Ok(r) => r,
-            Err(e) => {
-                let message =
-                    format!("expected {{\"op\":\"subscribe\"|\"unsubscribe\",\"topic\":…}}: {e}");
+            Err(message) => {
                 self.mailbox.push_control(error("bad_request", &message));
                 return;
             }
