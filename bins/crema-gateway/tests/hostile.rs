@@ -449,13 +449,32 @@ fn an_empty_or_short_token_stops_the_start() {
             ),
         )
         .unwrap();
-        let out = std::process::Command::new(BIN)
+        let log = dir.path().join("start.log");
+        let mut child = std::process::Command::new(BIN)
             .args(["--demo", "--config", config.to_str().unwrap()])
             .args(["--db", &path(dir.path(), "crema.db")])
-            .output()
+            .args(["--listen", &format!("127.0.0.1:{}", free_port())])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
             .unwrap();
-        let said = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success(), "{token:?} was taken");
+        let until = Instant::now() + Duration::from_secs(10);
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break Some(status);
+            }
+            if Instant::now() > until {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let said = std::fs::read_to_string(&log).unwrap();
+        assert!(
+            status.is_some_and(|s| !s.success()),
+            "{token:?} was taken: {said}"
+        );
         assert!(
             said.contains("auth.tokens[1].token") && said.contains("at least 16"),
             "{said}"
