@@ -34,6 +34,40 @@ async fn metrics(addr: &str) -> String {
     request(addr, "GET", "/metrics", "", "").await.1
 }
 
+/// A gateway recording `machine` as `kitchen` into a fresh folder, its log in `gateway.log`
+/// there: the gateway, the folder (removed when dropped) and the log's path.
+async fn against(machine: &Hostile) -> (common::Gateway, tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("gateway.log");
+    let gw = start_logged(
+        &[
+            "--machine",
+            &format!("kitchen={}", machine.url()),
+            "--db",
+            &path(dir.path(), "crema.db"),
+        ],
+        &log,
+    )
+    .await;
+    (gw, dir, log)
+}
+
+/// A gateway on its demo machine reading `config` as its `crema.toml`, in a fresh folder (removed
+/// when dropped).
+async fn demo_with(config: &str) -> (common::Gateway, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("crema.toml"), config).unwrap();
+    let gw = start(&[
+        "--demo",
+        "--config",
+        &path(dir.path(), "crema.toml"),
+        "--db",
+        &path(dir.path(), "crema.db"),
+    ])
+    .await;
+    (gw, dir)
+}
+
 /// A masked client text frame.
 fn masked(text: &str) -> Vec<u8> {
     let payload = text.as_bytes();
@@ -94,20 +128,7 @@ async fn flood(tcp: tokio::net::TcpStream, topic: &str, bytes: usize) -> (usize,
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_asks_without_reading_is_closed_and_costs_no_memory() {
     let _alone = ONE_AT_A_TIME.lock().await;
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("crema.toml"),
-        "[tuning]\nws_ping_s = 1\nws_silence_s = 3\n",
-    )
-    .unwrap();
-    let gw = start(&[
-        "--demo",
-        "--config",
-        &path(dir.path(), "crema.toml"),
-        "--db",
-        &path(dir.path(), "crema.db"),
-    ])
-    .await;
+    let (gw, _dir) = demo_with("[tuning]\nws_ping_s = 1\nws_silence_s = 3\n").await;
     eventually(
         Duration::from_secs(20),
         "the demo machine's events",
@@ -179,18 +200,7 @@ async fn a_machine_event_name_with_a_line_break_leaves_sse_working() {
     })
     .await
     .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("gateway.log");
-    let gw = start_logged(
-        &[
-            "--machine",
-            &format!("kitchen={}", machine.url()),
-            "--db",
-            &path(dir.path(), "crema.db"),
-        ],
-        &log,
-    )
-    .await;
+    let (gw, _dir, log) = against(&machine).await;
     eventually(Duration::from_secs(20), "names refused", || async {
         let text = metrics(&gw.addr).await;
         (metric(
@@ -233,14 +243,7 @@ async fn three_thousand_event_names_leave_the_snapshot_under_its_cap() {
     })
     .await
     .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let gw = start(&[
-        "--machine",
-        &format!("kitchen={}", machine.url()),
-        "--db",
-        &path(dir.path(), "crema.db"),
-    ])
-    .await;
+    let (gw, _dir, _) = against(&machine).await;
     eventually(Duration::from_secs(60), "3,000 names", || async {
         (metric(&metrics(&gw.addr).await, "crema_snapshot_evicted_total") >= 3000.0 - 64.0)
             .then_some(())
@@ -281,18 +284,7 @@ async fn a_400_mb_poll_answer_is_not_read() {
     let machine = Hostile::start(Hostility::Flood { bytes: 400 << 20 })
         .await
         .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("gateway.log");
-    let gw = start_logged(
-        &[
-            "--machine",
-            &format!("kitchen={}", machine.url()),
-            "--db",
-            &path(dir.path(), "crema.db"),
-        ],
-        &log,
-    )
-    .await;
+    let (gw, _dir, log) = against(&machine).await;
     let pid = gw.child.id();
     let (before, _) = memory(pid);
     let tries = eventually(Duration::from_secs(30), "two refused answers", || async {
@@ -324,18 +316,7 @@ async fn a_forged_connect_error_stays_on_one_log_line() {
     let machine = Hostile::start(Hostility::Refuse(format!("nope\n{forged}\r\n{forged}")))
         .await
         .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("gateway.log");
-    let _gw = start_logged(
-        &[
-            "--machine",
-            &format!("kitchen={}", machine.url()),
-            "--db",
-            &path(dir.path(), "crema.db"),
-        ],
-        &log,
-    )
-    .await;
+    let (_gw, _dir, log) = against(&machine).await;
     let logged = eventually(Duration::from_secs(20), "the refusal logged", || async {
         let logged = std::fs::read_to_string(&log).unwrap_or_default();
         logged.contains("all is well").then_some(logged)
@@ -404,22 +385,10 @@ async fn other_sites_are_refused_without_auth() {
 /// was in the body of the answer to anyone who sent a header).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_introspection_answers_without_its_url() {
-    let dir = tempfile::tempdir().unwrap();
     let dead = free_port();
-    std::fs::write(
-        dir.path().join("crema.toml"),
-        format!(
-            "[auth]\nmode = \"introspect\"\nurl = \"http://127.0.0.1:{dead}/introspect?client_secret=s3cr3t-value\"\n"
-        ),
-    )
-    .unwrap();
-    let gw = start(&[
-        "--demo",
-        "--config",
-        &path(dir.path(), "crema.toml"),
-        "--db",
-        &path(dir.path(), "crema.db"),
-    ])
+    let (gw, _dir) = demo_with(&format!(
+        "[auth]\nmode = \"introspect\"\nurl = \"http://127.0.0.1:{dead}/introspect?client_secret=s3cr3t-value\"\n"
+    ))
     .await;
     let (status, body) = request(
         &gw.addr,

@@ -138,22 +138,23 @@ impl WsState {
 
     /// Answer bytes (control frames) waiting in the connections' queues now.
     pub fn control_bytes(&self) -> usize {
-        let mailboxes: Vec<Arc<Mailbox>> = self
-            .mailboxes
-            .lock()
-            .map(|m| m.values().cloned().collect())
-            .unwrap_or_default();
-        mailboxes.iter().map(|m| m.lock().control_bytes()).sum()
+        self.sum_queues(crate::Outbound::control_bytes)
     }
 
     /// Data bytes waiting in the connections' queues now.
     pub fn queued_bytes(&self) -> usize {
+        self.sum_queues(crate::Outbound::data_bytes)
+    }
+
+    /// `count` of every open connection's queue, summed (each queue locked in turn, none
+    /// while the list is).
+    fn sum_queues(&self, count: fn(&crate::Outbound) -> usize) -> usize {
         let mailboxes: Vec<Arc<Mailbox>> = self
             .mailboxes
             .lock()
             .map(|m| m.values().cloned().collect())
             .unwrap_or_default();
-        mailboxes.iter().map(|m| m.lock().data_bytes()).sum()
+        mailboxes.iter().map(|m| count(&m.lock())).sum()
     }
 
     /// Data frames dropped for slow clients so far (each reported to its client as a `gap`).

@@ -32,35 +32,23 @@ pub(crate) fn free_port() -> u16 {
 
 /// Starts the gateway with `args` on a free loopback port; answers once it listens.
 pub(crate) async fn start(args: &[&str]) -> Gateway {
-    let addr = format!("127.0.0.1:{}", free_port());
-    let child = Command::new(BIN)
-        .args(args)
-        .args(["--listen", &addr])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let gateway = Gateway { child, addr };
-    for _ in 0..100 {
-        if tokio::net::TcpStream::connect(&gateway.addr).await.is_ok() {
-            return gateway;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the gateway did not listen");
+    launch(args, Stdio::null()).await
 }
 
 /// Starts the gateway with `args` on a free loopback port, its log (`RUST_LOG=info`) going
 /// to `log`; answers once it listens.
 pub(crate) async fn start_logged(args: &[&str], log: &std::path::Path) -> Gateway {
+    launch(args, std::fs::File::create(log).unwrap().into()).await
+}
+
+async fn launch(args: &[&str], log: Stdio) -> Gateway {
     let addr = format!("127.0.0.1:{}", free_port());
-    let out = std::fs::File::create(log).unwrap();
     let child = Command::new(BIN)
         .args(args)
         .args(["--listen", &addr])
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())
-        .stderr(out)
+        .stderr(log)
         .spawn()
         .unwrap();
     let gateway = Gateway { child, addr };
