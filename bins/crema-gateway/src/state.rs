@@ -71,13 +71,13 @@ pub(crate) fn error(
     .into_response()
 }
 
-/// A storage failure: logged, and answered 500.
+/// A storage failure: logged, and answered 500 without the detail (where the database is).
 pub(crate) fn storage_error(e: storage::StorageError) -> ApiError {
     tracing::error!("storage: {e}");
     ApiError {
         status: StatusCode::INTERNAL_SERVER_ERROR,
         code: "storage",
-        message: e.to_string(),
+        message: "the database failed; the gateway's log says why".to_owned(),
     }
 }
 

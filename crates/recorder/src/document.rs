@@ -157,3 +157,21 @@ mod tests {
         assert!(after.get("uuid").is_none());
     }
 }
+
+#[cfg(test)]
+mod link_tests {
+    #[test]
+    fn only_web_addresses_are_links() {
+        assert!(super::web_address("https://visualizer.coffee/shots/abc"));
+        assert!(super::web_address("http://127.0.0.1:9/shots/1"));
+        for not in [
+            "javascript:alert(1)",
+            "JavaScript:alert(1)",
+            "data:text/html,<script>1</script>",
+            "//evil.example/x",
+            "",
+        ] {
+            assert!(!super::web_address(not), "{not}");
+        }
+    }
+}

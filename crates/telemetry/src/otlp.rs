@@ -118,8 +118,10 @@ impl Exporter {
         service: &'static str,
     ) -> Result<Exporter, OtlpError> {
         let url = config.metrics_url();
+        // As logs show URLs: scheme, host and a hash of the rest.
+        let shown = http_client::shown_text(&url);
         let failed = |reason: String| OtlpError {
-            url: url.clone(),
+            url: shown.clone(),
             reason,
         };
         let runtime = tokio::runtime::Handle::try_current()
@@ -151,13 +153,13 @@ impl Exporter {
         let meter = provider.meter("crema");
         instruments(&meter, Arc::new(Snapshots::new(registry)));
         tracing::info!(
-            "pushing metrics to {url} every {:?} (OTLP/HTTP)",
+            "pushing metrics to {shown} every {:?} (OTLP/HTTP)",
             config.interval
         );
         Ok(Exporter {
             provider: Some(provider),
             meter,
-            url,
+            url: shown,
         })
     }
 
@@ -347,7 +349,7 @@ impl opentelemetry_http::HttpClient for Client {
             timeout: PUSH_TIMEOUT,
             max_body: 1 << 20,
         };
-        let shown = url.to_string();
+        let shown = http_client::shown(&url);
         let answer = self
             .runtime
             .spawn(async move {
