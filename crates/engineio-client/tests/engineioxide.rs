@@ -15,7 +15,8 @@ use engineioxide::handler::EngineIoHandler;
 use engineioxide::layer::EngineIoLayer;
 use engineioxide::{DisconnectReason, Socket, Str};
 
-/// Echoes every message; a text message `close` makes the server close the session.
+/// Echoes every message; a text message `close` makes the server close the session, and
+/// `big N` makes it send a message of N bytes.
 #[derive(Debug, Default, Clone)]
 struct Echo;
 
@@ -29,6 +30,8 @@ impl EngineIoHandler for Echo {
     fn on_message(self: &Arc<Self>, msg: Str, socket: Arc<Socket<()>>) {
         if msg.as_str() == "close" {
             socket.close(DisconnectReason::TransportClose);
+        } else if let Some(n) = msg.as_str().strip_prefix("big ") {
+            socket.emit("x".repeat(n.parse().unwrap_or(0))).ok();
         } else {
             socket.emit(msg).ok();
         }
@@ -82,6 +85,37 @@ async fn server() -> (String, Server) {
 async fn websocket_echo() {
     let (url, _server) = server().await;
     common::echo_round_trip(&url, TransportMode::WebSocket, Transport::WebSocket).await;
+}
+
+/// A message over `Config::max_payload` from the server is not read, on either transport: the
+/// session ends saying why, and the client connects again; one within it still arrives.
+#[tokio::test]
+async fn a_message_over_max_payload_ends_the_session_saying_why() {
+    let (url, _server) = server().await;
+    for mode in [TransportMode::WebSocket, TransportMode::Polling] {
+        let (client, mut events) = Client::connect(config(&url, mode).max_payload(64 * 1024));
+        assert!(matches!(next(&mut events).await, Event::Open { .. }));
+        client.send("big 60000").await.unwrap();
+        let Payload::Text(text) = message(&mut events).await else {
+            panic!("{mode:?}: not text")
+        };
+        assert_eq!(text.len(), 60_000, "{mode:?}");
+        client.send("big 100000").await.unwrap();
+        let why = loop {
+            match next(&mut events).await {
+                Event::Close { reason } => break reason.to_string(),
+                Event::Message(_) => panic!("{mode:?}: the large message was read"),
+                _ => {}
+            }
+        };
+        assert!(why.contains("max_payload"), "{mode:?}: {why}");
+        loop {
+            if let Event::Open { .. } = next(&mut events).await {
+                break;
+            }
+        }
+        client.close();
+    }
 }
 
 #[tokio::test]
