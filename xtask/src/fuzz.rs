@@ -7,7 +7,7 @@ use anyhow::{Context as _, bail};
 use serde_json::Value;
 
 /// Every fuzz target under `fuzz/fuzz_targets/`.
-pub(crate) const TARGETS: [&str; 7] = [
+pub(crate) const TARGETS: [&str; 8] = [
     "engineio_packet",
     "engineio_payload",
     "socketio_packet",
@@ -15,6 +15,7 @@ pub(crate) const TARGETS: [&str; 7] = [
     "ws_client_frames",
     "ws_control",
     "machine_event",
+    "identity_answer",
 ];
 
 pub(crate) fn run(target: &str, seconds: u64) -> anyhow::Result<()> {
@@ -60,6 +61,13 @@ fn seeds(target: &str) -> anyhow::Result<Vec<Vec<u8>>> {
         "engineio_packet" => strings(&read("engineio.json")?, "packets", "text"),
         "engineio_payload" => strings(&read("engineio.json")?, "payloads", "body"),
         "socketio_packet" => strings(&read("socketio.json")?, "packets", "text"),
+        // The machine's answers of the identity vectors.
+        "identity_answer" => read("../meticulous/identity/vectors.json")?["signatures"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|case| case["answer"].to_string().into_bytes())
+            .collect(),
         // A piece size, 0 (one request's text as it is), then the request.
         "ws_control" => [
             r#"{"op":"subscribe","topic":"machine:kitchen"}"#,

@@ -26,6 +26,7 @@ pub mod analysis;
 #[cfg(feature = "api")]
 pub mod api;
 mod history;
+pub mod identity;
 mod live;
 mod reading;
 
