@@ -27,6 +27,7 @@
 pub mod collector;
 pub mod hostile;
 mod machine;
+pub mod pairing;
 mod replay;
 pub mod visualizer;
 
@@ -63,6 +64,9 @@ pub struct SimulatorConfig {
     /// answer none, as a machine whose history database is broken would: what a recorder keeps
     /// is then only what it recorded live (the fault suite checks that).
     pub history: bool,
+    /// Whether it runs the pairing firmware ([`pairing`]): every REST call but the public ones
+    /// and the socket.io CONNECT need a device token. Off: an open machine, as older firmware.
+    pub pairing: bool,
 }
 
 impl Default for SimulatorConfig {
@@ -74,6 +78,7 @@ impl Default for SimulatorConfig {
             pause: Duration::from_secs(5),
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             history: true,
+            pairing: false,
         }
     }
 }
@@ -83,6 +88,7 @@ impl Default for SimulatorConfig {
 pub struct Simulator {
     addr: SocketAddr,
     machine: Arc<Mutex<Machine>>,
+    firmware: Option<pairing::Shared>,
     done: watch::Receiver<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -94,17 +100,37 @@ impl Simulator {
         let addr = listener.local_addr()?;
         let mut new = Machine::new();
         new.history_off = !config.history;
+        let firmware = config.pairing.then(|| {
+            Arc::new(Mutex::new(pairing::Firmware::new(
+                &new.serial_number(),
+                vec![format!("http://{addr}")],
+            )))
+        });
+        new.firmware = firmware.clone();
         let machine = Arc::new(Mutex::new(new));
         let (layer, io) = SocketIo::builder()
             .ping_interval(Duration::from_secs(10))
             .ping_timeout(Duration::from_secs(60))
             .build_layer();
-        serve_namespace(&io);
-        let app = Router::new()
+        serve_namespace(&io, firmware.clone());
+        let mut app = Router::new()
             .route("/api/v1/history", get(history))
             .route("/api/v1/history/current", get(current))
             .route("/api/v1/history/last", get(last))
-            .with_state(machine.clone())
+            .with_state(machine.clone());
+        app = match &firmware {
+            Some(firmware) => app
+                .route_layer(axum::middleware::from_fn_with_state(
+                    firmware.clone(),
+                    pairing::require_token,
+                ))
+                .merge(pairing::routes(firmware.clone())),
+            None => app.route(
+                "/api/v1/machine",
+                get(|| async { Json(serde_json::json!({"name": "Simulated Meticulous"})) }),
+            ),
+        };
+        let app = app
             .layer(layer)
             // Outermost, so that socket.io requests are refused too while the backend restarts.
             .layer(axum::middleware::from_fn_with_state(
@@ -121,6 +147,7 @@ impl Simulator {
         Ok(Simulator {
             addr,
             machine,
+            firmware,
             done,
             tasks: vec![server, replay],
         })
@@ -144,6 +171,17 @@ impl Simulator {
             .unwrap_or_default()
     }
 
+    /// The pairing firmware's state, when it runs one: the code on its screen, its key; revoke
+    /// its devices or reset its identity with it.
+    pub fn firmware(&self) -> Option<&pairing::Shared> {
+        self.firmware.as_ref()
+    }
+
+    /// The last pairing code the machine showed, `(pairing_id, code)`.
+    pub fn pairing_code(&self) -> Option<(String, String)> {
+        self.firmware.as_ref()?.lock().ok()?.shown.clone()
+    }
+
     /// Waits until a scenario played once (`repeat: false`) has finished.
     pub async fn finished(&mut self) {
         let _ = self.done.wait_for(|done| *done).await;
@@ -162,15 +200,35 @@ type Shared = Arc<Mutex<Machine>>;
 
 /// The machine's one namespace. It greets with `profileHover` only; `status` follows within
 /// 100 ms.
-pub(crate) fn serve_namespace(io: &SocketIo) {
-    io.ns("/", async |socket: socketioxide::extract::SocketRef| {
+pub(crate) fn serve_namespace(io: &SocketIo, firmware: Option<pairing::Shared>) {
+    use socketioxide::extract::{SocketRef, TryData};
+    use socketioxide::handler::ConnectHandler as _;
+    let greet = async |socket: SocketRef| {
         socket
             .emit(
                 "profileHover",
                 &serde_json::json!({"id": "0f1c2e3d-4b5a-4c6d-8e7f-9a0b1c2d3e4f", "from": "backend", "type": "focus"}),
             )
             .ok();
-    });
+    };
+    match firmware {
+        None => io.ns("/", greet),
+        // With pairing, the CONNECT's `auth` must carry a paired device's token.
+        Some(firmware) => {
+            let paired = async move |TryData(auth): TryData<serde_json::Value>| {
+                let token = auth
+                    .ok()
+                    .and_then(|a| a["token"].as_str().map(str::to_owned));
+                let known = token.is_some_and(|t| firmware.lock().is_ok_and(|f| f.knows(&t)));
+                if known {
+                    Ok(())
+                } else {
+                    Err("Unauthorized".to_owned())
+                }
+            };
+            io.ns("/", greet.with(paired));
+        }
+    }
 }
 
 /// While the simulated backend restarts, every request fails as a dead server's would.

@@ -22,6 +22,8 @@ pub struct Machine {
     serial: (u16, u16),
     /// The profile to attach to saved shots.
     pub profile: Option<RawJson>,
+    /// Its pairing firmware, when it runs one.
+    pub firmware: Option<crate::pairing::Shared>,
 }
 
 impl Machine {
@@ -35,6 +37,11 @@ impl Machine {
             ),
             ..Self::default()
         }
+    }
+
+    /// Its serial number, as the pairing firmware signs it.
+    pub fn serial_number(&self) -> String {
+        format!("SIM-{:04x}-{:03x}", self.serial.0, self.serial.1)
     }
 
     /// The shot in progress, as `/api/v1/history/current` answers.

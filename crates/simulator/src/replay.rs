@@ -154,7 +154,8 @@ pub(crate) async fn run(
                     io.close().await;
                 }
                 "_connect" => {
-                    serve_namespace(&io);
+                    let firmware = machine.lock().ok().and_then(|m| m.firmware.clone());
+                    serve_namespace(&io, firmware);
                     if let Ok(mut m) = machine.lock() {
                         m.down = false;
                     }
