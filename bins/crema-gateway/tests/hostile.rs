@@ -68,6 +68,22 @@ async fn demo_with(config: &str) -> (common::Gateway, tempfile::TempDir) {
     (gw, dir)
 }
 
+/// A browser's WebSocket to `addr`, subscribed to `machine:kitchen` (its answer not read yet).
+async fn kitchen_subscriber(
+    addr: &str,
+) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws"))
+        .await
+        .unwrap();
+    futures_util::SinkExt::send(
+        &mut ws,
+        Message::Text(r#"{"op":"subscribe","topic":"machine:kitchen"}"#.into()),
+    )
+    .await
+    .unwrap();
+    ws
+}
+
 /// A masked client text frame.
 fn masked(text: &str) -> Vec<u8> {
     let payload = text.as_bytes();
@@ -249,15 +265,7 @@ async fn three_thousand_event_names_leave_the_snapshot_under_its_cap() {
             .then_some(())
     })
     .await;
-    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws", gw.addr))
-        .await
-        .unwrap();
-    futures_util::SinkExt::send(
-        &mut ws,
-        Message::Text(r#"{"op":"subscribe","topic":"machine:kitchen"}"#.into()),
-    )
-    .await
-    .unwrap();
+    let mut ws = kitchen_subscriber(&gw.addr).await;
     let subscribed = loop {
         let Some(Ok(Message::Text(text))) = ws.next().await else {
             panic!("the connection ended")
@@ -526,15 +534,7 @@ async fn hostile_peers_together_beside_normal_traffic() {
     let reader = {
         let addr = gw.addr.clone();
         tokio::spawn(async move {
-            let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws"))
-                .await
-                .unwrap();
-            futures_util::SinkExt::send(
-                &mut ws,
-                Message::Text(r#"{"op":"subscribe","topic":"machine:kitchen"}"#.into()),
-            )
-            .await
-            .unwrap();
+            let mut ws = kitchen_subscriber(&addr).await;
             let (mut events, mut last_seq, mut longest) = (0u64, None::<u64>, Duration::ZERO);
             let mut last = Instant::now();
             while Instant::now() < until {
