@@ -53,11 +53,25 @@ pub enum Auth {
     Provider(AuthProvider),
 }
 
+/// `Debug` shows the payload's keys, never its values: an auth payload holds tokens.
+///
+/// ```
+/// let auth = socketio_v5::Auth::Static(serde_json::json!({"token": "s3cret"}));
+/// assert_eq!(format!("{auth:?}"), r#"Static({"token": <redacted>})"#);
+/// ```
 impl fmt::Debug for Auth {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Auth::None => f.write_str("None"),
-            Auth::Static(v) => write!(f, "Static({v})"),
+            Auth::Static(serde_json::Value::Object(map)) => {
+                f.write_str("Static({")?;
+                for (i, key) in map.keys().enumerate() {
+                    let comma = if i > 0 { ", " } else { "" };
+                    write!(f, "{comma}{key:?}: <redacted>")?;
+                }
+                f.write_str("})")
+            }
+            Auth::Static(_) => f.write_str("Static(<redacted>)"),
             Auth::Provider(_) => f.write_str("Provider(..)"),
         }
     }
