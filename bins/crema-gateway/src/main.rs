@@ -12,7 +12,8 @@ use clap::Parser;
 use fanout::Hub;
 use fanout::admission::{Admission, Caps};
 use fanout::auth::{Auth, AuthConfig};
-use fanout::guard::{Access, Hosts};
+use fanout::guard::Access;
+use fanout::hosts::Hosts;
 use fanout::ws::{Limits, WsState};
 use recorder::config::{Shared, Tuned};
 use recorder::hooks::{HookFlags, Hooks};
@@ -93,7 +94,7 @@ struct GatewayKeys {
     auth: AuthConfig,
     /// Pages allowed to open the WebSocket and send `POST`s, besides the gateway's own.
     origins: Option<Vec<String>>,
-    /// `Host` names answered besides loopback ones (DNS rebinding: `fanout::guard::Hosts`).
+    /// `Host` names answered besides loopback ones (DNS rebinding: `fanout::hosts::Hosts`).
     hosts: Option<Vec<String>>,
     /// Whether a scraper on this host reads `/metrics` without credentials.
     #[serde(default)]

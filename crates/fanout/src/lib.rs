@@ -12,6 +12,7 @@ pub mod admission;
 pub mod auth;
 pub mod frames;
 pub mod guard;
+pub mod hosts;
 pub mod hub;
 mod mailbox;
 pub mod metrics;

@@ -40,8 +40,8 @@ pub struct ServeConfig {
     /// Connections open at once (20,000; the WebSocket and SSE caps are lower and say why).
     pub max_connections: usize,
     /// Which `Host` names are answered; any other request is answered `421` before it
-    /// reaches a route ([`crate::guard::Hosts`]).
-    pub hosts: crate::guard::Hosts,
+    /// reaches a route ([`crate::hosts::Hosts`]).
+    pub hosts: crate::hosts::Hosts,
 }
 
 impl Default for ServeConfig {
@@ -50,7 +50,7 @@ impl Default for ServeConfig {
             header_read_timeout: Duration::from_secs(10),
             max_head_bytes: 16 * 1024,
             max_connections: 20_000,
-            hosts: crate::guard::Hosts::Any,
+            hosts: crate::hosts::Hosts::Any,
         }
     }
 }
