@@ -25,8 +25,9 @@ pub enum Hosts {
 
 impl Hosts {
     /// The rule for a server: without auth, loopback names, `names`, and IP addresses when it
-    /// was allowed to listen beyond loopback (`ip_literals`); with auth, `names` and loopback
-    /// names when `names` is given, any `Host` otherwise.
+    /// was allowed to listen beyond loopback (`ip_literals`); with auth, `names`, loopback
+    /// names and IP addresses when `names` is given (a load balancer's health check asks by
+    /// address, and an address cannot be rebound), any `Host` otherwise.
     pub fn configure(auth_on: bool, names: Option<Vec<String>>, ip_literals: bool) -> Self {
         match (auth_on, names) {
             (false, names) => Hosts::Only {
@@ -35,7 +36,7 @@ impl Hosts {
             },
             (true, Some(names)) => Hosts::Only {
                 names,
-                ip_literals: false,
+                ip_literals: true,
             },
             (true, None) => Hosts::Any,
         }
@@ -130,5 +131,38 @@ mod tests {
                 .is_err()
         );
         assert!(Hosts::Any.check(&host("anything")).is_ok());
+    }
+
+    #[test]
+    fn what_each_configuration_answers() {
+        let names = || Some(vec!["crema.example".to_owned()]);
+        let answers = |hosts: &Hosts| {
+            [
+                "localhost:8080",
+                "crema.example",
+                "10.0.0.7:8080",
+                "rebind.evil.example",
+            ]
+            .map(|h| hosts.check(&host(h)).is_ok())
+        };
+        // No auth: loopback and the listed names; addresses only when listening beyond loopback.
+        assert_eq!(
+            answers(&Hosts::configure(false, None, false)),
+            [true, false, false, false]
+        );
+        assert_eq!(
+            answers(&Hosts::configure(false, names(), false)),
+            [true, true, false, false]
+        );
+        assert_eq!(
+            answers(&Hosts::configure(false, None, true)),
+            [true, false, true, false]
+        );
+        // Auth: anything without `hosts`; with it, no other name.
+        assert_eq!(answers(&Hosts::configure(true, None, false)), [true; 4]);
+        assert_eq!(
+            answers(&Hosts::configure(true, names(), false)),
+            [true, true, true, false]
+        );
     }
 }
