@@ -180,15 +180,7 @@ impl Request {
     /// quotes at most a few dozen characters of what was sent).
     pub fn parse(text: &str) -> Result<Request, String> {
         let request: Request = serde_json::from_str(text).map_err(|e| {
-            let mut why = e.to_string();
-            if why.len() > 160 {
-                let cut = (0..=160)
-                    .rev()
-                    .find(|&i| why.is_char_boundary(i))
-                    .unwrap_or(0);
-                why.truncate(cut);
-                why.push('…');
-            }
+            let why = http_client::one_line(&e.to_string(), 80);
             format!("expected {{\"op\":\"subscribe\"|\"unsubscribe\",\"topic\":…}}: {why}")
         })?;
         if request.topic.is_empty() || request.topic.len() > MAX_TOPIC {

@@ -14,10 +14,11 @@ pub enum Hosts {
     Any,
     /// Loopback names and addresses, `names` (`crema.example`, or with its port
     /// `crema.example:8080`), and IP addresses when `ip_literals` (an address typed in the
-    /// browser cannot be rebound).
+    /// browser cannot be rebound). Made by [`Hosts::only`].
     Only {
-        /// Names allowed besides the loopback ones.
-        names: Vec<String>,
+        /// Names allowed besides the loopback ones, lowercase, without a trailing dot (shared by
+        /// every connection of the server).
+        names: std::sync::Arc<[String]>,
         /// Whether any IP address is allowed as the `Host`.
         ip_literals: bool,
     },
@@ -30,15 +31,18 @@ impl Hosts {
     /// address, and an address cannot be rebound), any `Host` otherwise.
     pub fn configure(auth_on: bool, names: Option<Vec<String>>, ip_literals: bool) -> Self {
         match (auth_on, names) {
-            (false, names) => Hosts::Only {
-                names: names.unwrap_or_default(),
-                ip_literals,
-            },
-            (true, Some(names)) => Hosts::Only {
-                names,
-                ip_literals: true,
-            },
+            (false, names) => Hosts::only(names.unwrap_or_default(), ip_literals),
+            (true, Some(names)) => Hosts::only(names, true),
             (true, None) => Hosts::Any,
+        }
+    }
+
+    /// [`Hosts::Only`] `names` (written as the operator wrote them: any case, a trailing dot)
+    /// and IP addresses when `ip_literals`.
+    pub fn only(names: Vec<String>, ip_literals: bool) -> Self {
+        Hosts::Only {
+            names: names.iter().map(|n| normal(n)).collect(),
+            ip_literals,
         }
     }
 
@@ -53,7 +57,7 @@ impl Hosts {
         else {
             return Err("a request without a Host header".to_owned());
         };
-        let authority = host.trim().trim_end_matches('.').to_ascii_lowercase();
+        let authority = normal(host);
         let name = match authority.strip_prefix('[') {
             Some(v6) => v6.split(']').next().unwrap_or_default(),
             None => authority.split(':').next().unwrap_or_default(),
@@ -63,10 +67,7 @@ impl Hosts {
         let allowed = name == "localhost"
             || name.ends_with(".localhost")
             || address.is_some_and(|a| a.is_loopback() || *ip_literals)
-            || names.iter().any(|n| {
-                let n = n.trim().trim_end_matches('.').to_ascii_lowercase();
-                n == authority || n == name
-            });
+            || names.iter().any(|n| *n == authority || n == name);
         if allowed {
             Ok(())
         } else {
@@ -76,6 +77,11 @@ impl Hosts {
             ))
         }
     }
+}
+
+/// A host name or `Host` as it is compared: trimmed, lowercase, without a trailing dot.
+fn normal(host: &str) -> String {
+    host.trim().trim_end_matches('.').to_ascii_lowercase()
 }
 
 #[cfg(test)]
@@ -90,10 +96,7 @@ mod tests {
 
     #[test]
     fn hosts_that_cannot_be_rebound_or_are_listed() {
-        let only = Hosts::Only {
-            names: vec!["crema.example".into(), "Box.Lan:8080".into()],
-            ip_literals: false,
-        };
+        let only = Hosts::only(vec!["crema.example".into(), "Box.Lan:8080".into()], false);
         for ok in [
             "127.0.0.1:8080",
             "127.3.4.5",
@@ -119,10 +122,7 @@ mod tests {
             assert!(why.contains("`hosts`"), "{why}");
         }
         assert!(only.check(&axum::http::HeaderMap::new()).is_err());
-        let with_addresses = Hosts::Only {
-            names: Vec::new(),
-            ip_literals: true,
-        };
+        let with_addresses = Hosts::only(Vec::new(), true);
         assert!(with_addresses.check(&host("192.168.1.20:8080")).is_ok());
         assert!(with_addresses.check(&host("[fe80::1]:80")).is_ok());
         assert!(

@@ -365,9 +365,15 @@ impl Conn {
         Ok(())
     }
 
-    /// Answers every whole frame received, until the control lane is full.
+    /// Answers every whole frame received, until the control lane is full. With nothing
+    /// received there is nothing to hold back (and no lock taken: every wake-up of a connection
+    /// passes here).
     fn frames(&mut self) -> Result<(), End> {
         loop {
+            if self.inbound.buffered() == 0 {
+                self.paused = false;
+                return Ok(());
+            }
             self.paused = self.mailbox.lock().control_full();
             if self.paused {
                 return Ok(());
