@@ -53,17 +53,20 @@ async fn against(machine: &Hostile) -> (common::Gateway, tempfile::TempDir, std:
 }
 
 /// A gateway on its demo machine reading `config` as its `crema.toml`, in a fresh folder (removed
-/// when dropped).
+/// when dropped) that holds its log, `gateway.log`.
 async fn demo_with(config: &str) -> (common::Gateway, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("crema.toml"), config).unwrap();
-    let gw = start(&[
-        "--demo",
-        "--config",
-        &path(dir.path(), "crema.toml"),
-        "--db",
-        &path(dir.path(), "crema.db"),
-    ])
+    let gw = start_logged(
+        &[
+            "--demo",
+            "--config",
+            &path(dir.path(), "crema.toml"),
+            "--db",
+            &path(dir.path(), "crema.db"),
+        ],
+        &dir.path().join("gateway.log"),
+    )
     .await;
     (gw, dir)
 }
@@ -390,11 +393,12 @@ async fn other_sites_are_refused_without_auth() {
 }
 
 /// An introspection URL that fails: the `503` says so without the URL (its `client_secret`
-/// was in the body of the answer to anyone who sent a header).
+/// was in the body of the answer to anyone who sent a header), and the log, which says why,
+/// shows the URL without its secret.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_introspection_answers_without_its_url() {
     let dead = free_port();
-    let (gw, _dir) = demo_with(&format!(
+    let (gw, dir) = demo_with(&format!(
         "[auth]\nmode = \"introspect\"\nurl = \"http://127.0.0.1:{dead}/introspect?client_secret=s3cr3t-value\"\n"
     ))
     .await;
@@ -410,6 +414,15 @@ async fn a_failing_introspection_answers_without_its_url() {
     for secret in ["s3cr3t", "client_secret", "introspect", &dead.to_string()] {
         assert!(!body.contains(secret), "{secret} in {body}");
     }
+    let logged = std::fs::read_to_string(dir.path().join("gateway.log")).unwrap();
+    assert!(
+        logged.contains("cannot check a request's credentials"),
+        "{logged}"
+    );
+    assert!(
+        !logged.contains("s3cr3t") && !logged.contains("client_secret"),
+        "{logged}"
+    );
 }
 
 /// A token that is empty or short stops the start, naming the key (an empty one was taken,
@@ -456,6 +469,9 @@ fn an_empty_or_short_token_stops_the_start() {
             said.contains("auth.tokens[1].token") && said.contains("at least 16"),
             "{said}"
         );
+        // The refusal names the key, not a token's value.
+        assert!(!said.contains("long-enough-token-0"), "{said}");
+        assert!(token.is_empty() || !said.contains(token), "{said}");
     }
 }
 

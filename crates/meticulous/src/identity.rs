@@ -87,9 +87,6 @@ pub fn canonical_origin(url: &str) -> Result<String, IdentityError> {
         url: url.to_owned(),
         reason,
     };
-    if url.contains('%') && url.contains('[') {
-        return Err(fail("an IPv6 zone id"));
-    }
     // The URL standard reads `http:host` and `http:///host` as `http://host`; an origin is
     // written whole (as RFC 3986 and the firmware read it, these have no host).
     match url.trim().split_once("://") {

@@ -27,7 +27,7 @@ pub(crate) struct Secret<T>(pub(crate) T);
 
 impl<T> std::fmt::Debug for Secret<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("<redacted>")
+        f.write_str(http_client::REDACTED)
     }
 }
 

@@ -862,7 +862,7 @@ fn input(event: Event) -> Option<Input> {
             }
         }
         Event::ConnectError { message, .. } => {
-            let message = http_client::one_line(&message.to_string(), 300);
+            let message = http_client::one_line(&message, 300);
             tracing::error!("the machine refused the connection: {message}");
             None
         }

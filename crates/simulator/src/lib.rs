@@ -88,7 +88,6 @@ impl Default for SimulatorConfig {
 pub struct Simulator {
     addr: SocketAddr,
     machine: Arc<Mutex<Machine>>,
-    firmware: Option<pairing::Shared>,
     done: watch::Receiver<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -147,7 +146,6 @@ impl Simulator {
         Ok(Simulator {
             addr,
             machine,
-            firmware,
             done,
             tasks: vec![server, replay],
         })
@@ -173,13 +171,13 @@ impl Simulator {
 
     /// The pairing firmware's state, when it runs one: the code on its screen, its key; revoke
     /// its devices or reset its identity with it.
-    pub fn firmware(&self) -> Option<&pairing::Shared> {
-        self.firmware.as_ref()
+    pub fn firmware(&self) -> Option<pairing::Shared> {
+        self.machine.lock().ok()?.firmware.clone()
     }
 
     /// The last pairing code the machine showed, `(pairing_id, code)`.
     pub fn pairing_code(&self) -> Option<(String, String)> {
-        self.firmware.as_ref()?.lock().ok()?.shown.clone()
+        self.firmware()?.lock().ok()?.shown.clone()
     }
 
     /// Waits until a scenario played once (`repeat: false`) has finished.

@@ -76,22 +76,25 @@ impl Firmware {
         }
     }
 
-    /// Its public key, SubjectPublicKeyInfo DER, base64.
-    pub fn public_key(&self) -> String {
-        let der = self
-            .key
+    /// Its public key, SubjectPublicKeyInfo DER.
+    fn public_der(&self) -> Vec<u8> {
+        self.key
             .verifying_key()
             .to_public_key_der()
             .map(|d| d.as_bytes().to_vec())
-            .unwrap_or_default();
-        B64.encode(der)
+            .unwrap_or_default()
+    }
+
+    /// Its public key, SubjectPublicKeyInfo DER, base64.
+    pub fn public_key(&self) -> String {
+        B64.encode(self.public_der())
     }
 
     fn identity(&self) -> Value {
-        let der = B64.decode(self.public_key()).unwrap_or_default();
+        let der = self.public_der();
         json!({
             "alg": "ES256",
-            "public_key": self.public_key(),
+            "public_key": B64.encode(&der),
             "fingerprint": meticulous::identity::fingerprint(&der),
         })
     }
