@@ -37,6 +37,16 @@ fn canonical_origins_as_the_second_implementation_makes_them() {
     }
 }
 
+/// A `%` and a `[` in the path are no IPv6 zone id.
+#[test]
+fn only_the_host_decides_the_origin() {
+    assert_eq!(
+        canonical_origin("http://meticulous.local/a%20b[1]?q=%5B").unwrap(),
+        "http://meticulous.local"
+    );
+    assert!(canonical_origin("http://[fe80::1%eth0]:80/").is_err());
+}
+
 #[test]
 fn messages_and_fingerprints_are_byte_for_byte_the_same() {
     let v = vectors();
