@@ -32,8 +32,10 @@ async fn oversized_server(huge: u64, declared: bool) -> (String, Arc<AtomicU64>)
                 }
                 let head = String::from_utf8_lossy(&head).into_owned();
                 if !head.contains("sid=") {
+                    // One request per connection: the client must not reuse this one, which
+                    // closes (the next request on it would fail as a transport error).
                     let answer = format!(
-                        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{OPEN}",
+                        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{OPEN}",
                         OPEN.len()
                     );
                     let _ = tcp.write_all(answer.as_bytes()).await;
